@@ -1,0 +1,32 @@
+# The two commands: `make book` and `make test`. Each creates .venv when it is missing.
+PYTHON  ?= python3
+VENV    ?= .venv
+PROFILE ?= quick
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.xaistudy-installed
+
+.PHONY: book test lint clean help
+
+help:
+	@echo "make book     run every chapter ($(PROFILE) profile) and build _build/html/index.html"
+	@echo "make test     run the test suite"
+	@echo "make lint     ruff"
+	@echo "make clean    remove the built book, executed chapters and caches (keeps .venv)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[dev]"
+	@touch $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/xaistudy book --profile $(PROFILE)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check xaistudy tests
+
+clean:
+	rm -rf _build book/chapters data/cache .pytest_cache .ruff_cache
+	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +
