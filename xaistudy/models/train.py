@@ -103,39 +103,72 @@ def make_optimizer(
     raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}, got {name!r}")
 
 
+def _cross_entropy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(output, target.long())
+
+
+def _accuracy(output: torch.Tensor, target: torch.Tensor) -> float:
+    return float((output.argmax(1) == target).float().mean())
+
+
+@dataclass(frozen=True)
+class Objective:
+    """What training minimises and reports, and where input and target sit in a batch.
+
+    ``loss(output, target)`` is a batch mean; ``score(output, target)`` a batch-mean float
+    (accuracy for classification, e.g. Dice for segmentation), reported as ``*_acc``.
+    """
+
+    loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = _cross_entropy
+    score: Callable[[torch.Tensor, torch.Tensor], float] = _accuracy
+    batch: Callable[[Any], Batch] = split_batch
+
+
+CLASSIFICATION = Objective()
+
+
 def train_one_epoch(
-    model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer, device: torch.device
+    model: nn.Module,
+    loader: DataLoader,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    objective: Objective = CLASSIFICATION,
 ) -> tuple[float, float]:
-    """One pass of cross-entropy training; returns (mean loss, accuracy)."""
+    """One training pass; returns (mean loss, mean score)."""
     model.train()
-    total_loss, correct, count = 0.0, 0, 0
+    total_loss, total_score, count = 0.0, 0.0, 0
     for batch in loader:
-        x, y = split_batch(batch)
-        x, y = x.to(device), y.to(device).long()
+        x, y = objective.batch(batch)
+        x, y = x.to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
-        logits = model(x)
-        loss = F.cross_entropy(logits, y)
+        output = model(x)
+        loss = objective.loss(output, y)
         loss.backward()
         optimizer.step()
         total_loss += loss.item() * len(y)
-        correct += int((logits.argmax(1) == y).sum())
+        total_score += objective.score(output.detach(), y) * len(y)
         count += len(y)
-    return total_loss / max(count, 1), correct / max(count, 1)
+    return total_loss / max(count, 1), total_score / max(count, 1)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` on ``loader`` (eval mode)."""
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    objective: Objective = CLASSIFICATION,
+) -> tuple[float, float]:
+    """Mean loss and mean score of ``model`` on ``loader`` (eval mode)."""
     model.eval()
-    total_loss, correct, count = 0.0, 0, 0
+    total_loss, total_score, count = 0.0, 0.0, 0
     for batch in loader:
-        x, y = split_batch(batch)
-        x, y = x.to(device), y.to(device).long()
-        logits = model(x)
-        total_loss += F.cross_entropy(logits, y, reduction="sum").item()
-        correct += int((logits.argmax(1) == y).sum())
+        x, y = objective.batch(batch)
+        x, y = x.to(device), y.to(device)
+        output = model(x)
+        total_loss += objective.loss(output, y).item() * len(y)
+        total_score += objective.score(output, y) * len(y)
         count += len(y)
-    return total_loss / max(count, 1), correct / max(count, 1)
+    return total_loss / max(count, 1), total_score / max(count, 1)
 
 
 # -- random-number states (for exact resumption) --------------------------------------------
@@ -332,14 +365,17 @@ def fit(
     params: Mapping[str, Any] | None = None,
     desc: str | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    objective: Objective = CLASSIFICATION,
 ) -> TrainResult:
-    """Train ``model`` with cross-entropy; keep the weights of the best validation loss.
+    """Train ``model`` (cross-entropy by default); keep the weights of the best validation loss.
 
     Stops early after ``patience`` epochs without a lower validation loss (None: never).
     With ``store`` (then ``params`` is required and must identify the model, data and
     training settings): a stored result of ``(kind, params)`` is returned without training;
     otherwise a checkpoint written after every epoch lets an interrupted run resume exactly.
-    ``on_epoch_end(epoch, metrics)`` is called after each epoch's checkpoint.
+    ``on_epoch_end(epoch, metrics)`` is called after each epoch's checkpoint. ``objective``
+    sets the loss, the reported score and how a batch splits into input and target (default:
+    classification with accuracy); put what it is into ``params`` when caching.
     Shuffle with a seeded generator (see :func:`make_loader`) for reproducible runs.
     """
     if store is not None and params is None:
@@ -375,8 +411,8 @@ def fit(
     for epoch in range(progress.epoch + 1, epochs + 1):
         if done():
             break
-        train_loss, train_acc = train_one_epoch(model, train_loader, opt, dev)
-        val_loss, val_acc = evaluate(model, val_loader, dev)
+        train_loss, train_acc = train_one_epoch(model, train_loader, opt, dev, objective)
+        val_loss, val_acc = evaluate(model, val_loader, dev, objective)
         row = {
             "epoch": epoch,
             "train_loss": train_loss,

@@ -1,0 +1,1 @@
+"""Evaluation of explanations: localisation, faithfulness, perceptual and statistical tools."""

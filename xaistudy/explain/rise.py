@@ -1,0 +1,77 @@
+"""RISE (Petsiuk et al., 2018): saliency as the score-weighted average of random masks.
+
+``rise`` takes any ``score_fn`` of a batch of masked images, so the same code explains a
+classifier (the target-class probability) and a segmentation model (a class score summed over
+a region).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+
+def rise_masks(
+    n: int, size: int | tuple[int, int], cells: int = 8, p: float = 0.5, seed: int = 0
+) -> torch.Tensor:
+    """``n`` RISE masks (n, 1, H, W) in [0, 1].
+
+    A ``cells`` x ``cells`` binary grid (each cell kept with probability ``p``) is upsampled
+    bilinearly to ``(cells + 1) * ceil(H / cells)`` and cropped at a random shift.
+    """
+    if not 0 < p < 1:
+        raise ValueError(f"p must be in (0, 1), got {p}")
+    if n < 1 or cells < 1:
+        raise ValueError(f"n and cells must be >= 1, got n={n}, cells={cells}")
+    h, w = (size, size) if isinstance(size, int) else size
+    gen = torch.Generator().manual_seed(seed)
+    grid = (torch.rand(n, 1, cells, cells, generator=gen) < p).float()
+    ch, cw = int(np.ceil(h / cells)), int(np.ceil(w / cells))
+    up = F.interpolate(
+        grid, size=((cells + 1) * ch, (cells + 1) * cw), mode="bilinear", align_corners=False
+    )
+    dy = torch.randint(0, ch, (n,), generator=gen)
+    dx = torch.randint(0, cw, (n,), generator=gen)
+    masks = torch.stack([up[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(n)])
+    return masks.clamp_(0.0, 1.0)
+
+
+@torch.no_grad()
+def rise(
+    score_fn: Callable[[torch.Tensor], torch.Tensor],
+    inputs: torch.Tensor,
+    n_masks: int = 1000,
+    batch_size: int = 64,
+    seed: int = 0,
+    cells: int = 8,
+    p: float = 0.5,
+    baseline: float = 0.0,
+) -> np.ndarray:
+    """RISE maps (B, H, W) of ``inputs`` (B, C, H, W).
+
+    ``score_fn(images)`` returns one score per image for the images of one input under many
+    masks; the map is ``sum_i score_i * M_i / (n_masks * p)``. Masked pixels take ``baseline``.
+    """
+    masks = rise_masks(n_masks, tuple(inputs.shape[-2:]), cells, p, seed).to(inputs.device)
+    out = np.zeros((len(inputs), *inputs.shape[-2:]), np.float32)
+    for b in tqdm(range(len(inputs)), desc="RISE", leave=False):
+        image = inputs[b : b + 1]
+        total = torch.zeros(inputs.shape[-2:], device=inputs.device)
+        for start in range(0, n_masks, batch_size):
+            m = masks[start : start + batch_size]
+            masked = image * m + baseline * (1 - m)
+            scores = score_fn(masked).reshape(-1).to(total.dtype)
+            total += (scores[:, None, None] * m[:, 0]).sum(0)
+        out[b] = (total / (n_masks * p)).cpu().numpy()
+    return out
+
+
+def class_probability(
+    model: torch.nn.Module, target: int
+) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A RISE score: the softmax probability of class ``target``."""
+    return lambda x: torch.softmax(model(x), dim=1)[:, target]
