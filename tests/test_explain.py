@@ -176,3 +176,25 @@ def test_mean_ci_matches_scipy_and_bootstrap_is_seeded():
     assert mean_ci([0.3]) == (0.3, 0.3, 0.3)
     b1, b2 = bootstrap_ci(finite, seed=3), bootstrap_ci(finite, seed=3)
     assert b1 == b2 and b1[0] < finite.mean() < b1[1]
+
+
+def test_lime_keeps_only_the_top_superpixels(tiny):
+    model, x = tiny
+    attr = attribute("lime", model, x[:1], 0, num_samples=40, num_features=3)
+    values = np.unique(attr[0, 0].numpy())
+    assert 1 <= len(values[values != 0]) <= 3
+    positive = attribute(
+        "lime", model, x[:1], 0, num_samples=40, num_features=3, positive_only=True
+    )
+    assert (positive >= 0).all()
+
+
+def test_rise_coverage_normalisation_removes_the_mask_pattern():
+    constant = rise(lambda x: torch.ones(len(x)), torch.ones(1, 3, 16, 16), n_masks=50)[0]
+    np.testing.assert_allclose(constant, 1.0, rtol=1e-5)  # a score that never changes: flat map
+    petsiuk = rise(
+        lambda x: torch.ones(len(x)), torch.ones(1, 3, 16, 16), n_masks=50, normalise="p"
+    )[0]
+    assert petsiuk.std() > 0.01  # dividing by N * p leaves the masks' own coverage pattern
+    with pytest.raises(ValueError, match="normalise must be"):
+        rise(lambda x: torch.ones(len(x)), torch.ones(1, 3, 8, 8), n_masks=2, normalise="max")

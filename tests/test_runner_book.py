@@ -66,6 +66,8 @@ def test_injected_parameters_are_the_validated_ones(smoke_run):
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1
     assert "tile_size = 64" in injected[0].source and 'profile = "smoke"' in injected[0].source
+    defaults = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    assert "remove-cell" in defaults[0].metadata.tags  # the book shows only what ran
 
 
 def test_notebook_parameters_cell_declares_every_parameter():

@@ -92,3 +92,10 @@ def test_cached_items_resume_after_simulated_crash(tmp_path):
 def test_cache_root_from_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("XAISTUDY_CACHE", str(tmp_path / "c"))
     assert Store().root == tmp_path / "c"
+
+
+def test_written_files_get_ordinary_permissions(tmp_path):
+    path = atomic_write_bytes(tmp_path / "figure.png", b"x")
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

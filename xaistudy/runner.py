@@ -18,7 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xaistudy.params import DEFAULT_PROFILE, ChapterParams, DataParams, ParamError, build_params
+from xaistudy.params import (
+    DEFAULT_PROFILE,
+    ChapterParams,
+    DataParams,
+    IboParams,
+    ParamError,
+    SaliencyTourParams,
+    SegmentationXaiParams,
+    ThesisMetricsParams,
+    XRelevanceCamParams,
+    build_params,
+)
 from xaistudy.store import repo_root
 
 log = logging.getLogger(__name__)
@@ -47,6 +58,15 @@ CHAPTERS: dict[str, Chapter] = {
     c.name: c
     for c in [
         Chapter("data", "The synthetic data: tissue with exact ground truth", DataParams),
+        Chapter("saliency_tour", "A tour of saliency methods", SaliencyTourParams),
+        Chapter(
+            "thesis_metrics",
+            "Interpretation-quality metrics for tissue grading",
+            ThesisMetricsParams,
+        ),
+        Chapter("xrelevancecam", "XRelevanceCAM: relevance-weighted CAMs", XRelevanceCamParams),
+        Chapter("ibo", "IBO: inpainting-based occlusion", IboParams),
+        Chapter("segmentation_xai", "Explaining segmentation models", SegmentationXaiParams),
     ]
 }
 
@@ -123,9 +143,23 @@ def run_chapter(
         ) from None
     finally:
         source.unlink(missing_ok=True)
+    _hide_default_parameters(running)
     os.replace(running, out / f"{name}.ipynb")
     (out / f"{name}.failed.ipynb").unlink(missing_ok=True)
     return out
+
+
+def _hide_default_parameters(notebook: Path) -> None:
+    """Keep only the parameters that ran visible in the book: the notebook's default
+    ``parameters`` cell gets ``remove-cell``; Papermill's injected cell stays."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+    nbformat.write(nb, notebook)
 
 
 def build_html(root: Path | None = None) -> Path:

@@ -27,9 +27,12 @@ from tqdm.auto import tqdm
 log = logging.getLogger(__name__)
 
 #: Bump when the meaning of a cached artifact changes, so old caches are not reused.
-CODE_VERSION = "1"
+CODE_VERSION = "2"
 
 ENV_CACHE = "XAISTUDY_CACHE"
+
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def repo_root() -> Path:
@@ -60,6 +63,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -224,10 +224,16 @@ def _lime(
 ):
     """LIME (``lime`` package) on quickshift superpixels; the map holds each segment's weight.
 
-    ``num_features`` keeps the top segments by weight (``positive_only``: only positive ones),
-    e.g. 3 as in the thesis chapter; None keeps all.
+    Superpixels are ``lime``'s default quickshift (kernel 4, max_dist 200, ratio 0.2) computed
+    on the image scaled to 0-255, the range those settings are made for. ``num_features`` keeps
+    the top segments by absolute weight, as ``lime``'s ``get_image_and_mask`` does
+    (``positive_only``: the top positive ones), e.g. 3 in the thesis chapter; None keeps all.
     """
     from lime import lime_image
+    from skimage.segmentation import quickshift
+
+    def segment(image: np.ndarray) -> np.ndarray:
+        return quickshift(image * 255.0, kernel_size=4, max_dist=200, ratio=0.2, rng=seed)
 
     device = inputs.device
 
@@ -247,8 +253,9 @@ def _lime(
             num_samples=num_samples,
             batch_size=batch_size,
             random_seed=seed,
+            segmentation_fn=segment,
         )
-        weights = sorted(explanation.local_exp[t], key=lambda sw: -sw[1])
+        weights = sorted(explanation.local_exp[t], key=lambda sw: -abs(sw[1]))
         if positive_only:
             weights = [(s, w) for s, w in weights if w > 0]
         if num_features is not None:

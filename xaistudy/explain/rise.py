@@ -50,12 +50,18 @@ def rise(
     cells: int = 8,
     p: float = 0.5,
     baseline: float = 0.0,
+    normalise: str = "coverage",
 ) -> np.ndarray:
     """RISE maps (B, H, W) of ``inputs`` (B, C, H, W).
 
     ``score_fn(images)`` returns one score per image for the images of one input under many
-    masks; the map is ``sum_i score_i * M_i / (n_masks * p)``. Masked pixels take ``baseline``.
+    masks. The map is ``sum_i score_i * M_i`` divided, per pixel, by how much the masks kept
+    that pixel, ``sum_i M_i`` (``normalise="coverage"``, the default: the mean score when the
+    pixel is visible, so the random mask pattern itself does not show in the map), or by
+    ``n_masks * p`` as in Petsiuk et al. (``normalise="p"``). Masked pixels take ``baseline``.
     """
+    if normalise not in ("coverage", "p"):
+        raise ValueError(f"normalise must be 'coverage' or 'p', got {normalise!r}")
     masks = rise_masks(n_masks, tuple(inputs.shape[-2:]), cells, p, seed).to(inputs.device)
     out = np.zeros((len(inputs), *inputs.shape[-2:]), np.float32)
     for b in tqdm(range(len(inputs)), desc="RISE", leave=False):
@@ -66,7 +72,11 @@ def rise(
             masked = image * m + baseline * (1 - m)
             scores = score_fn(masked).reshape(-1).to(total.dtype)
             total += (scores[:, None, None] * m[:, 0]).sum(0)
-        out[b] = (total / (n_masks * p)).cpu().numpy()
+        if normalise == "coverage":
+            denominator = masks[:, 0].sum(0).clamp(min=1e-6)
+        else:
+            denominator = torch.tensor(n_masks * p, device=inputs.device)
+        out[b] = (total / denominator).cpu().numpy()
     return out
 
 

@@ -1,0 +1,295 @@
+"""Segmentation explanations and their metrics (Hasany et al.): constructed models and maps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from pytorch_grad_cam import HiResCAM
+from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
+from torch import nn
+
+from xaistudy.evaluate.segmentation_metrics import (
+    benchmark,
+    binarise,
+    dice,
+    mask_image,
+    method_configs,
+    metric_steps,
+    saliency_ratio,
+    share_inside,
+    summarise,
+)
+from xaistudy.explain.segmentation import (
+    SegXResCAM,
+    explain_segmentation,
+    pool_gradients,
+    roi_window,
+)
+from xaistudy.models.classifiers import WeightsNotFoundError
+from xaistudy.models.segmenters import (
+    Segmenter,
+    build_deeplabv3,
+    deeplab_weights_file,
+    he_segmentation_targets,
+    unet_segmenter,
+)
+from xaistudy.store import Store
+
+SIZE = 32
+
+
+def local_segmenter(seed: int = 0) -> Segmenter:
+    """A purely local model: logits = 1x1 conv of ReLU(3x3 conv(x)); layer '1' is the ReLU.
+
+    The score over a region M depends only on the features within one pixel of M.
+    """
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 2, 1))
+    with torch.no_grad():
+        net[0].bias.fill_(0.5)  # features active everywhere
+        net[2].weight.abs_()  # every feature adds to class 1
+    return Segmenter(net, ("a", "b"), multilabel=True, bottleneck="1").eval()
+
+
+class RegionModel(nn.Module):
+    """Class-0 logit everywhere = 20 * (mean of the input over a fixed region R) - 5."""
+
+    def __init__(self, region: torch.Tensor):
+        super().__init__()
+        self.register_buffer("region", region.float())
+        self.conv = nn.Conv2d(3, 1, 1)  # a layer, unused by the score
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = (x.mean(1) * self.region).sum((1, 2)) / self.region.sum()
+        logit = (20 * mean - 5)[:, None, None, None].expand(-1, 1, *x.shape[-2:])
+        return logit + 0 * self.conv(x)
+
+
+# -- metrics --------------------------------------------------------------------------------
+def test_dice_matches_hand_computation():
+    a = np.zeros((1, 4, 4), bool)
+    b = np.zeros((1, 4, 4), bool)
+    a[0, :2, :2] = True  # 4 pixels
+    b[0, 1:3, 1:3] = True  # 4 pixels, overlap 1
+    assert dice(a, b)[0] == pytest.approx(2 * 1 / 8)
+    assert dice(a, a)[0] == 1.0
+    assert dice(np.zeros_like(a), np.zeros_like(a))[0] == 1.0  # both empty agree
+    assert dice(a, np.zeros_like(a))[0] == 0.0
+
+
+def test_saliency_ratio_on_constructed_maps():
+    sal = np.zeros((2, 8, 8), np.float32)
+    sal[0, :4, :4] = 0.9  # 16 pixels above 0.1
+    sal[0, 6, 6] = 0.05  # below the threshold
+    sal[1, :, :] = 0.5  # all 64 pixels
+    pred = np.zeros((2, 8, 8), bool)
+    pred[0, :2, :4] = True  # 8 pixels
+    pred[1, :4, :4] = True  # 16 pixels
+    ratio = saliency_ratio(binarise(sal, 0.1), pred)
+    np.testing.assert_allclose(ratio, [16 / 8, 64 / 16])
+    assert np.isnan(saliency_ratio(binarise(sal, 0.1), np.zeros_like(pred))).all()
+
+
+def test_binarise_and_mask_errors_are_one_line():
+    with pytest.raises(ValueError, match="threshold must be in"):
+        binarise(np.zeros((1, 2, 2)), 1.5)
+    with pytest.raises(ValueError, match="keep must be"):
+        mask_image(torch.zeros(1, 3, 4, 4), np.ones((1, 3, 3), bool))
+
+
+def test_mask_image_fills_outside_keep():
+    img = torch.rand(1, 3, 4, 4)
+    keep = np.zeros((1, 4, 4), bool)
+    keep[0, 0, 0] = True
+    out = mask_image(img, keep, fill=1.0)
+    assert torch.equal(out[0, :, 0, 0], img[0, :, 0, 0])
+    assert (out[0, :, 1:, :] == 1).all()
+
+
+def test_dice_explained_is_one_when_mask_keeps_whole_image():
+    model = local_segmenter()
+    x = torch.rand(2, 3, SIZE, SIZE)
+    sal = np.ones((2, SIZE, SIZE), np.float32)
+    steps = metric_steps(model, x, 1, sal, threshold=0.05)
+    assert steps["prediction"].any(axis=(1, 2)).all()  # a non-trivial prediction
+    np.testing.assert_array_equal(steps["dice_explained"], [1.0, 1.0])
+    np.testing.assert_allclose(
+        steps["saliency_ratio"], SIZE * SIZE / steps["prediction"].reshape(2, -1).sum(1)
+    )
+
+
+def test_dice_explained_matches_hand_computation_on_local_model():
+    """Keep the left half: the masked prediction is recomputed by hand and compared."""
+    model = local_segmenter()
+    x = torch.rand(1, 3, SIZE, SIZE)
+    sal = np.zeros((1, SIZE, SIZE), np.float32)
+    sal[0, :, : SIZE // 2] = 1
+    steps = metric_steps(model, x, 1, sal, threshold=0.5, fill=0.0)
+    with torch.no_grad():
+        pred = torch.sigmoid(model(x))[0, 1] > 0.5
+        masked = x.clone()
+        masked[..., SIZE // 2 :] = 0
+        pred_masked = torch.sigmoid(model(masked))[0, 1] > 0.5
+    inter = (pred & pred_masked).sum().item()
+    expected = 2 * inter / (pred.sum().item() + pred_masked.sum().item())
+    assert steps["dice_explained"][0] == pytest.approx(expected)
+    assert steps["saliency_ratio"][0] == pytest.approx(SIZE * SIZE / 2 / pred.sum().item())
+
+
+def test_share_inside():
+    sal = np.zeros((1, 4, 4))
+    sal[0, 0, 0], sal[0, 3, 3] = 3.0, 1.0
+    m = np.zeros((1, 4, 4), bool)
+    m[0, :2, :2] = True
+    assert share_inside(sal, m)[0] == pytest.approx(0.75)
+    assert np.isnan(share_inside(np.zeros((1, 4, 4)), m)[0])
+
+
+# -- methods --------------------------------------------------------------------------------
+def test_xres_pooling_against_hand_computation():
+    g = torch.arange(16.0).reshape(1, 1, 4, 4)
+    pooled = pool_gradients(g, 2, "max")
+    expected = torch.tensor([[5.0, 5, 7, 7], [5, 5, 7, 7], [13, 13, 15, 15], [13, 13, 15, 15]])
+    assert torch.equal(pooled[0, 0], expected)
+    assert torch.equal(pool_gradients(g, 1), g)
+    assert pool_gradients(g, 2, "avg")[0, 0, 0, 0] == pytest.approx((0 + 1 + 4 + 5) / 4)
+
+
+def test_seg_xres_cam_without_pooling_is_hirescam():
+    model = local_segmenter()
+    x = torch.rand(2, 3, SIZE, SIZE)
+    m = np.zeros((SIZE, SIZE), np.float32)
+    m[4:12, 4:12] = 1
+    targets = [SemanticSegmentationTarget(1, m) for _ in range(2)]
+    ours = SegXResCAM(model, [model.layer("1")], pool=1)(x, targets)
+    ref = HiResCAM(model, [model.layer("1")])(x, targets)
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+
+
+def test_seg_xres_cam_matches_autograd():
+    """Pool 2 (max): recomputed with autograd and torch pooling, independent of grad-cam."""
+    model = local_segmenter(1)
+    x = torch.rand(1, 3, SIZE, SIZE)
+    m = torch.zeros(SIZE, SIZE)
+    m[20:28, 2:10] = 1
+    cam = explain_segmentation("seg-xres-cam", model, x, 1, m.numpy()[None], layer="1")
+    a = torch.relu(model.net[0](x)).detach().requires_grad_(True)
+    (model.net[2](a)[0, 1] * m).sum().backward()
+    g = torch.nn.functional.max_pool2d(a.grad, 2)
+    g = g.repeat_interleave(2, -1).repeat_interleave(2, -2)
+    ref = torch.relu((g * a).sum(1))[0].detach().numpy()
+    ref = (ref - ref.min()) / (ref.max() - ref.min())
+    np.testing.assert_allclose(cam[0], ref, atol=1e-4)
+
+
+def test_xres_keeps_saliency_inside_region_where_grad_cam_spreads_it():
+    model = local_segmenter()
+    x = torch.rand(4, 3, SIZE, SIZE)
+    m = np.zeros((4, SIZE, SIZE), bool)
+    m[:, 2:10, 20:28] = True  # top right
+    grad = explain_segmentation("seg-grad-cam", model, x, 1, m, layer="1")
+    xres = explain_segmentation("seg-xres-cam", model, x, 1, m, layer="1", pool=2)
+    window = np.zeros_like(m)
+    window[:, 0:12, 18:30] = True  # M and the 2x2 pooling cells it touches
+    share_grad, share_xres = share_inside(grad, window), share_inside(xres, window)
+    assert (share_xres > 0.95).all()
+    assert (share_grad < 0.5).all()
+    assert (share_xres > share_grad + 0.4).all()
+
+
+def test_rise_recovers_the_decisive_region():
+    region = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    region[4:14, 18:28] = True
+    model = Segmenter(RegionModel(region), ("a",), multilabel=True, bottleneck="conv").eval()
+    x = torch.full((1, 3, SIZE, SIZE), 0.6)
+    sal = explain_segmentation("rise", model, x, 0, n_masks=300, batch_size=100, seed=0)
+    inside, outside = sal[0][region.numpy()].mean(), sal[0][~region.numpy()].mean()
+    assert inside > outside + 0.3
+    again = explain_segmentation("rise", model, x, 0, n_masks=300, batch_size=100, seed=0)
+    np.testing.assert_array_equal(sal, again)  # seeded: deterministic
+
+
+@pytest.mark.parametrize("method", ["seg-grad-cam", "seg-eigen-cam", "seg-ablation-cam"])
+def test_cams_are_maps_in_unit_range(method):
+    model = local_segmenter()
+    x = torch.rand(2, 3, SIZE, SIZE)
+    sal = explain_segmentation(method, model, x, 1, layer="1")
+    assert sal.shape == (2, SIZE, SIZE) and sal.dtype == np.float32
+    assert sal.min() >= 0 and sal.max() <= 1 + 1e-6
+    assert sal.max() > 0.99  # min-max scaled, not empty on this model
+
+
+def test_bad_inputs_are_one_line_errors():
+    model = local_segmenter()
+    x = torch.rand(1, 3, SIZE, SIZE)
+    with pytest.raises(ValueError, match="unknown method 'gradcam'"):
+        explain_segmentation("gradcam", model, x, 1)
+    with pytest.raises(ValueError, match="unknown class 'c'"):
+        explain_segmentation("seg-grad-cam", model, x, "c", layer="1")
+    with pytest.raises(ValueError, match="unknown layer 'nope'"):
+        explain_segmentation("seg-grad-cam", model, x, 1, layer="nope")
+    with pytest.raises(ValueError, match="regions must be"):
+        explain_segmentation("seg-grad-cam", model, x, 1, np.ones((2, 4, 4)), layer="1")
+    with pytest.raises(ValueError, match="inputs must be"):
+        explain_segmentation("seg-grad-cam", model, x[0], 1, layer="1")
+    with pytest.raises(ValueError, match="pool must be"):
+        explain_segmentation("seg-xres-cam", model, x, 1, layer="1", pool=0)
+
+
+def test_roi_window_finds_densest_square():
+    pred = np.zeros((16, 16), bool)
+    pred[10:14, 2:6] = True
+    pred[0, 15] = True
+    window = roi_window(pred, 4)
+    assert window.sum() == 16 and (window == pred).sum() == 256 - 1
+    with pytest.raises(ValueError, match="window size"):
+        roi_window(pred, 32)
+
+
+# -- the benchmark --------------------------------------------------------------------------
+def test_benchmark_rows_table_and_cache(tmp_path):
+    model = local_segmenter()
+    x = torch.rand(2, 3, SIZE, SIZE)
+    configs = method_configs([0.05, 0.1], [0.2], [5, 10])
+    assert [c["method"] for c in configs][-2:] == ["rise", "rise"]
+    store = Store(tmp_path)
+    opts = {"layer": "1", "batch_size": 5, "seed": 0}
+    rows, maps = benchmark(model, x, 1, configs, opts, store=store, cache_params={"t": 1})
+    assert len(rows) == 2 * (4 * 2 + 2 * 1)
+    table = summarise(rows)
+    assert list(table["method"])[:2] == ["Seg-Grad-CAM", "Seg-Grad-CAM"]
+    assert list(table["n_masks"].dropna()) == [5, 10]
+    assert set(maps) == {"seg-grad-cam", "seg-xres-cam", "seg-eigen-cam", "seg-ablation-cam"} | {
+        "rise-5",
+        "rise-10",
+    }
+    assert (table["dice_explained_low"] <= table["dice_explained"]).all()
+    again, _ = benchmark(model, x, 1, configs, opts, store=store, cache_params={"t": 1})
+    assert again.equals(rows)  # cached maps and times: identical rows
+
+
+# -- models ---------------------------------------------------------------------------------
+def test_he_targets_and_segmenter_prediction():
+    batch = {
+        "mask": torch.zeros(1, 1, 4, 4),
+        "nuclei_type": torch.tensor([[[0, 1, 2, 0]] * 4]),
+    }
+    batch["mask"][0, 0, :2] = 1
+    t = he_segmentation_targets(batch)
+    assert t.shape == (1, 3, 4, 4)
+    assert t[0, 0].sum() == 8 and t[0, 1].sum() == 4 and t[0, 2].sum() == 4
+    model = unet_segmenter(base=4, depth=2)
+    assert model.class_index("neoplastic") == 1
+    pred = model.eval().predict(torch.rand(2, 3, 16, 16), "tumour")
+    assert pred.shape == (2, 16, 16) and pred.dtype == torch.bool
+
+
+def test_deeplab_weights_missing_is_one_line(tmp_path):
+    name = deeplab_weights_file("deeplabv3_resnet101").name
+    assert name.startswith("deeplabv3_resnet101_coco") and name.endswith(".pth")
+    with pytest.raises(WeightsNotFoundError, match="DeepLabv3 weights not found") as err:
+        build_deeplabv3("deeplabv3_resnet101", tmp_path / "absent.pth")
+    assert "\n" not in str(err.value) and name in str(err.value)
+    with pytest.raises(ValueError, match="unknown DeepLabv3"):
+        deeplab_weights_file("deeplabv3_vgg")

@@ -1,0 +1,143 @@
+"""Deletion curves, their AUC (Eq. 9), method rankings and ranking agreement (Eq. 10).
+
+A deletion curve follows the tumour probability while the heatmap's masks are occluded one
+after another: points at ``p = 0`` (nothing occluded) and after ``Mask_1..Mask_4``. As in the
+paper, ``p`` is the occluded share of everything the masks will occlude (``relative``: Mask_4
+is p = 1); ``absolute`` uses the share of all image pixels instead. A lower AUC means the
+highlighted pixels mattered more. Methods are ranked by mean AUC (lowest first) per occlusion
+strategy and compared with a ground-truth ranking (mean IoU with the tumour mask, highest
+first) by MARD, rank accuracy and Kendall's tau.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+from scipy import stats
+
+from xaistudy.evaluate.stats import bootstrap_ci
+
+
+# -- curves and AUC -------------------------------------------------------------------------
+def occluded_fractions(masks: np.ndarray, relative: bool = True) -> np.ndarray:
+    """x positions (..., n + 1) of a deletion curve from nested masks (..., n, H, W).
+
+    ``relative``: area / area of the last mask (the paper's "ratio of occluded regions to all
+    identified regions"); when the last mask is empty the points are spread evenly on [0, 1].
+    Otherwise area / all pixels.
+    """
+    masks = np.asarray(masks, dtype=bool)
+    areas = masks.sum(axis=(-2, -1)).astype(np.float64)
+    zeros = np.zeros((*areas.shape[:-1], 1))
+    areas = np.concatenate([zeros, areas], axis=-1)
+    if not relative:
+        return areas / (masks.shape[-1] * masks.shape[-2])
+    total = areas[..., -1:]
+    even = np.broadcast_to(np.linspace(0, 1, areas.shape[-1]), areas.shape)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rel = np.where(total > 0, areas / np.where(total > 0, total, 1), even)
+    return rel
+
+
+def trapezoid_auc(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Trapezoid-rule area under ``y(x)`` along the last axis (Eq. 9)."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if x.shape[-1] != y.shape[-1]:
+        raise ValueError(f"x has {x.shape[-1]} points, y has {y.shape[-1]}")
+    if np.any(np.diff(x, axis=-1) < 0):
+        raise ValueError("x must be non-decreasing along the last axis")
+    return np.trapezoid(y, x, axis=-1)
+
+
+# -- rankings and agreement -----------------------------------------------------------------
+def rank(scores: np.ndarray, higher_is_better: bool) -> np.ndarray:
+    """Ranks 1..n of ``scores`` (1 = best); ties share the best rank ("min")."""
+    scores = np.asarray(scores, dtype=np.float64)
+    return stats.rankdata(-scores if higher_is_better else scores, method="min").astype(int)
+
+
+def mard(rank_gt: np.ndarray, rank_oc: np.ndarray) -> float:
+    """Mean absolute rank difference (Eq. 10)."""
+    rank_gt, rank_oc = np.asarray(rank_gt), np.asarray(rank_oc)
+    if rank_gt.shape != rank_oc.shape:
+        raise ValueError(f"rankings differ in length: {rank_gt.shape} vs {rank_oc.shape}")
+    return float(np.mean(np.abs(rank_gt - rank_oc)))
+
+
+def rank_accuracy(rank_gt: np.ndarray, rank_oc: np.ndarray) -> float:
+    """Share of methods placed at their ground-truth rank."""
+    return float(np.mean(np.asarray(rank_gt) == np.asarray(rank_oc)))
+
+
+def kendall_tau(rank_gt: np.ndarray, rank_oc: np.ndarray) -> float:
+    """Kendall's tau-b between two rankings (1 = same order, -1 = reversed)."""
+    tau = stats.kendalltau(rank_gt, rank_oc).statistic
+    return float(tau) if np.isfinite(tau) else float("nan")
+
+
+def agreement(gt_scores: np.ndarray, auc_scores: np.ndarray) -> dict[str, float]:
+    """MARD, rank accuracy and Kendall's tau of the AUC ranking against the IoU ranking.
+
+    ``gt_scores`` and ``auc_scores`` are (samples, methods); each ranking uses the means over
+    samples (IoU: higher is better; AUC: lower is better).
+    """
+    r_gt = rank(np.nanmean(gt_scores, axis=0), higher_is_better=True)
+    r_oc = rank(np.nanmean(auc_scores, axis=0), higher_is_better=False)
+    return {
+        "mard": mard(r_gt, r_oc),
+        "rank_accuracy": rank_accuracy(r_gt, r_oc),
+        "kendall_tau": kendall_tau(r_gt, r_oc),
+    }
+
+
+def agreement_ci(
+    gt_scores: np.ndarray, auc_scores: np.ndarray, n_boot: int = 1000, seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """Bootstrap 95 % intervals of :func:`agreement`, resampling samples (rows) of both tables."""
+    n = len(gt_scores)
+    out = {}
+    for key in ("mard", "rank_accuracy", "kendall_tau"):
+        stat: Callable[[np.ndarray], float] = lambda idx, key=key: agreement(  # noqa: E731
+            gt_scores[idx.astype(int)], auc_scores[idx.astype(int)]
+        )[key]
+        out[key] = bootstrap_ci(np.arange(n), stat=stat, n_boot=n_boot, seed=seed)
+    return out
+
+
+# -- the ground-truth ranking ---------------------------------------------------------------
+def binarise(
+    heatmaps: np.ndarray,
+    rule: str = "threshold",
+    threshold: float = 0.5,
+    levels: np.ndarray | None = None,
+    n_levels: int = 2,
+) -> np.ndarray:
+    """The region a heatmap (..., H, W) points at, by ``rule``:
+
+    ``threshold``: values >= ``threshold`` (maps in [0, 1]); ``kmeans``: the k-means levels
+    1..``n_levels`` (needs ``levels``); ``otsu``: above each map's Otsu threshold.
+    """
+    heatmaps = np.asarray(heatmaps, dtype=np.float64)
+    if rule == "threshold":
+        return heatmaps >= threshold
+    if rule == "kmeans":
+        if levels is None:
+            raise ValueError("rule 'kmeans' needs the k-means levels")
+        return np.asarray(levels) <= n_levels
+    if rule == "otsu":
+        from skimage.filters import threshold_otsu
+
+        flat = heatmaps.reshape(-1, *heatmaps.shape[-2:])
+        out = [h >= threshold_otsu(h) if np.ptp(h) > 0 else np.zeros_like(h, bool) for h in flat]
+        return np.stack(out).reshape(heatmaps.shape)
+    raise ValueError(f"unknown binarisation rule '{rule}'; allowed: threshold, kmeans, otsu")
+
+
+def iou(region: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """Intersection over union (Eq. 8) over the last two axes; NaN where both are empty."""
+    region, truth = np.asarray(region, bool), np.asarray(truth, bool)
+    inter = (region & truth).sum(axis=(-2, -1)).astype(np.float64)
+    union = (region | truth).sum(axis=(-2, -1)).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(union > 0, inter / np.where(union > 0, union, 1), np.nan)

@@ -1,0 +1,408 @@
+"""The IBO experiment (Afshar et al.) as plain steps the chapter calls in order.
+
+data -> classifier -> DDPM on normal tiles -> CAM heatmaps of tumour test tiles -> k-means
+levels -> six occlusion strategies, each cumulative over Mask_1..Mask_4 -> tumour probability
+after every step -> tables: perceptual / OoD (Table 1), IoU ground-truth ranking (Table 2),
+deletion AUC and rankings (Tables 3-8), ranking agreement (Table 9). Expensive results (models,
+heatmaps, occluded images) are cached in the artifact store under keys that name everything
+that made them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import accuracy_score, f1_score
+from torch import nn
+from torch.utils.data import TensorDataset
+from tqdm.auto import tqdm
+
+from xaistudy.data import stain
+from xaistudy.data.datasets import get_dataset
+from xaistudy.evaluate import faithfulness, occlusion, perceptual
+from xaistudy.evaluate.stats import bootstrap_ci
+from xaistudy.explain import METHODS, explain
+from xaistudy.models import ddpm
+from xaistudy.models.classifiers import build_classifier, target_layer
+from xaistudy.models.train import fit, make_loader
+from xaistudy.store import Store
+
+log = logging.getLogger(__name__)
+
+#: the paper's seven CAMs, in its order
+CAMS = ("gradcam", "gradcam++", "xgradcam", "ablationcam", "eigencam", "scorecam", "fullgrad")
+STRATEGY_ORDER = ("blackening", "histogram", "mean", "nli", "blurring", "ibo")
+
+
+def parse_list(value: str, allowed: Sequence[str]) -> list[str]:
+    """``"all"`` -> ``allowed``; else the comma-separated names, in ``allowed``'s order."""
+    if value == "all":
+        return list(allowed)
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    bad = [n for n in names if n not in allowed]
+    if bad:
+        raise ValueError(f"unknown name '{bad[0]}'; allowed: {', '.join(allowed)}")
+    return [a for a in allowed if a in names]
+
+
+# -- data -----------------------------------------------------------------------------------
+@dataclass
+class Split:
+    """Images (N, 3, H, W) in [0, 1], labels (N,), tumour masks (N, H, W) bool."""
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    masks: np.ndarray
+
+
+def _arrays(ds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    return ds.images, ds.labels, ds.masks.astype(bool)
+
+
+def load_splits(
+    tile_size: int,
+    n_train: int,
+    n_val: int,
+    n_test: int,
+    ddpm_tiles: int,
+    stain_norm: bool,
+    seed: int,
+    store: Store | None = None,
+) -> tuple[dict[str, Split], np.ndarray]:
+    """train / val / test / ddpm splits of synthetic H&E tiles, optionally stain-normalised.
+
+    The DDPM split is the normal tiles among the first ``2 * ddpm_tiles`` training tiles (the
+    training split is generated once at the larger of both sizes). Returns the splits and the
+    reference tile (the first normal training tile) the stain normaliser was fitted on.
+    """
+    n_gen = max(n_train, 2 * ddpm_tiles)
+    raw = {
+        "train": _arrays(
+            get_dataset("synthetic-he", "train", n=n_gen, size=tile_size, seed=seed, store=store)
+        ),
+        "val": _arrays(
+            get_dataset("synthetic-he", "val", n=n_val, size=tile_size, seed=seed, store=store)
+        ),
+        "test": _arrays(
+            get_dataset("synthetic-he", "test", n=n_test, size=tile_size, seed=seed, store=store)
+        ),
+    }
+    reference = raw["train"][0][int(np.flatnonzero(raw["train"][1] == 0)[0])]
+    if stain_norm:
+        normalizer = stain.fit_normalizer(reference)
+        raw = {k: (stain.normalize(v[0], normalizer), v[1], v[2]) for k, v in raw.items()}
+
+    def split(images, labels, masks) -> Split:
+        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255
+        return Split(x, torch.from_numpy(labels.astype(np.int64)), masks)
+
+    train_imgs, train_labels, train_masks = raw["train"]
+    splits = {
+        "train": split(train_imgs[:n_train], train_labels[:n_train], train_masks[:n_train]),
+        "val": split(*raw["val"]),
+        "test": split(*raw["test"]),
+    }
+    normal = np.flatnonzero(train_labels[: 2 * ddpm_tiles] == 0)
+    splits["ddpm"] = split(train_imgs[normal], train_labels[normal], train_masks[normal])
+    return splits, reference
+
+
+# -- classifier -----------------------------------------------------------------------------
+def train_classifier(
+    splits: Mapping[str, Split],
+    name: str,
+    pretrained: bool,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    seed: int,
+    device: str,
+    store: Store | None,
+    key: Mapping[str, Any],
+) -> tuple[nn.Module, pd.DataFrame]:
+    """Tumour-vs-normal classifier trained on the train split (best validation loss kept)."""
+    torch.manual_seed(seed)
+    model = build_classifier(name, 2, pretrained=pretrained)
+    train = TensorDataset(splits["train"].images, splits["train"].labels)
+    val = TensorDataset(splits["val"].images, splits["val"].labels)
+    result = fit(
+        model,
+        make_loader(train, batch_size, shuffle=True, seed=seed),
+        make_loader(val, batch_size),
+        epochs=epochs,
+        lr=lr,
+        patience=None,
+        seed=seed,
+        device=device,
+        store=store,
+        kind="ibo-classifier",
+        params=dict(key),
+        desc=f"{name} (tumour vs normal)",
+    )
+    return result.model.eval(), result.history
+
+
+@torch.no_grad()
+def tumour_probability(model: nn.Module, images: torch.Tensor, batch_size: int = 128) -> np.ndarray:
+    """P(tumour) for each image (N, 3, H, W)."""
+    model.eval()
+    dev = next(model.parameters()).device
+    out = [
+        torch.softmax(model(images[i : i + batch_size].to(dev)), dim=1)[:, 1].cpu()
+        for i in range(0, len(images), batch_size)
+    ]
+    return torch.cat(out).double().numpy() if out else np.zeros(0)
+
+
+def test_metrics(model: nn.Module, split: Split) -> dict[str, float]:
+    """Accuracy and tumour F1 on a split."""
+    prob = tumour_probability(model, split.images)
+    pred = (prob >= 0.5).astype(int)
+    y = split.labels.numpy()
+    return {
+        "accuracy": float(accuracy_score(y, pred)),
+        "f1_tumour": float(f1_score(y, pred, pos_label=1, zero_division=0)),
+        "n": int(len(y)),
+    }
+
+
+def select_samples(labels: torch.Tensor, n: int, seed: int) -> np.ndarray:
+    """``n`` random tumour tiles of a split (sorted indices), as the paper's 100 test samples."""
+    tumour = np.flatnonzero(labels.numpy() == 1)
+    if len(tumour) == 0:
+        raise ValueError("the test split has no tumour tiles")
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 5]))
+    return np.sort(rng.choice(tumour, size=min(n, len(tumour)), replace=False))
+
+
+# -- heatmaps and levels --------------------------------------------------------------------
+def heatmaps(
+    model: nn.Module, images: torch.Tensor, methods: Sequence[str], batch_size: int = 32
+) -> np.ndarray:
+    """CAM maps (S, M, H, W) in [0, 1] for the tumour class, one per image and method."""
+    layer = target_layer(model)
+    out = []
+    for method in tqdm(methods, desc="heatmaps", leave=False):
+        maps = [
+            explain(method, model, images[i : i + batch_size], 1, layer=layer)
+            for i in range(0, len(images), batch_size)
+        ]
+        out.append(np.concatenate(maps))
+    return np.stack(out, axis=1).astype(np.float32)
+
+
+def method_label(name: str) -> str:
+    return METHODS[name].label if name in METHODS else name
+
+
+# -- occlusion ------------------------------------------------------------------------------
+def image_seeds(seed: int, sample_ids: Sequence[int], n_methods: int) -> np.ndarray:
+    """One seed per (sample, method) image, fixed by the sample's index, not by the batch."""
+    return np.array(
+        [[(seed * 1_000_003 + int(s)) * 16 + m for m in range(n_methods)] for s in sample_ids],
+        dtype=np.int64,
+    )
+
+
+def occlude_all(
+    strategy: str,
+    images: torch.Tensor,
+    levels: np.ndarray,
+    seeds: np.ndarray,
+    n_masks: int,
+    **options: Any,
+) -> torch.Tensor:
+    """Occluded images (S, M, n_masks, 3, H, W) of one strategy.
+
+    Every (sample, method) image goes through one batched call per level (RePaint included).
+    """
+    s, m = levels.shape[:2]
+    flat_images = images[:, None].expand(s, m, *images.shape[1:]).reshape(s * m, *images.shape[1:])
+    out = occlusion.occlude_levels(
+        strategy,
+        flat_images,
+        levels.reshape(s * m, *levels.shape[2:]),
+        seeds.reshape(-1).tolist(),
+        n_masks=n_masks,
+        **options,
+    )
+    return out.reshape(s, m, n_masks, *images.shape[1:])
+
+
+def evaluate_strategy(
+    strategy: str,
+    model: nn.Module,
+    images: torch.Tensor,
+    levels: np.ndarray,
+    seeds: np.ndarray,
+    n_masks: int,
+    ood: perceptual.Mahalanobis,
+    n_examples: int = 2,
+    **options: Any,
+) -> dict[str, np.ndarray]:
+    """Occlude with ``strategy`` and measure everything the tables need, per (sample, method).
+
+    Returns ``prob`` (S, M, n_masks + 1): P(tumour) of the original then after every mask;
+    ``ssim``, ``feature_lpips``, ``mahalanobis`` and, with the local AlexNet file,
+    ``lpips_alex`` (S, M, n_masks); ``examples`` (n_examples, M, n_masks, H, W, 3) uint8;
+    ``seconds`` and ``unet_calls`` (UNet forward calls, IBO only).
+    """
+    import time
+
+    from xaistudy.evaluate.inpaint import count_unet_calls
+
+    unet = options.get("unet")
+    start = time.perf_counter()
+    if unet is not None:
+        with count_unet_calls(unet) as counter:
+            occluded = occlude_all(strategy, images, levels, seeds, n_masks, **options)
+        calls = counter.calls
+    else:
+        occluded = occlude_all(strategy, images, levels, seeds, n_masks, **options)
+        calls = 0
+    seconds = time.perf_counter() - start
+    s, m, k = occluded.shape[:3]
+    flat = occluded.reshape(-1, *images.shape[1:]).float()
+    x = images[:, None, None].expand(s, m, k, *images.shape[1:]).reshape(-1, *images.shape[1:])
+    p0 = tumour_probability(model, images)
+    pk = tumour_probability(model, flat).reshape(s, m, k)
+    out = {
+        "prob": np.concatenate([np.broadcast_to(p0[:, None, None], (s, m, 1)), pk], axis=2),
+        "ssim": perceptual.ssim(x, flat).reshape(s, m, k),
+        "feature_lpips": perceptual.feature_distance(model, x, flat).reshape(s, m, k),
+        "mahalanobis": ood.score(perceptual.penultimate_features(model, flat)).reshape(s, m, k),
+        "examples": (occluded[:n_examples].permute(0, 1, 2, 4, 5, 3).clamp(0, 1) * 255)
+        .round()
+        .to(torch.uint8)
+        .numpy(),
+        "seconds": np.array(seconds),
+        "unet_calls": np.array(calls),
+    }
+    if perceptual.alexnet_weights_path() is not None:
+        out["lpips_alex"] = perceptual.lpips_alex(x, flat).reshape(s, m, k)
+    return out
+
+
+METRIC_LABELS = {
+    "lpips_alex": "LPIPS (AlexNet)",
+    "ssim": "SSIM (substitute; 1 = identical)",
+    "feature_lpips": "LPIPS-form distance on the classifier's features (substitute)",
+    "mahalanobis": "Mahalanobis OoD score (penultimate features)",
+}
+
+
+def perceptual_table(
+    results: Mapping[str, Mapping[str, np.ndarray]], reference_scores: Mapping[str, np.ndarray]
+) -> pd.DataFrame:
+    """Table 1: per strategy and metric, the mean over (sample, method) after each mask.
+
+    ``reference_scores`` adds Mahalanobis rows for unoccluded images (same value in every
+    column), the scale the occluded images' scores are read against.
+    """
+    rows = []
+    for strategy, res in results.items():
+        for metric in METRIC_LABELS:
+            if metric not in res:
+                continue
+            values = np.asarray(res[metric])
+            means = values.reshape(-1, values.shape[-1]).mean(axis=0)
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "metric": metric,
+                    **{f"Mask_{i + 1}": float(v) for i, v in enumerate(means)},
+                }
+            )
+    table = pd.DataFrame(rows)
+    masks = [c for c in table.columns if c.startswith("Mask_")]
+    for name, scores in reference_scores.items():
+        row = {"strategy": name, "metric": "mahalanobis"}
+        row.update({c: float(np.mean(scores)) for c in masks})
+        table = pd.concat([table, pd.DataFrame([row])], ignore_index=True)
+    return table
+
+
+def iou_table(ious: np.ndarray, methods: Sequence[str], n_boot: int, seed: int) -> pd.DataFrame:
+    """Table 2: mean IoU per method (S, M input) with a bootstrap CI and the ground-truth rank."""
+    means = np.nanmean(ious, axis=0)
+    ranks = faithfulness.rank(means, higher_is_better=True)
+    rows = []
+    for j, method in enumerate(methods):
+        low, high = bootstrap_ci(ious[:, j], n_boot=n_boot, seed=seed)
+        rows.append(
+            {
+                "method": method,
+                "label": method_label(method),
+                "iou_mean": float(means[j]),
+                "ci_low": low,
+                "ci_high": high,
+                "gt_rank": int(ranks[j]),
+            }
+        )
+    return pd.DataFrame(rows).sort_values("gt_rank", kind="stable").reset_index(drop=True)
+
+
+def auc_table(
+    aucs: Mapping[str, np.ndarray],
+    ious: np.ndarray,
+    methods: Sequence[str],
+    n_boot: int,
+    seed: int,
+) -> pd.DataFrame:
+    """Tables 3-8: per strategy and method the mean AUC, its bootstrap CI and its rank."""
+    gt_rank = faithfulness.rank(np.nanmean(ious, axis=0), higher_is_better=True)
+    rows = []
+    for strategy, auc in aucs.items():
+        means = auc.mean(axis=0)
+        ranks = faithfulness.rank(means, higher_is_better=False)
+        for j, method in enumerate(methods):
+            low, high = bootstrap_ci(auc[:, j], n_boot=n_boot, seed=seed)
+            rows.append(
+                {
+                    "strategy": strategy,
+                    "method": method,
+                    "label": method_label(method),
+                    "auc_mean": float(means[j]),
+                    "ci_low": low,
+                    "ci_high": high,
+                    "rank": int(ranks[j]),
+                    "gt_rank": int(gt_rank[j]),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def mard_table(
+    aucs: Mapping[str, np.ndarray], ious: np.ndarray, n_boot: int, seed: int
+) -> pd.DataFrame:
+    """Table 9 plus: MARD, rank accuracy and Kendall's tau per strategy, with bootstrap CIs."""
+    rows = []
+    for strategy, auc in aucs.items():
+        point = faithfulness.agreement(ious, auc)
+        ci = faithfulness.agreement_ci(ious, auc, n_boot=n_boot, seed=seed)
+        row: dict[str, Any] = {"strategy": strategy}
+        for key in ("mard", "rank_accuracy", "kendall_tau"):
+            row[key] = point[key]
+            row[f"{key}_ci_low"], row[f"{key}_ci_high"] = ci[key]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def ddpm_samples_and_reals(
+    result: ddpm.DDPMResult, normals: torch.Tensor, n: int, steps: int, seed: int, device: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` DDPM samples (ancestral, ``steps`` steps) and ``n`` real normal tiles."""
+    samples = ddpm.sample(
+        result.unet,
+        result.scheduler,
+        [seed * 100 + i for i in range(n)],
+        num_inference_steps=steps,
+        device=device,
+    )
+    return samples, normals[:n]

@@ -1,0 +1,261 @@
+"""Heatmap importance levels and occlusion strategies behind one interface (Afshar et al.).
+
+A heatmap's grey values are clustered by k-means (k = 5) into five importance levels; level 1
+holds the pixels of the highest cluster centre. ``Mask_i`` is the union of levels 1..i (nested),
+and level 5 is never occluded. Every strategy replaces the pixels of a binary mask ``M``
+(1 = occlude) and leaves all other pixels bit-for-bit unchanged:
+
+==============  ==========================================================================
+blackening      ``I (1 - M)`` (Eq. 1)
+mean            ``I (1 - M) + mu M``, ``mu`` the dataset's per-channel mean (Eq. 3)
+histogram       occluded pixels drawn from the colours of the original image (Eq. 4)
+blurring        ``I (1 - M) + (I * G) M``, ``G`` a Gaussian (Eq. 2)
+nli             noisy linear imputation (ROAD, Eq. 5): pytorch-grad-cam's
+                ``NoisyLinearImputer`` solves the neighbour-average system; seeded noise added
+ibo             RePaint with a DDPM of normal tissue (:mod:`xaistudy.evaluate.inpaint`)
+==============  ==========================================================================
+
+Strategies are applied cumulatively, level by level: step ``k`` occludes level ``k`` of the
+output of step ``k-1`` (:func:`occlude_levels`), as IBO does.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from pytorch_grad_cam.metrics.road import NoisyLinearImputer
+from sklearn.cluster import KMeans
+from torchvision.transforms.functional import gaussian_blur
+
+log = logging.getLogger(__name__)
+
+STRATEGIES: dict[str, str] = {
+    "blackening": "Blackening",
+    "mean": "Mean",
+    "histogram": "Histogram",
+    "blurring": "Blurring",
+    "nli": "Noisy Linear Imputation",
+    "ibo": "IBO (inpainting)",
+}
+
+
+# -- importance levels ----------------------------------------------------------------------
+def importance_levels(heatmap: np.ndarray, k: int = 5, seed: int = 0) -> np.ndarray:
+    """k-means levels (H, W) of one heatmap's grey values: 1 = highest cluster centre ... k.
+
+    A constant map has no important pixels: everything is level ``k`` (never occluded). With
+    fewer than ``k`` distinct values, the distinct clusters take levels 1, 2, ... and the lowest
+    one is level ``k``.
+    """
+    values = np.asarray(heatmap, dtype=np.float64)
+    if values.ndim != 2:
+        raise ValueError(f"heatmap must be (H, W), got shape {values.shape}")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("heatmap contains NaN or infinite values")
+    if k < 2:
+        raise ValueError(f"k must be >= 2, got {k}")
+    n_distinct = len(np.unique(values))
+    if n_distinct == 1:
+        return np.full(values.shape, k, dtype=np.int64)
+    n_clusters = min(k, n_distinct)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # ConvergenceWarning on few distinct values
+        km = KMeans(n_clusters=n_clusters, n_init=4, random_state=seed).fit(values.reshape(-1, 1))
+    order = np.argsort(-km.cluster_centers_.ravel())  # cluster ids, highest centre first
+    rank = np.empty(n_clusters, dtype=np.int64)
+    rank[order] = np.arange(1, n_clusters + 1)
+    rank[order[-1]] = k  # the lowest cluster is always the never-occluded level
+    return rank[km.labels_].reshape(values.shape)
+
+
+def levels_batch(heatmaps: np.ndarray, k: int = 5, seed: int = 0) -> np.ndarray:
+    """:func:`importance_levels` of every map in (..., H, W)."""
+    heatmaps = np.asarray(heatmaps)
+    flat = heatmaps.reshape(-1, *heatmaps.shape[-2:])
+    out = np.stack([importance_levels(h, k, seed) for h in flat])
+    return out.reshape(heatmaps.shape)
+
+
+def nested_masks(levels: np.ndarray, n_masks: int = 4) -> np.ndarray:
+    """Boolean ``Mask_1..Mask_n`` (..., n, H, W): ``Mask_i`` = levels 1..i (nested by design)."""
+    levels = np.asarray(levels)
+    return np.stack([levels <= i for i in range(1, n_masks + 1)], axis=-3)
+
+
+# -- strategies -----------------------------------------------------------------------------
+def _check(images: torch.Tensor, mask: torch.Tensor) -> None:
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be (B, 3, H, W) in [0, 1], got {tuple(images.shape)}")
+    if mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[0] != images.shape[0]:
+        raise ValueError(
+            f"mask must be (B, 1, H, W) with B={images.shape[0]} (1 = occlude), "
+            f"got {tuple(mask.shape)}"
+        )
+    if mask.shape[-2:] != images.shape[-2:]:
+        raise ValueError(f"mask size {tuple(mask.shape[-2:])} != image size {images.shape[-2:]}")
+
+
+def _composite(images: torch.Tensor, fill: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``fill`` where ``mask``, ``images`` elsewhere (exact: no arithmetic on kept pixels)."""
+    return torch.where(mask.bool().expand_as(images), fill, images)
+
+
+def blackening(images: torch.Tensor, mask: torch.Tensor, **_: Any) -> torch.Tensor:
+    """Eq. 1: occluded pixels set to black."""
+    return _composite(images, torch.zeros_like(images), mask)
+
+
+def mean_fill(
+    images: torch.Tensor, mask: torch.Tensor, dataset_mean: Sequence[float] | None = None, **_: Any
+) -> torch.Tensor:
+    """Eq. 3: occluded pixels set to the dataset's per-channel mean ``dataset_mean``."""
+    if dataset_mean is None:
+        raise ValueError("the mean strategy needs dataset_mean (per-channel mean of the data)")
+    mu = torch.as_tensor(dataset_mean, dtype=images.dtype).view(1, 3, 1, 1).expand_as(images)
+    return _composite(images, mu, mask)
+
+
+def histogram_fill(
+    images: torch.Tensor,
+    mask: torch.Tensor,
+    seeds: Sequence[int] | None = None,
+    original: torch.Tensor | None = None,
+    **_: Any,
+) -> torch.Tensor:
+    """Eq. 4: each occluded pixel takes the colour of a random pixel of the original image.
+
+    Sampling whole pixels draws from the image's joint RGB histogram.
+    """
+    source = images if original is None else original
+    seeds = list(seeds) if seeds is not None else list(range(len(images)))
+    fill = torch.empty_like(images)
+    n_pix = images.shape[-1] * images.shape[-2]
+    for i in range(len(images)):
+        gen = torch.Generator().manual_seed(int(seeds[i]))
+        pick = torch.randint(0, n_pix, (n_pix,), generator=gen)
+        fill[i] = source[i].reshape(3, -1)[:, pick].reshape(images.shape[1:])
+    return _composite(images, fill, mask)
+
+
+def blurring(
+    images: torch.Tensor, mask: torch.Tensor, blur_sigma: float = 4.0, **_: Any
+) -> torch.Tensor:
+    """Eq. 2: occluded pixels replaced by a Gaussian blur (``blur_sigma`` px) of the image."""
+    if blur_sigma <= 0:
+        raise ValueError(f"blur_sigma must be > 0, got {blur_sigma}")
+    size = min(images.shape[-1], images.shape[-2])
+    kernel = min(2 * math.ceil(3 * blur_sigma) + 1, 2 * (size // 2) - 1)
+    blurred = gaussian_blur(images, kernel_size=[kernel, kernel], sigma=[blur_sigma, blur_sigma])
+    return _composite(images, blurred, mask)
+
+
+def noisy_linear_imputation(
+    images: torch.Tensor,
+    mask: torch.Tensor,
+    seeds: Sequence[int] | None = None,
+    nli_noise: float = 0.01,
+    **_: Any,
+) -> torch.Tensor:
+    """Eq. 5 (ROAD): each occluded pixel is the weighted mean of its 8 neighbours (a sparse
+    linear system, pytorch-grad-cam's ``NoisyLinearImputer``) plus N(0, ``nli_noise``²) noise."""
+    imputer = NoisyLinearImputer(noise=0.0)
+    seeds = list(seeds) if seeds is not None else list(range(len(images)))
+    fill = images.clone()
+    for i in range(len(images)):
+        occluded = mask[i, 0].bool().cpu()
+        if not occluded.any():
+            continue
+        known = (~occluded).float()
+        filled = imputer(images[i].detach().float().cpu(), known)
+        gen = torch.Generator().manual_seed(int(seeds[i]))
+        noise = torch.randn(filled.shape, generator=gen) * nli_noise
+        fill[i] = (filled + noise).clamp(0, 1).to(images.dtype)
+    return _composite(images, fill, mask)
+
+
+def ibo(
+    images: torch.Tensor,
+    mask: torch.Tensor,
+    seeds: Sequence[int] | None = None,
+    unet=None,
+    **options: Any,
+) -> torch.Tensor:
+    """IBO: RePaint the occluded pixels with the normal-tissue DDPM ``unet`` (batched)."""
+    from xaistudy.evaluate.inpaint import repaint
+
+    if unet is None:
+        raise ValueError("the ibo strategy needs unet= (a DDPM trained on normal tissue)")
+    seeds = list(seeds) if seeds is not None else list(range(len(images)))
+    allowed = {
+        "ddpm_scheduler",
+        "num_inference_steps",
+        "jump_length",
+        "jump_n_sample",
+        "eta",
+        "batch_size",
+        "device",
+    }
+    kwargs = {k: v for k, v in options.items() if k in allowed}
+    return repaint(unet, images, 1 - mask.float(), seeds, **kwargs)
+
+
+_FUNCTIONS = {
+    "blackening": blackening,
+    "mean": mean_fill,
+    "histogram": histogram_fill,
+    "blurring": blurring,
+    "nli": noisy_linear_imputation,
+    "ibo": ibo,
+}
+
+
+def occlude(
+    strategy: str, images: torch.Tensor, mask: torch.Tensor, **options: Any
+) -> torch.Tensor:
+    """Occlude ``images`` (B, 3, H, W) in [0, 1] where ``mask`` (B, 1, H, W) is 1.
+
+    ``options``: ``seeds`` (one per image, for the random strategies), ``dataset_mean`` (mean),
+    ``original`` (histogram source), ``blur_sigma`` (blurring), ``nli_noise`` (nli), and for
+    ``ibo`` ``unet`` plus :func:`xaistudy.evaluate.inpaint.repaint`'s options.
+    """
+    if strategy not in _FUNCTIONS:
+        raise ValueError(
+            f"unknown occlusion strategy '{strategy}'; allowed: {', '.join(_FUNCTIONS)}"
+        )
+    _check(images, mask)
+    return _FUNCTIONS[strategy](images.float(), (mask > 0.5).float(), **options)
+
+
+def occlude_levels(
+    strategy: str,
+    images: torch.Tensor,
+    levels: np.ndarray | torch.Tensor,
+    seeds: Sequence[int],
+    n_masks: int = 4,
+    **options: Any,
+) -> torch.Tensor:
+    """Cumulative occlusion: step k occludes level k of step k-1's output -> (B, n_masks, 3, H, W).
+
+    After step k exactly ``Mask_k`` (levels 1..k) differs from the input. The histogram
+    strategy samples from the original image at every step (Eq. 4's ``H`` of ``I``).
+    """
+    levels = torch.as_tensor(np.asarray(levels))
+    if levels.shape != (images.shape[0], *images.shape[-2:]):
+        raise ValueError(f"levels must be (B, H, W) = {(images.shape[0], *images.shape[-2:])}")
+    seeds = [int(s) for s in seeds]
+    if len(seeds) != len(images):
+        raise ValueError(f"got {len(seeds)} seeds for {len(images)} images; give one per image")
+    current = images.float()
+    out = []
+    for k in range(1, n_masks + 1):
+        mask = (levels == k).float()[:, None]
+        step_seeds = [s * 10 + k for s in seeds]
+        current = occlude(strategy, current, mask, seeds=step_seeds, original=images, **options)
+        out.append(current)
+    return torch.stack(out, dim=1)

@@ -1,0 +1,231 @@
+"""An unconditional DDPM (diffusers ``UNet2DModel`` + ``DDPMScheduler``) for tissue tiles.
+
+The model of the IBO chapter learns what *normal* tissue looks like: it is trained on normal
+tiles only and later fills occluded regions with normal tissue (RePaint, see
+:mod:`xaistudy.evaluate.inpaint`). Images enter the model in [-1, 1]; the functions here take
+and return [0, 1] tensors. Training is cached in the artifact store and resumes from a
+checkpoint written after every epoch.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DModel
+from tqdm.auto import tqdm
+
+from xaistudy.models.classifiers import resolve_device
+from xaistudy.models.train import seed_everything
+from xaistudy.store import Store, atomic_write_bytes
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_SUFFIX = ".ckpt.pt"
+
+
+def build_unet(
+    size: int,
+    channels: Sequence[int] = (32, 64, 64),
+    layers_per_block: int = 1,
+    attention: bool = False,
+) -> UNet2DModel:
+    """A diffusers ``UNet2DModel`` for ``size``×``size`` RGB images.
+
+    ``channels`` are the widths of the resolution levels (each level halves the size);
+    ``attention`` adds self-attention at the lowest resolution (as in Ho et al.'s model).
+    """
+    channels = tuple(int(c) for c in channels)
+    if size % 2 ** (len(channels) - 1):
+        raise ValueError(f"size {size} must be divisible by 2**{len(channels) - 1}")
+    down = ["DownBlock2D"] * len(channels)
+    up = ["UpBlock2D"] * len(channels)
+    if attention:
+        down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
+    return UNet2DModel(
+        sample_size=size,
+        in_channels=3,
+        out_channels=3,
+        block_out_channels=channels,
+        layers_per_block=layers_per_block,
+        down_block_types=tuple(down),
+        up_block_types=tuple(up),
+        norm_num_groups=min(8, min(channels)),
+    )
+
+
+def make_scheduler(num_train_timesteps: int = 1000) -> DDPMScheduler:
+    """The linear-beta DDPM noise schedule of Ho et al. (betas 1e-4 .. 0.02 over 1000 steps)."""
+    return DDPMScheduler(
+        num_train_timesteps=num_train_timesteps,
+        beta_start=1e-4 * 1000 / num_train_timesteps,
+        beta_end=0.02 * 1000 / num_train_timesteps,
+        beta_schedule="linear",
+        clip_sample=True,
+    )
+
+
+def to_model_range(images: torch.Tensor) -> torch.Tensor:
+    """[0, 1] -> [-1, 1]."""
+    return images * 2 - 1
+
+
+def from_model_range(images: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1], clamped."""
+    return (images / 2 + 0.5).clamp(0, 1)
+
+
+@dataclass
+class DDPMResult:
+    """A trained DDPM: the UNet, its noise schedule and the loss per epoch."""
+
+    unet: UNet2DModel
+    scheduler: DDPMScheduler
+    losses: list[float]
+    from_cache: bool = False
+
+
+def _save_checkpoint(store, kind, params, state) -> None:
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(store.path(kind, params, CHECKPOINT_SUFFIX), buf.getvalue())
+
+
+def train_ddpm(
+    images: torch.Tensor,
+    *,
+    channels: Sequence[int] = (32, 64, 64),
+    layers_per_block: int = 1,
+    attention: bool = False,
+    num_train_timesteps: int = 1000,
+    epochs: int = 10,
+    batch_size: int = 32,
+    lr: float = 2e-4,
+    flips: bool = True,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    store: Store | None = None,
+    kind: str = "ddpm",
+    params: Mapping[str, Any] | None = None,
+) -> DDPMResult:
+    """Train an unconditional DDPM (epsilon prediction, MSE) on ``images`` (N, 3, H, W) in [0, 1].
+
+    ``flips``: random horizontal/vertical flips and 90-degree rotations (tissue has no
+    orientation). With ``store`` (then ``params`` must identify the data and every setting), a
+    finished model is loaded instead of trained, and an interrupted run resumes from the last
+    finished epoch.
+    """
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"images must be (N, 3, H, W), got {tuple(images.shape)}")
+    if store is not None and params is None:
+        raise ValueError("train_ddpm: pass params (what identifies this model) together with store")
+    dev = resolve_device(device)
+    size = images.shape[-1]
+    seed_everything(seed)  # the initial weights depend on the seed only
+    unet = build_unet(size, channels, layers_per_block, attention)
+    scheduler = make_scheduler(num_train_timesteps)
+    if store is not None:
+        done = store.load_state(kind, params)
+        if done is not None:
+            unet.load_state_dict(done["model"])
+            log.info("loaded trained DDPM from %s", store.path(kind, params, ".pt"))
+            return DDPMResult(unet.to(dev).eval(), scheduler, list(done["losses"]), True)
+
+    unet.to(dev)
+    opt = torch.optim.AdamW(unet.parameters(), lr=lr)
+    gen = torch.Generator().manual_seed(seed)
+    losses: list[float] = []
+    start = 0
+    if store is not None:
+        path = store.path(kind, params, CHECKPOINT_SUFFIX)
+        if path.exists():
+            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+            unet.load_state_dict(ckpt["model"])
+            opt.load_state_dict(ckpt["optimizer"])
+            gen.set_state(ckpt["generator"])
+            losses, start = list(ckpt["losses"]), int(ckpt["epoch"])
+            log.info("resuming DDPM training from epoch %d", start)
+
+    data = to_model_range(images.float())
+    n = len(data)
+    alphas = scheduler.alphas_cumprod.to(dev)
+    bar = tqdm(total=epochs, initial=start, desc="DDPM (normal tiles)", unit="epoch")
+    for epoch in range(start, epochs):
+        unet.train()
+        order = torch.randperm(n, generator=gen)
+        total = 0.0
+        for i in range(0, n, batch_size):
+            x0 = data[order[i : i + batch_size]]
+            if flips:
+                k = int(torch.randint(0, 4, (1,), generator=gen))
+                x0 = torch.rot90(x0, k, dims=(2, 3))
+                if torch.rand(1, generator=gen) < 0.5:
+                    x0 = x0.flip(3)
+            x0 = x0.to(dev)
+            noise = torch.randn(x0.shape, generator=gen).to(dev)
+            t = torch.randint(0, num_train_timesteps, (len(x0),), generator=gen).to(dev)
+            a = alphas[t].view(-1, 1, 1, 1)
+            xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+            loss = F.mse_loss(unet(xt, t).sample, noise)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(x0)
+        losses.append(total / n)
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.4f}")
+        if store is not None:
+            state = {
+                "model": {k: v.detach().cpu() for k, v in unet.state_dict().items()},
+                "optimizer": opt.state_dict(),
+                "generator": gen.get_state(),
+                "losses": losses,
+                "epoch": epoch + 1,
+            }
+            _save_checkpoint(store, kind, params, state)
+    bar.close()
+    unet.eval()
+    if store is not None:
+        model_state = {k: v.detach().cpu() for k, v in unet.state_dict().items()}
+        store.save_state(kind, params, {"model": model_state, "losses": losses})
+        store.path(kind, params, CHECKPOINT_SUFFIX).unlink(missing_ok=True)
+    return DDPMResult(unet, scheduler, losses)
+
+
+def generators(seeds: Sequence[int], device: str | torch.device = "cpu") -> list[torch.Generator]:
+    """One seeded ``torch.Generator`` per image, so an image's noise never depends on its batch."""
+    return [torch.Generator(device=torch.device(device)).manual_seed(int(s)) for s in seeds]
+
+
+@torch.no_grad()
+def sample(
+    unet: UNet2DModel,
+    scheduler: DDPMScheduler,
+    seeds: Sequence[int],
+    num_inference_steps: int = 50,
+    device: str | torch.device = "auto",
+) -> torch.Tensor:
+    """Ancestral DDPM samples (len(seeds), 3, H, W) in [0, 1], one seeded generator per image."""
+    from diffusers.utils.torch_utils import randn_tensor
+
+    dev = resolve_device(device)
+    unet = unet.to(dev).eval()
+    size = unet.config.sample_size
+    gens = generators(seeds, dev)
+    x = randn_tensor((len(seeds), 3, size, size), generator=gens, device=dev)
+    sched = DDPMScheduler.from_config(scheduler.config)
+    sched.set_timesteps(num_inference_steps, device=dev)
+    for t in tqdm(sched.timesteps, desc="DDPM samples", leave=False):
+        x = sched.step(unet(x, t).sample, t, x, generator=gens).prev_sample
+    return from_model_range(x).cpu()
+
+
+def losses_array(result: DDPMResult) -> np.ndarray:
+    """The per-epoch training loss as an array."""
+    return np.asarray(result.losses, dtype=np.float64)
