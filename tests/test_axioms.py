@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torchvision
 from torch import nn
+from toys import tiny_resnet
 
 from xaistudy.evaluate.axioms import (
     ablated_logits,
@@ -16,12 +16,6 @@ from xaistudy.evaluate.axioms import (
     sensitivity,
 )
 from xaistudy.models.stages import forward_from
-
-
-def _tiny_resnet(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    model = torchvision.models.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1], 2)
-    return model.eval()
 
 
 def test_metrics_by_hand():
@@ -48,7 +42,7 @@ def test_metrics_bad_input():
 
 
 def test_ablated_logits_match_a_zeroed_forward():
-    model = _tiny_resnet()
+    model = tiny_resnet()
     x = torch.rand(2, 3, 32, 32)
     seen = {}
     handle = model.layer3.register_forward_hook(lambda m, a, out: seen.setdefault("a", out))
@@ -76,7 +70,7 @@ def test_ablated_logits_match_a_zeroed_forward():
 
 def test_gradcam_is_exact_at_the_last_stage_of_a_gap_linear_head():
     """With global average pooling + a bias-free linear head, Grad-CAM satisfies both axioms."""
-    model = _tiny_resnet(1)
+    model = tiny_resnet(1)
     model.fc.bias.data.zero_()
     x = torch.rand(2, 3, 32, 32)
     table = evaluate_axioms(model, x, [0, 1], ["layer4"], ["gradcam", "xrelevancecam"])
@@ -88,7 +82,7 @@ def test_gradcam_is_exact_at_the_last_stage_of_a_gap_linear_head():
 
 def test_xrelevancecam_conserves_better_than_gradcam_on_a_trained_model():
     """As the paper's Table 4: XRelevanceCAM's conservation error is below Grad-CAM's."""
-    model = _tiny_resnet(2)
+    model = tiny_resnet(2)
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(64, 3, 32, 32, generator=gen) * 0.5
     y = torch.arange(64) % 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-import torchvision
 from torch import nn
+from toys import tiny_resnet
 
 from xaistudy.evaluate.wsss import (
     AGGREGATIONS,
@@ -27,12 +27,6 @@ from xaistudy.models.stages import (
     set_dropout,
 )
 from xaistudy.params import ParamError, XRelevanceCamParams, build_params
-
-
-def _tiny_resnet(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    model = torchvision.models.ResNet(torchvision.models.resnet.BasicBlock, [1, 1, 1, 1], 2)
-    return model.eval()
 
 
 # -- weakly supervised segmentation ---------------------------------------------------------
@@ -84,7 +78,7 @@ def test_aggregation_and_tables():
 
 # -- stages, dropout, randomisation -----------------------------------------------------------
 def test_forward_from_equals_the_full_model():
-    model = _tiny_resnet()
+    model = tiny_resnet()
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         feats = model.layer2(model.layer1(model.maxpool(model.relu(model.bn1(model.conv1(x))))))
@@ -96,7 +90,7 @@ def test_forward_from_equals_the_full_model():
 
 
 def test_stage_dropout_stays_on_in_eval_only_when_asked():
-    model = add_stage_dropout(_tiny_resnet(), 0.5)
+    model = add_stage_dropout(tiny_resnet(), 0.5)
     assert sum(isinstance(m, StageDropout) for m in model.modules()) == 4
     model.eval()
     x = torch.rand(1, 3, 32, 32)
@@ -111,7 +105,7 @@ def test_stage_dropout_stays_on_in_eval_only_when_asked():
 
 
 def test_dropout_maps_are_seeded_averages():
-    model = add_stage_dropout(_tiny_resnet(), 0.3)
+    model = add_stage_dropout(tiny_resnet(), 0.3)
     set_dropout(model, True)
     x = torch.rand(1, 3, 32, 32)
     opts = dict(methods=["gradcam", "xrelevancecam"], layers=["layer2"], rule="unit")
@@ -125,7 +119,7 @@ def test_dropout_maps_are_seeded_averages():
 
 
 def test_randomise_stages_cascades_from_the_top():
-    model = _tiny_resnet()
+    model = tiny_resnet()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     r2 = randomise_stages(model, 2, seed=0)
     after = r2.state_dict()

@@ -30,6 +30,7 @@ from diffusers import DDPMScheduler, RePaintScheduler, UNet2DModel
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
+from xaistudy.evaluate.occlusion import check_images_and_mask
 from xaistudy.models.classifiers import resolve_device
 from xaistudy.models.ddpm import from_model_range, generators, to_model_range
 
@@ -117,15 +118,7 @@ def count_unet_calls(unet: torch.nn.Module) -> Iterator[CallCounter]:
 
 # -- batched RePaint -------------------------------------------------------------------------
 def _check_inputs(images: torch.Tensor, keep: torch.Tensor, seeds: Sequence[int]) -> None:
-    if images.ndim != 4 or images.shape[1] != 3:
-        raise ValueError(f"images must be (B, 3, H, W) in [0, 1], got {tuple(images.shape)}")
-    if keep.ndim != 4 or keep.shape[1] != 1 or keep.shape[0] != images.shape[0]:
-        raise ValueError(
-            f"keep mask must be (B, 1, H, W) with B={images.shape[0]} (1 = keep, 0 = inpaint), "
-            f"got {tuple(keep.shape)}"
-        )
-    if keep.shape[-2:] != images.shape[-2:]:
-        raise ValueError(f"mask size {tuple(keep.shape[-2:])} != image size {images.shape[-2:]}")
+    check_images_and_mask(images, keep, "keep mask", "1 = keep, 0 = inpaint")
     if len(seeds) != images.shape[0]:
         raise ValueError(f"got {len(seeds)} seeds for {images.shape[0]} images; give one per image")
 

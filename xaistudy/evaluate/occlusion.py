@@ -89,12 +89,15 @@ def nested_masks(levels: np.ndarray, n_masks: int = 4) -> np.ndarray:
 
 
 # -- strategies -----------------------------------------------------------------------------
-def _check(images: torch.Tensor, mask: torch.Tensor) -> None:
+def check_images_and_mask(
+    images: torch.Tensor, mask: torch.Tensor, name: str = "mask", meaning: str = "1 = occlude"
+) -> None:
+    """One-line errors unless ``images`` is (B, 3, H, W) and ``mask`` (B, 1, H, W) of its size."""
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be (B, 3, H, W) in [0, 1], got {tuple(images.shape)}")
     if mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[0] != images.shape[0]:
         raise ValueError(
-            f"mask must be (B, 1, H, W) with B={images.shape[0]} (1 = occlude), "
+            f"{name} must be (B, 1, H, W) with B={images.shape[0]} ({meaning}), "
             f"got {tuple(mask.shape)}"
         )
     if mask.shape[-2:] != images.shape[-2:]:
@@ -228,7 +231,7 @@ def occlude(
         raise ValueError(
             f"unknown occlusion strategy '{strategy}'; allowed: {', '.join(_FUNCTIONS)}"
         )
-    _check(images, mask)
+    check_images_and_mask(images, mask)
     return _FUNCTIONS[strategy](images.float(), (mask > 0.5).float(), **options)
 
 
