@@ -124,10 +124,19 @@ def test_evaluate_strategy_and_tables():
     assert mard.loc[0, "mard"] == 0 and mard.loc[0, "rank_accuracy"] == 1
 
 
-def test_params_profiles_and_errors():
-    for profile in ("smoke", "quick", "paper"):
-        build_params(IboParams, profile)
-    paper = build_params(IboParams, "paper")
+def test_params_profiles_and_errors(mini_camelyon):
+    for profile in ("smoke", "quick"):
+        assert build_params(IboParams, profile).dataset == "synthetic-he"
+    with pytest.raises(ParamError, match="dataset 'camelyon16': data_root .* does not exist"):
+        build_params(IboParams, "paper")  # the paper's data, which this machine lacks
+    paper = build_params(IboParams, "paper", {"data_root": str(mini_camelyon)})
+    assert (paper.dataset, paper.tile_size, paper.classifier, paper.epochs) == (
+        "camelyon16",
+        512,
+        "resnet50",
+        20,
+    )
+    assert paper.ddpm_epochs == 140
     assert (paper.repaint_steps, paper.jump_length, paper.resamplings, paper.n_samples) == (
         250,
         10,
@@ -140,3 +149,85 @@ def test_params_profiles_and_errors():
         build_params(IboParams, "quick", {"strategies": "ibo,paint"})
     with pytest.raises(ParamError, match="ddpm_channels.*divisible"):
         build_params(IboParams, "quick", {"tile_size": 80, "ddpm_channels": [8, 8, 8, 8, 8, 8]})
+
+
+def test_cli_names_the_missing_camelyon16_root_in_one_line(capsys):
+    from xaistudy import cli
+
+    code = cli.main(["run", "ibo", "-p", "dataset", "camelyon16", "-p", "data_root", "/missing"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert "\n" not in err and "camelyon16" in err and "/missing does not exist" in err
+
+
+@pytest.fixture(scope="module")
+def mini_camelyon(tmp_path_factory):
+    from fabricate_camelyon16 import make_mini_camelyon
+
+    root = tmp_path_factory.mktemp("mini-camelyon16")
+    make_mini_camelyon(root)
+    return root
+
+
+def test_load_splits_reads_camelyon16_by_slide(mini_camelyon, tmp_path):
+    sizes = dict(tile_size=64, n_train=48, n_val=16, n_test=16, ddpm_tiles=16)
+    splits, reference = study.load_splits(
+        **sizes,
+        stain_norm=True,
+        seed=0,
+        store=Store(tmp_path),
+        dataset="camelyon16",
+        data_root=str(mini_camelyon),
+        data_options={"level": 0},
+    )
+    assert [len(splits[k].labels) for k in ("train", "val", "test", "ddpm")] == [48, 16, 16, 16]
+    assert splits["train"].images.shape == (48, 3, 64, 64) and reference.shape == (64, 64, 3)
+    assert int(splits["ddpm"].labels.sum()) == 0 and int(splits["test"].labels.sum()) == 8
+    assert (
+        splits["ddpm"].masks.sum() == 0 and splits["test"].masks[splits["test"].labels == 1].any()
+    )
+    names = [set(splits[k].slides) for k in ("train", "val", "test")]
+    assert names[0] and not (names[0] & names[1] or names[0] & names[2] or names[1] & names[2])
+    ident = study.data_identity("camelyon16", {"level": 0}, splits)
+    assert ident["dataset"] == "camelyon16" and all(ident["files"].values())
+    synthetic, _ = study.load_splits(**sizes, stain_norm=False, seed=0, store=Store(tmp_path))
+    assert study.data_identity("synthetic-he", {}, synthetic) == {}
+
+
+def test_classifier_gets_the_pretrained_weights_file(monkeypatch, tmp_path):
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_build(name, num_classes, pretrained=False):
+        seen.append(pretrained)
+        raise Stop
+
+    monkeypatch.setattr(study, "build_classifier", fake_build)
+    weights = tmp_path / "resnet.pth"
+    weights.write_bytes(b"x")
+    params = build_params(IboParams, "smoke", {"pretrained": str(weights)})
+    with pytest.raises(Stop):
+        study.train_classifier({}, "resnet18", params.pretrained, 1, 1e-3, 2, 0, "cpu", None, {})
+    assert seen == [str(weights)]
+
+
+@pytest.mark.slow
+def test_smoke_run_on_a_mini_camelyon16_folder(mini_camelyon, tmp_path):
+    import nbformat
+    import pandas as pd
+
+    from xaistudy.runner import run_chapter
+
+    overrides = {"dataset": "camelyon16", "data_root": str(mini_camelyon)}
+    out = run_chapter("ibo", "smoke", overrides, out=tmp_path / "out")
+    splits = pd.read_csv(out / "tables" / "splits.csv").set_index("split")
+    assert splits.loc["train", "tumour"] == 24 and splits.loc["ddpm", "normal"] == 16
+    settings = pd.read_csv(out / "tables" / "settings.csv").set_index("setting")
+    assert settings.loc["data", "this run"] == "camelyon16"
+    mard = pd.read_csv(out / "tables" / "mard.csv")
+    assert set(mard.strategy) == set(study.STRATEGY_ORDER) and mard.mard.notna().all()
+    text = nbformat.read(out / "ibo.ipynb", as_version=4)
+    outputs = str([c.get("outputs") for c in text.cells if c.cell_type == "code"])
+    assert "Data of this run: `camelyon16`" in outputs and "Traceback" not in outputs

@@ -13,10 +13,24 @@ def test_profiles_set_defaults_and_overrides_win():
     assert build_params(DataParams, "smoke", {"tile_size": 256}).tile_size == 256
 
 
-def test_every_profile_of_every_chapter_validates():
+def test_every_profile_of_every_chapter_validates(monkeypatch, tmp_path):
+    monkeypatch.setenv("XAISTUDY_DATA", str(tmp_path))  # no real dataset here
     for chapter in runner.CHAPTERS.values():
         for profile in PROFILES:
-            build_params(chapter.params, profile)
+            params = chapter.params
+            real = {
+                params.profile_defaults(profile).get(field)
+                for field in params.DATASET_FIELDS
+            } - {None}
+            if not real:
+                build_params(params, profile)
+                continue
+            # paper profiles read the real datasets: without them, one line naming the folder
+            with pytest.raises(ParamError) as err:
+                build_params(params, profile)
+            message = str(err.value)
+            assert "\n" not in message and str(tmp_path) in message and "does not exist" in message
+            assert any(f"dataset '{name}'" in message for name in real)
 
 
 @pytest.mark.parametrize(

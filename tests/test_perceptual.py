@@ -93,3 +93,66 @@ def test_lpips_alex_needs_the_local_file(monkeypatch, tmp_path, images):
     assert perceptual.alexnet_weights_path() is None
     with pytest.raises(FileNotFoundError, match="alexnet-owt-7be5be79.pth"):
         perceptual.lpips_alex(images, images)
+
+
+ALEXNET_CONVS = {
+    0: (64, 3, 11),
+    3: (192, 64, 5),
+    6: (384, 192, 3),
+    8: (256, 384, 3),
+    10: (256, 256, 3),
+}
+
+
+def fake_alexnet_file(path):
+    """A torchvision-style AlexNet ``features.*`` state dict with random weights."""
+    gen = torch.Generator().manual_seed(0)
+    state = {}
+    for i, (out, inp, k) in ALEXNET_CONVS.items():
+        state[f"features.{i}.weight"] = 0.05 * torch.randn(out, inp, k, k, generator=gen)
+        state[f"features.{i}.bias"] = 0.01 * torch.randn(out, generator=gen)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, path)
+    return state
+
+
+def test_lpips_alex_uses_a_given_weights_file(tmp_path, images):
+    path = tmp_path / "weights" / "my_alexnet.pth"
+    state = fake_alexnet_file(path)
+    assert perceptual.alexnet_weights_path(str(path)) == path
+    model = perceptual._lpips_model(torch.device("cpu"), path)
+    convs = [m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d)]
+    for conv, i in zip(convs, ALEXNET_CONVS, strict=True):
+        assert torch.equal(conv.weight, state[f"features.{i}.weight"])
+    assert np.allclose(perceptual.lpips_alex(images, images, weights=path), 0, atol=1e-6)
+    d = [perceptual.lpips_alex(images, noisy(images, s), weights=path).mean() for s in (0.05, 0.3)]
+    assert 0 < d[0] < d[1]
+    with pytest.raises(FileNotFoundError, match="nowhere.pth does not exist"):
+        perceptual.alexnet_weights_path(tmp_path / "nowhere.pth")
+
+
+def test_lpips_alex_finds_the_standard_file_under_torch_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    standard = tmp_path / "hub" / "checkpoints" / perceptual.ALEXNET_FILE
+    fake_alexnet_file(standard)
+    assert perceptual.alexnet_weights_path() == standard
+    assert perceptual.alexnet_weights_path("") == standard
+
+
+def test_ibo_strategy_reports_lpips_alex_with_a_weights_file(tmp_path, model):
+    from xaistudy.evaluate import ibo
+
+    path = tmp_path / "alex.pth"
+    fake_alexnet_file(path)
+    images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(3))
+    levels = np.random.default_rng(1).integers(1, 6, (2, 1, 32, 32))
+    ood = perceptual.Mahalanobis().fit(
+        perceptual.penultimate_features(model, torch.rand(20, 3, 32, 32))
+    )
+    seeds = ibo.image_seeds(0, [0, 1], 1)
+    res = ibo.evaluate_strategy(
+        "blackening", model, images, levels, seeds, 4, ood, alexnet_weights=str(path)
+    )
+    assert res["lpips_alex"].shape == (2, 1, 4)
+    assert np.all(np.diff(res["lpips_alex"], axis=-1) >= -1e-6)  # cumulative masks: further away
+    assert res["lpips_alex"][..., -1].min() > 0

@@ -156,3 +156,73 @@ def test_batchnorm_recalibration_gives_the_exact_dataset_statistics():
     torch.testing.assert_close(bn.running_mean, acts.mean(dim=(0, 2, 3)))
     torch.testing.assert_close(bn.running_var, acts.var(dim=(0, 2, 3), unbiased=True))
     assert not model.training and bn.momentum == 0.1
+
+
+def test_pen_marks_on_any_tumour_tiles_are_those_of_synthetic_he_pen(tmp_path):
+    from scipy import ndimage
+
+    from xaistudy.data import shortcuts
+    from xaistudy.data.datasets import get_dataset
+    from xaistudy.store import Store
+
+    store = Store(tmp_path)
+    kw = dict(n=10, size=64, seed=3, store=store)
+    base = get_dataset("synthetic-he", "val", **kw)
+    wrapped = shortcuts.with_pen_marks(base, "val", 3, cooccurrence=0.7, ink="green")
+    ref = get_dataset("synthetic-he-pen", "val", cooccurrence=0.7, ink="green", **kw)
+    np.testing.assert_array_equal(wrapped.images, ref.images)
+    np.testing.assert_array_equal(wrapped.extra["pen"], ref.extra["pen"])
+    np.testing.assert_array_equal(wrapped.masks, base.masks)  # still the tumour mask
+    perfect = shortcuts.with_pen_marks(base, "val", 3, cooccurrence=1.0)
+    np.testing.assert_array_equal(perfect.extra["marked"], base.labels == 1)
+    for i in range(len(base)):  # ink only on and right next to the stroke
+        changed = (perfect.images[i] != base.images[i]).any(axis=-1)
+        near = ndimage.binary_dilation(perfect.extra["pen"][i], iterations=1)
+        assert not (changed & ~near).any()
+        assert changed.any() == bool(perfect.extra["marked"][i])
+    sample = perfect[1]
+    assert sample["pen"].shape == (64, 64) and bool(sample["marked"])
+
+
+def test_a_pretrained_weights_file_reaches_the_classifier(tmp_path, monkeypatch):
+    from xaistudy.explain import tour
+
+    torch.manual_seed(1)
+    source = SmallCNN(2, widths=(4, 8))
+    path = tmp_path / "weights.pth"
+    torch.save(source.state_dict(), path)
+    got = {}
+
+    class Stop(Exception):
+        pass
+
+    def fake_fit(model, *args, params=None, **kwargs):
+        got["state"], got["params"] = model.state_dict(), params
+        raise Stop
+
+    monkeypatch.setattr(tour, "fit", fake_fit)
+    monkeypatch.setattr(tour, "make_loader", lambda *args, **kwargs: None)
+    monkeypatch.setattr(
+        tour, "build_classifier", lambda arch, n, pretrained=False: _small(pretrained)
+    )
+    with pytest.raises(Stop):
+        tour.train_classifier(
+            "small_cnn",
+            [],
+            [],
+            data={},
+            epochs=1,
+            lr=1e-3,
+            batch_size=2,
+            seed=0,
+            pretrained=str(path),
+        )
+    for key, value in source.state_dict().items():
+        assert torch.equal(got["state"][key], value)
+    assert got["params"]["start"] == "fine-tuned from weights.pth" and got["params"]["weights"]
+
+
+def _small(pretrained):
+    from xaistudy.models.classifiers import build_classifier
+
+    return build_classifier("small_cnn", 2, pretrained=pretrained, widths=(4, 8))

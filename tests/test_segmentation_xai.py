@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from fabricate_folders import write_coco
 from pytorch_grad_cam import HiResCAM
 from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
 from torch import nn
@@ -28,12 +29,18 @@ from xaistudy.explain.segmentation import (
 )
 from xaistudy.models.classifiers import WeightsNotFoundError
 from xaistudy.models.segmenters import (
+    DATASET_TARGETS,
     Segmenter,
     build_deeplabv3,
+    candidate_tiles,
+    class_truth,
     deeplab_weights_file,
+    explanation_tiles,
     he_segmentation_targets,
+    segmentation_quality,
     unet_segmenter,
 )
+from xaistudy.params import ParamError, SegmentationXaiParams, build_params
 from xaistudy.store import Store
 
 SIZE = 32
@@ -293,3 +300,132 @@ def test_deeplab_weights_missing_is_one_line(tmp_path):
     assert "\n" not in str(err.value) and name in str(err.value)
     with pytest.raises(ValueError, match="unknown DeepLabv3"):
         deeplab_weights_file("deeplabv3_vgg")
+
+
+# -- datasets: ground truth, tiles, quality, parameters ------------------------------------------
+VOC = (
+    "__background__",
+    "aeroplane",
+    "bicycle",
+    "bird",
+    "boat",
+    "bottle",
+    "bus",
+    "car",
+    "cat",
+    "chair",
+    "cow",
+    "diningtable",
+    "dog",
+    "horse",
+    "motorbike",
+    "person",
+    "pottedplant",
+    "sheep",
+    "sofa",
+    "train",
+    "tvmonitor",
+)
+
+
+def red_is_cat() -> Segmenter:
+    """A 21-class softmax model: 'cat' where red exceeds green by > 0.3, else background."""
+    conv = nn.Conv2d(3, len(VOC), 1)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.bias.fill_(-10.0)
+        conv.bias[0] = 0.0
+        conv.weight[8, :, 0, 0] = torch.tensor([10.0, -10.0, 0.0])
+        conv.bias[8] = -3.0
+    return Segmenter(nn.Sequential(conv), VOC, multilabel=False, bottleneck="0").eval()
+
+
+@pytest.fixture(scope="module")
+def coco_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("coco")
+    write_coco(root)
+    return root
+
+
+def test_class_truth_per_kind():
+    batch = {
+        "mask": torch.zeros(2, 1, 4, 4),
+        "nuclei_type": torch.tensor([[[0, 1, 2, 0]] * 4] * 2),
+        "label": torch.tensor([0, 1]),
+    }
+    batch["mask"][:, 0, 0] = 1
+    assert class_truth(batch, "tumour").sum() == 8
+    assert class_truth(batch, "neoplastic").sum() == 8
+    assert class_truth(batch, "non-neoplastic").sum() == 8
+    dog = class_truth(batch, "dog", ("cat", "dog"))  # only the sample labelled dog
+    assert dog[0].sum() == 0 and dog[1].sum() == 4
+    plane = class_truth(batch, "aeroplane", ("airplane", "cat"))  # VOC vs COCO spelling
+    assert plane[0].sum() == 4 and plane[1].sum() == 0
+    with pytest.raises(ValueError, match="class 'dog' is not among the dataset's classes"):
+        class_truth(batch, "dog", ("cat",))
+
+
+def test_tumour_tile_candidates_are_the_tumour_tiles(tmp_path):
+    from xaistudy.data.datasets import get_dataset
+
+    data = get_dataset("synthetic-he", "test", n=6, size=64, store=Store(tmp_path))
+    assert candidate_tiles(data, "tumour-tiles", "neoplastic") == [1, 3, 5]
+
+
+def test_coco_tiles_and_quality_with_a_colour_model(coco_root, tmp_path):
+    model = red_is_cat()
+    source = {"dataset": "coco", "data_root": coco_root, "data_options": {"min_area": 0.0}}
+    store = Store(tmp_path)
+    tiles = explanation_tiles(model, "cat", 2, size=64, store=store, device="cpu", **source)
+    assert tiles["images"].shape == (2, 3, 64, 64) and len(tiles["index"]) == 2
+    for img, truth in zip(tiles["images"], tiles["truth"], strict=True):
+        pred = model.predict(img[None], "cat")[0].numpy()
+        assert truth.any() and (pred & truth).sum() / (pred | truth).sum() > 0.9
+    rows = segmentation_quality(model, n=3, size=64, store=store, **source)
+    assert [r["class"] for r in rows] == ["cat"] and rows[0]["dice"] > 0.95
+    with pytest.raises(ValueError, match=r"class 'dog' is not among the dataset's classes"):
+        explanation_tiles(model, "dog", 1, size=64, store=store, device="cpu", **source)
+
+
+def test_params_targets_fit_the_dataset(coco_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # no torchvision weights cached here
+    assert SegmentationXaiParams.UNET_TARGETS == DATASET_TARGETS
+    for profile in ("smoke", "quick"):
+        build_params(SegmentationXaiParams, profile)
+    with pytest.raises(ParamError, match="DeepLabv3 weights not found: .*deeplabv3_resnet101_coco"):
+        build_params(SegmentationXaiParams, "paper", {"data_root": str(coco_root)})
+    weights = coco_root / "weights.pth"
+    weights.write_bytes(b"0")  # only its existence is checked before the run
+    paper = build_params(
+        SegmentationXaiParams, "paper", {"data_root": str(coco_root), "weights": str(weights)}
+    )
+    assert (paper.model, paper.dataset, paper.target_class, paper.layer) == (
+        "deeplabv3_resnet101",
+        "coco",
+        "cat",
+        "bottleneck",
+    )
+    assert paper.rise_masks == [100, 500, 1000, 2000] and paper.fill == 0.0
+    assert paper.cam_thresholds == [0.05, 0.1] and paper.rise_thresholds == [0.2, 0.4]
+    bad = [
+        (
+            {"dataset": "camelyon16", "target_class": "neoplastic"},
+            "not annotated in dataset camelyon16: use tumour",
+        ),
+        (
+            {"dataset": "pannuke", "target_class": "tumour"},
+            "not annotated in dataset pannuke: use neoplastic or non-neoplastic",
+        ),
+        (
+            {"dataset": "coco", "model": "deeplabv3_resnet50", "target_class": "tumour"},
+            "target_class tumour is not a COCO class",
+        ),
+        ({"dataset": "coco"}, "does not segment dataset coco"),
+        ({"target_class": "cat"}, "not annotated in dataset synthetic-he"),
+    ]
+    for overrides, match in bad:
+        with pytest.raises(ParamError, match=match) as err:
+            build_params(SegmentationXaiParams, "smoke", overrides)
+        assert "\n" not in str(err.value)
+    with pytest.raises(ParamError, match="dataset 'coco': missing annotation file"):
+        build_params(SegmentationXaiParams, "paper", {"data_root": str(coco_root / "annotations")})

@@ -1,14 +1,24 @@
 """The thesis_metrics chapter: tendencies, overlays, maps, tables and parameters."""
 
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from fabricate_nuclei import (
+    GRADES,
+    balanced_counts,
+    write_diagset_blobs,
+    write_pannuke,
+)
 from torch import nn
 
+from xaistudy import cli
+from xaistudy.data import pannuke as pk
+from xaistudy.data.datasets import ArrayDataset
 from xaistudy.evaluate import quality as q
 from xaistudy.evaluate import tendencies as tend
-from xaistudy.models.thesis_cnn import ThesisCNN
+from xaistudy.models.thesis_cnn import ThesisCNN, rotated_dataset, rotation_balanced_indices
 from xaistudy.params import ParamError, ThesisMetricsParams, build_params
 
 
@@ -132,19 +142,70 @@ def test_summarise_means_cis_and_degenerate_counts():
 
 
 # -- parameters -----------------------------------------------------------------------------
-def test_profiles_validate_and_paper_is_the_thesis():
+@pytest.fixture(scope="module")
+def fabricated(tmp_path_factory):
+    """Mini DiagSet-A (blobs, 256 px patches, five scans) and PanNuke (64 px) folders."""
+    root = tmp_path_factory.mktemp("thesis-data")
+    counts = {}
+    for scan in ("s1", "s2", "s3", "s4", "s5"):
+        counts[scan] = {**balanced_counts(2), "R1": 1, "BG": 1}
+    partitions = {"train": ["s1", "s2", "s3"], "validation": ["s4"], "test": ["s5"]}
+    write_diagset_blobs(root / "diagset", counts, partitions, side=256)
+    write_pannuke(root / "pannuke", (4, 3, 3), side=64)
+    return root
+
+
+def test_profiles_validate_and_paper_is_the_thesis(fabricated):
     smoke = build_params(ThesisMetricsParams, "smoke")
     quick = build_params(ThesisMetricsParams, "quick")
-    paper = build_params(ThesisMetricsParams, "paper")
+    roots = {
+        "data_root": str(fabricated / "diagset"),
+        "nuclei_data_root": str(fabricated / "pannuke"),
+    }
+    paper = build_params(ThesisMetricsParams, "paper", roots)
     assert smoke.tile_size == 64 and quick.average == "macro"
+    assert (quick.dataset, quick.nuclei_dataset) == ("synthetic-grading", "synthetic-he")
     assert (paper.tile_size, paper.fc_width, paper.ig_steps, paper.nt_steps) == (
         256,
         2048,
         100,
-        100,
+        50,  # the thesis's NoiseTunnel ran captum's default of 50 IG steps
     )
     assert (paper.map_threshold, paper.mask_threshold, paper.prob_threshold) == (0.3, 0.5, 0.6)
     assert (paper.lime_samples, paper.lime_features, paper.unet_lr) == (500, 3, 1e-4)
+    # Table 1 and Table 2: DiagSet-A patches; PanNuke folds 1+2 (5179) train, fold 3 (2722)
+    assert (paper.dataset, paper.nuclei_dataset) == ("diagset", "pannuke")
+    assert (paper.n_train_per_class, paper.n_val_per_class, paper.n_test_per_class) == (
+        8776,
+        3510,
+        5266,
+    )
+    assert paper.augment_classes == "R1,R2,R5"
+    assert pk.parse_folds(paper.nuclei_data_options["folds"]) == {
+        "train": (1, 2),
+        "val": (3,),
+        "test": (3,),
+    }
+    assert (paper.he_n_train, paper.he_n_val) == (5179, 2722)
+    assert (paper.cnn_epochs, paper.batch_size, paper.cnn_lr, paper.cnn_patience) == (
+        50,
+        64,
+        1e-3,
+        5,
+    )
+    assert (paper.unet_epochs, paper.unet_batch_size, paper.unet_patience) == (124, 1, 50)
+
+
+def test_paper_profile_without_data_exits_2_with_one_line(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XAISTUDY_DATA", str(tmp_path / "nothing"))
+    out = tmp_path / "out"
+    assert cli.main(["run", "thesis_metrics", "--profile", "paper", "--out", str(out)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "dataset 'diagset'" in err and "does not exist" in err
+    assert not out.exists()
+    args = ["run", "thesis_metrics", "-p", "nuclei_dataset", "pannuke", "--out", str(out)]
+    assert cli.main([*args, "-p", "nuclei_data_options", '{"fold": 1}']) == 2
+    assert "dataset 'pannuke' has no option 'fold'" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
@@ -187,3 +248,69 @@ def test_tendency_and_violin_figures():
     )
     fig = tend.violin_figure(rows, "iou", "IoU", {"m": "M"}, [("g", "t")], ["t (g)"])
     assert fig.axes[0].get_ylabel() == "IoU" and fig.axes[0].get_title() == "t (g)"
+
+
+# -- Table 1 with real class counts ---------------------------------------------------------
+def test_balancing_names_a_short_class_and_rotated_copies_keep_masks_aligned():
+    labels = np.array([0, 0, 0, 1, 2, 2, 2])
+    names = ["A", "N", "R1", "R2"]  # R2 has no samples at all
+    with pytest.raises(ValueError, match=r"class R2 has 0 items .*fewer than n_per_class=3"):
+        rotation_balanced_indices(labels, 3, augment=[1], class_names=names)
+    with pytest.raises(ValueError, match=r"class N has 4 items after augmentation \(1 x 4"):
+        rotation_balanced_indices(labels, 5, augment=[0, 1], class_names=names[:3])
+    pairs = rotation_balanced_indices(labels, 3, augment=[1], seed=0, class_names=names[:3])
+    rotated_n = [(i, t) for i, t in pairs if labels[i] == 1]  # the one N sample, 3 of 4 turns
+    assert len(set(rotated_n)) == 3 and {i for i, _ in rotated_n} == {3}
+    assert all(t == 0 for i, t in pairs if labels[i] != 1)  # A and R1 are not rotated
+    images = np.zeros((7, 4, 4, 3), np.uint8)
+    masks = np.zeros((7, 4, 4), bool)
+    images[:, 0, 3] = 255  # top-right pixel, also in the mask
+    masks[:, 0, 3] = True
+    ds = ArrayDataset(images, labels, masks, masks.astype(np.uint8) * 2, classes=names[:3],
+                      extra={"scan": np.arange(7)})  # fmt: skip
+    rotated = rotated_dataset(ds, pairs)
+    assert len(rotated) == 9 and list(rotated.labels) == [int(labels[i]) for i, _ in pairs]
+    for k, (i, t) in enumerate(pairs):
+        where = {0: (0, 3), 1: (0, 0), 2: (3, 0), 3: (3, 3)}[t]  # counter-clockwise turns
+        assert rotated.images[k][where].tolist() == [255, 255, 255] and rotated.masks[k][where]
+        assert rotated.nuclei_type[k][where] == 2 and int(rotated[k]["scan"]) == i
+    blank = np.broadcast_to(np.zeros((1, 4, 4), np.uint8), (7, 4, 4))  # DiagSet: no annotations
+    bare = rotated_dataset(ArrayDataset(images, labels, blank.astype(bool), blank), pairs)
+    assert bare.masks.shape == (9, 4, 4) and not bare.masks.any() and not bare.nuclei_type.any()
+    assert bare.images[0][0, 3].tolist() == rotated.images[0][0, 3].tolist()
+
+
+@pytest.mark.slow
+def test_smoke_run_on_fabricated_diagset_and_pannuke(fabricated, tmp_path, monkeypatch):
+    """The chapter end to end on DiagSet blobs + PanNuke folds: U-Net masks only, real counts."""
+    monkeypatch.setenv("XAISTUDY_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "out"
+    code = cli.main(
+        ["run", "thesis_metrics", "--profile", "smoke", "--out", str(out),
+         "-p", "dataset", "diagset", "-p", "data_root", str(fabricated / "diagset"),
+         "-p", "nuclei_dataset", "pannuke", "-p", "nuclei_data_root", str(fabricated / "pannuke"),
+         "-p", "nuclei_data_options", '{"folds": "1,2/3/3"}']
+    )  # fmt: skip
+    assert code == 0
+    table1 = pd.read_csv(out / "tables" / "dataset.csv").set_index("class")
+    assert list(table1.index) == list(GRADES)
+    assert table1.loc["R1", "original patches"] == 5 and table1.loc["R1", "after rotation"] == 20
+    assert table1.loc["A", "patches in the train / val / test splits"] == "6 / 2 / 2"
+    assert (table1[["training", "validation", "testing"]].values == [4, 2, 1]).all()
+    seg = pd.read_csv(out / "tables" / "segmentation.csv")
+    assert set(seg["data"]) == {"pannuke validation tiles"}
+    assert set(pd.read_csv(out / "tables" / "table6.csv")["ground_truth"]) == {"U-Net"}
+    settings = pd.read_csv(out / "tables" / "paper_vs_book_settings.csv").set_index("setting")
+    assert settings.loc["grading data", "this run"] == "DiagSet-A patches"
+    unet_data = settings.loc["U-Net training / validation tiles", "this run"]
+    assert unet_data == "4 / 2 (folds train/val/test 1,2/3/3)"
+    versus = pd.read_csv(out / "tables" / "paper_vs_book.csv")
+    assert versus["data / profile"].str.startswith("DiagSet-A patches, U-Net on PanNuke").all()
+    assert "holds (exact)" not in versus.columns
+    text = "".join(
+        "".join(o.get("text", "")) + str(o.get("data", {}).get("text/markdown", ""))
+        for cell in nbformat.read(out / "thesis_metrics.ipynb", as_version=4).cells
+        for o in cell.get("outputs", [])
+    )
+    assert "grading CNN on DiagSet-A patches" in text
+    assert "DiagSet has no nuclei annotations" in text

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from fabricate_folders import write_pcle
 from torch import nn
 from toys import tiny_resnet
 
@@ -18,7 +19,7 @@ from xaistudy.evaluate.wsss import (
     miou_per_layer,
 )
 from xaistudy.explain.relevance import layer_cams
-from xaistudy.models.pcle import CentreCrop, fov_crop_size
+from xaistudy.models.pcle import CentreCrop, build_backbone, fov_crop_size
 from xaistudy.models.stages import (
     StageDropout,
     add_stage_dropout,
@@ -136,6 +137,7 @@ def test_randomise_stages_cascades_from_the_top():
 # -- data and parameters --------------------------------------------------------------------
 def test_centre_crop_is_the_square_inside_the_field_of_view():
     assert fov_crop_size(339) == 230  # the paper's 230 x 230 crop
+    assert fov_crop_size(100, 0.3) == 42 and fov_crop_size(100, 0.7071) == 99
     sample = {"image": torch.rand(3, 96, 96), "mask": torch.zeros(1, 96, 96)}
     sample["mask"][0, 48, 48] = 1
     out = CentreCrop(fov_crop_size(96))(sample)
@@ -143,12 +145,41 @@ def test_centre_crop_is_the_square_inside_the_field_of_view():
     assert out["image"].shape == (3, side, side) and out["mask"].sum() == 1
 
 
-def test_params_profiles_and_errors():
-    for profile in ("smoke", "quick", "paper"):
+def test_params_profiles_and_errors(tmp_path):
+    for profile in ("smoke", "quick"):
         build_params(XRelevanceCamParams, profile)
-    paper = build_params(XRelevanceCamParams, "paper")
+    root = tmp_path / "pcle"
+    write_pcle(root, n_glio=3, n_menin=3)
+    paper = build_params(XRelevanceCamParams, "paper", {"data_root": str(root)})
     assert (paper.backbone, paper.resnet, paper.dropout) == ("skresnext50_32x4d", "resnet50", 0.1)
+    assert (paper.dataset, paper.n_patients, paper.frames_per_patient) == ("pcle-folder", 0, 0)
+    assert fov_crop_size(paper.frame_size) == 230
     with pytest.raises(ParamError, match="clrp_rule"):
         build_params(XRelevanceCamParams, "smoke", {"clrp_rule": "beta"})
     with pytest.raises(ParamError, match="backbone"):
         build_params(XRelevanceCamParams, "smoke", {"backbone": "vgg16"})
+    with pytest.raises(ParamError, match="synthetic-pcle generates its frames: n_patients"):
+        build_params(XRelevanceCamParams, "smoke", {"n_patients": 0})
+    with pytest.raises(ParamError, match="dataset 'pcle-folder': data_root .* does not exist") as e:
+        build_params(XRelevanceCamParams, "paper", {"data_root": str(tmp_path / "absent")})
+    assert "\n" not in str(e.value)
+    with pytest.raises(ParamError, match="missing meningioma frame folder"):
+        (root / "frames" / "meningioma").rename(root / "frames" / "other")
+        build_params(XRelevanceCamParams, "paper", {"data_root": str(root)})
+    with pytest.raises(ParamError, match="has no option 'step'; allowed: frame_step, fov_fraction"):
+        build_params(
+            XRelevanceCamParams, "smoke", {"dataset": "pcle-folder", "data_options": {"step": 2}}
+        )
+
+
+def test_a_weights_file_is_used_where_it_fits(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-cache"))  # no standard local weights
+    source, _ = build_backbone("resnet18", False)
+    path = tmp_path / "r18.pth"
+    torch.save(source.state_dict(), path)
+    model, init = build_backbone("resnet18", str(path), dropout=0.2)
+    assert init == "fine-tuned from the weights file r18.pth"
+    assert torch.equal(model.conv1.weight, source.conv1.weight)
+    assert sum(isinstance(m, StageDropout) for m in model.modules()) == 4
+    other, init = build_backbone("small_cnn", str(path))  # the file does not fit small_cnn
+    assert init == "trained from scratch: no local ImageNet weights"

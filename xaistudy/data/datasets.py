@@ -1,4 +1,4 @@
-"""Torch datasets by name: the synthetic defaults now, real datasets under the same interface.
+"""Torch datasets by name: the synthetic defaults and the papers' real datasets, one interface.
 
 Every dataset yields the same sample structure, a dict with
 
@@ -8,13 +8,21 @@ Every dataset yields the same sample structure, a dict with
 ``nuclei_type``  int64 tensor (H, W): 0 background, 1 neoplastic, 2 non-neoplastic (zeros if none)
 ``index``        int64 scalar, the sample's position in its split
 
-so chapters can swap ``dataset="synthetic-he"`` for a real dataset without other changes.
+so chapters can swap ``dataset="synthetic-he"`` for ``"camelyon16"`` without other changes.
 Synthetic datasets are generated once per parameter set and cached in the artifact store.
+Real datasets read files under a ``data_root`` folder (default ``$XAISTUDY_DATA/<name>``, else
+``data/<name>`` in the repository); :func:`check_data_root` says in one line what is missing
+before anything runs, and the loaders cache what they extract in the store.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import hashlib
+import inspect
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,33 +31,162 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from xaistudy.data import synthetic
-from xaistudy.store import Store
+from xaistudy.store import Store, repo_root
 
 SPLITS = ("train", "val", "test")
 #: Tile indices of each split start here, so the splits never share a tile.
 SPLIT_OFFSET = {"train": 0, "val": 1_000_000, "test": 2_000_000}
+#: Where data/README.md documents every dataset (named in the one-line errors).
+README_HINT = "see data/README.md"
 
 DatasetFactory = Callable[..., Dataset]
-DATASETS: dict[str, DatasetFactory] = {}
+#: Factory arguments that chapters set from their own parameters (not ``data_options``).
+CHAPTER_ARGUMENTS = ("n", "n_per_class", "n_patients", "frames_per_patient", "size", "seed")
 
 
-def register_dataset(name: str) -> Callable[[DatasetFactory], DatasetFactory]:
-    """Register a dataset factory ``factory(split=..., **kwargs)`` under ``name``."""
+class DataRootError(ValueError):
+    """A real dataset's files are missing or not in the expected layout (one line)."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A registered dataset: its factory, what its samples are, and where its files go."""
+
+    name: str
+    factory: DatasetFactory
+    #: ``tumour-tiles`` (binary, tumour mask), ``grading`` (A, N, R1-R5), ``nuclei`` (nuclei
+    #: type maps), ``pcle`` (frames by patient), ``coco`` (natural images), ``images``
+    kind: str
+    #: one line: the files expected under ``data_root`` (empty for generated datasets)
+    layout: str = ""
+    #: raises :class:`DataRootError` when ``data_root`` lacks what the loader needs
+    check_root: Callable[[Path], None] | None = None
+
+    @property
+    def needs_root(self) -> bool:
+        return bool(self.layout)
+
+    def options(self) -> list[str]:
+        """The loader's own keyword arguments: not split, store, transform, data_root, nor the
+        sizes and seed that chapters set from their parameters (:data:`CHAPTER_ARGUMENTS`)."""
+        fixed = {"split", "store", "transform", "data_root", *CHAPTER_ARGUMENTS}
+        params = inspect.signature(self.factory).parameters
+        return [k for k in params if k not in fixed]
+
+
+DATASETS: dict[str, DatasetSpec] = {}
+
+
+def register_dataset(
+    name: str,
+    kind: str = "images",
+    layout: str = "",
+    check_root: Callable[[Path], None] | None = None,
+) -> Callable[[DatasetFactory], DatasetFactory]:
+    """Register ``factory(split=..., **kwargs)`` under ``name``.
+
+    Real datasets give ``layout`` (one line naming the expected files; the factory then takes
+    ``data_root``) and usually ``check_root``, a fast check that raises
+    :class:`DataRootError` naming the first missing file or folder.
+    """
 
     def wrap(factory: DatasetFactory) -> DatasetFactory:
-        DATASETS[name] = factory
+        DATASETS[name] = DatasetSpec(name, factory, kind, layout, check_root)
         return factory
 
     return wrap
 
 
-def get_dataset(name: str, split: str = "train", **kwargs: Any) -> Dataset:
-    """The dataset ``name`` for ``split``; a one-line error for unknown names or splits."""
+def get_spec(name: str) -> DatasetSpec:
+    """The registered dataset ``name``; a one-line error listing the names otherwise."""
     if name not in DATASETS:
         raise ValueError(f"unknown dataset '{name}'; allowed: {', '.join(sorted(DATASETS))}")
-    if split not in SPLITS:
-        raise ValueError(f"unknown split '{split}'; allowed: {', '.join(SPLITS)}")
-    return DATASETS[name](split=split, **kwargs)
+    return DATASETS[name]
+
+
+def resolve_data_root(name: str, data_root: str | Path | None = None) -> Path:
+    """``data_root`` when given, else ``$XAISTUDY_DATA/<name>``, else ``<repo>/data/<name>``."""
+    if data_root not in (None, ""):
+        return Path(data_root).expanduser()
+    base = os.environ.get("XAISTUDY_DATA")
+    return (Path(base).expanduser() if base else repo_root() / "data") / name
+
+
+def check_data_root(name: str, data_root: str | Path | None = None) -> Path | None:
+    """Check that dataset ``name`` can be read; return its resolved root (None if generated).
+
+    Raises :class:`DataRootError` in one line naming what is missing and where it is expected.
+    """
+    spec = get_spec(name)
+    if not spec.needs_root:
+        if data_root not in (None, ""):
+            raise DataRootError(
+                f"dataset '{name}' is generated, not read from files: leave data_root empty"
+            )
+        return None
+    root = resolve_data_root(name, data_root)
+    if not root.is_dir():
+        raise DataRootError(
+            f"dataset '{name}': data_root {root} does not exist; expected {spec.layout} "
+            f"({README_HINT})"
+        )
+    if spec.check_root is not None:
+        spec.check_root(root)
+    return root
+
+
+def check_options(name: str, options: Mapping[str, Any]) -> None:
+    """Refuse options that dataset ``name``'s factory does not take (one line)."""
+    allowed = get_spec(name).options()
+    for key in sorted(options):
+        if key in CHAPTER_ARGUMENTS:
+            raise DataRootError(
+                f"data option '{key}' of dataset '{name}' is set by the chapter's own parameters"
+            )
+        if key not in allowed:
+            raise DataRootError(
+                f"dataset '{name}' has no option '{key}'; allowed: {', '.join(allowed) or 'none'}"
+            )
+
+
+def get_dataset(
+    name: str, split: str = "train", data_root: str | Path | None = None, **kwargs: Any
+) -> Dataset:
+    """The dataset ``name`` for ``split``; a one-line error for unknown names, splits, roots.
+
+    ``data_root`` is used by real datasets only (default :func:`resolve_data_root`).
+    """
+    spec = get_spec(name)
+    _check_split(split)
+    root = check_data_root(name, data_root)
+    if root is not None:
+        kwargs["data_root"] = root
+    return spec.factory(split=split, **kwargs)
+
+
+def files_fingerprint(paths: Iterable[str | Path]) -> str:
+    """A short hash of file names and sizes: the cache key of data read from these files."""
+    digest = hashlib.sha256()
+    for path in sorted(Path(p) for p in paths):
+        digest.update(f"{path.name}:{path.stat().st_size};".encode())
+    return digest.hexdigest()[:16]
+
+
+def require(path: Path, what: str, dataset: str) -> Path:
+    """``path`` when it exists, else a one-line :class:`DataRootError` naming it."""
+    if not path.exists():
+        raise DataRootError(f"dataset '{dataset}': missing {what} {path} ({README_HINT})")
+    return path
+
+
+def require_glob(root: Path, pattern: str, what: str, dataset: str) -> list[Path]:
+    """Files under ``root`` matching ``pattern`` (sorted); a one-line error when none do."""
+    found = sorted(root.glob(pattern))
+    if not found:
+        raise DataRootError(
+            f"dataset '{dataset}': no {what} in {root} (looked for {pattern}; {README_HINT})"
+        )
+    return found
 
 
 def _check_split(split: str) -> None:
@@ -127,7 +264,7 @@ def _generate(
     return (store or Store()).cached_arrays(kind, dict(params), compute)
 
 
-@register_dataset("synthetic-he")
+@register_dataset("synthetic-he", kind="tumour-tiles")
 def synthetic_he(
     split: str = "train",
     n: int = 200,
@@ -160,7 +297,7 @@ def synthetic_he(
     )
 
 
-@register_dataset("synthetic-grading")
+@register_dataset("synthetic-grading", kind="grading")
 def synthetic_grading(
     split: str = "train",
     n_per_class: int = 20,
@@ -206,7 +343,7 @@ def patient_split(n_patients: int, seed: int, shares=(0.8, 0.1, 0.1)) -> dict[st
     }
 
 
-@register_dataset("synthetic-pcle")
+@register_dataset("synthetic-pcle", kind="pcle")
 def synthetic_pcle(
     split: str = "train",
     n_patients: int = 20,
@@ -254,3 +391,7 @@ def synthetic_pcle(
         extra=extra,
         transform=transform,
     )
+
+
+# The real datasets and the shortcut variant register themselves on import.
+from xaistudy.data import camelyon16, coco, diagset, folders, pannuke, shortcuts  # noqa: E402, F401, I001

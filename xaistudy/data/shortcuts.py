@@ -10,7 +10,8 @@ mark goes with the class:
 
 ``marks="none"`` gives the clean tiles. The stroke is drawn like the pen artifact of the
 grading tiles (:data:`xaistudy.data.synthetic.PEN_INKS`, Beer-Lambert absorbance added to the
-tissue's), a smoothly bending band of ink.
+tissue's), a smoothly bending band of ink. :func:`with_pen_marks` draws the same strokes on
+the tiles of any tumour-tiles dataset (e.g. ``camelyon16``).
 """
 
 from __future__ import annotations
@@ -92,22 +93,81 @@ def pen_tile(
 
     Returns the tile (its ``mask`` is still the tumour region) and the stroke mask.
     """
-    if not 0.0 <= cooccurrence <= 1.0:
-        raise ValueError(f"cooccurrence must be in [0, 1], got {cooccurrence!r}")
-    if marks not in ("shortcut", "none"):
-        raise ValueError(f"marks must be 'shortcut' or 'none', got {marks!r}")
+    _check_marks(cooccurrence, marks)
     tile = synthetic.he_tile(seed, index, size=size, tumour=tumour)
-    pen = np.zeros(tile.mask.shape, dtype=bool)
-    if marks == "shortcut" and is_marked(seed, index, tumour, cooccurrence):
-        rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), _KIND_PEN, 1]))
-        image, pen = add_pen_mark(tile.image, rng, ink)
+    image, pen = mark_tile(tile.image, seed, index, tumour, cooccurrence, marks, ink)
+    if image is not tile.image:
         tile = synthetic.Tile(
             image, tile.label, tile.mask, tile.nuclei_instance, tile.nuclei_type, tile.meta
         )
     return tile, pen
 
 
-@register_dataset("synthetic-he-pen")
+def _check_marks(cooccurrence: float, marks: str) -> None:
+    if not 0.0 <= cooccurrence <= 1.0:
+        raise ValueError(f"cooccurrence must be in [0, 1], got {cooccurrence!r}")
+    if marks not in ("shortcut", "none"):
+        raise ValueError(f"marks must be 'shortcut' or 'none', got {marks!r}")
+
+
+def mark_tile(
+    image: np.ndarray,
+    seed: int,
+    index: int,
+    tumour: bool,
+    cooccurrence: float = 1.0,
+    marks: Marks = "shortcut",
+    ink: str = "blue",
+) -> tuple[np.ndarray, np.ndarray]:
+    """``image`` (H, W, 3) uint8 marked per :func:`is_marked`; returns (image, stroke mask).
+
+    The stroke depends only on ``seed`` and ``index``, never on the image.
+    """
+    if marks == "shortcut" and is_marked(seed, index, tumour, cooccurrence):
+        rng = np.random.default_rng(np.random.SeedSequence([int(seed), int(index), _KIND_PEN, 1]))
+        return add_pen_mark(image, rng, ink)
+    return image, np.zeros(image.shape[:2], dtype=bool)
+
+
+def with_pen_marks(
+    dataset: ArrayDataset,
+    split: str,
+    seed: int,
+    cooccurrence: float = 1.0,
+    marks: Marks = "shortcut",
+    ink: str = "blue",
+    transform: Callable | None = None,
+) -> ArrayDataset:
+    """Any tumour-tiles dataset (label 1 = tumour) with the pen shortcut drawn on its tiles.
+
+    Tile ``i`` of ``split`` is marked and stroked exactly as tile ``i`` of
+    ``synthetic-he-pen`` with the same ``seed`` (so ``with_pen_marks(synthetic-he)`` *is*
+    ``synthetic-he-pen``); ``mask`` stays the tumour mask; samples gain ``pen`` and ``marked``.
+    """
+    _check_split(split)
+    _check_marks(cooccurrence, marks)
+    offset = SPLIT_OFFSET[split]
+    images = np.array(dataset.images, copy=True)
+    pens = np.zeros(images.shape[:3], dtype=bool)
+    for i in tqdm(range(len(images)), desc=f"pen marks {split}", disable=len(images) < 256):
+        tumour = bool(dataset.labels[i] == 1)
+        images[i], pens[i] = mark_tile(
+            images[i], seed, offset + i, tumour, cooccurrence, marks, ink
+        )
+    marked = pens.reshape(len(pens), -1).any(axis=1)
+    log.info("%s: %d of %d tiles marked", split, int(marked.sum()), len(marked))
+    return ArrayDataset(
+        images,
+        dataset.labels,
+        dataset.masks,
+        dataset.nuclei_type,
+        classes=dataset.classes,
+        extra={**dataset.extra, "pen": pens, "marked": marked},
+        transform=transform,
+    )
+
+
+@register_dataset("synthetic-he-pen", kind="tumour-tiles")
 def synthetic_he_pen(
     split: str = "train",
     n: int = 200,

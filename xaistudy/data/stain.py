@@ -52,3 +52,23 @@ def normalize_like(
 ) -> np.ndarray | torch.Tensor:
     """Fit on ``reference`` and normalise ``images`` in one call."""
     return normalize(images, fit_normalizer(reference))
+
+
+class StainNormalise:
+    """A dataset transform: normalise each sample's image to ``reference`` (Modified Reinhard).
+
+    Works with any dataset of the registry, synthetic or real::
+
+        get_dataset("pannuke", "train", transform=StainNormalise(reference_tile))
+
+    ``reference`` is one tile, (H, W, 3) uint8 or (3, H, W) in [0, 1]. Everything else in the
+    sample (masks, labels) is passed through unchanged.
+    """
+
+    def __init__(self, reference: np.ndarray | torch.Tensor):
+        self.normalizer = fit_normalizer(reference)
+
+    def __call__(self, sample: dict) -> dict:
+        out = dict(sample)
+        out["image"] = normalize(sample["image"][None], self.normalizer)[0]
+        return out

@@ -1,11 +1,11 @@
 """The IBO experiment (Afshar et al.) as plain steps the chapter calls in order.
 
-data -> classifier -> DDPM on normal tiles -> CAM heatmaps of tumour test tiles -> k-means
-levels -> six occlusion strategies, each cumulative over Mask_1..Mask_4 -> tumour probability
-after every step -> tables: perceptual / OoD (Table 1), IoU ground-truth ranking (Table 2),
-deletion AUC and rankings (Tables 3-8), ranking agreement (Table 9). Expensive results (models,
-heatmaps, occluded images) are cached in the artifact store under keys that name everything
-that made them.
+data (synthetic-he tiles or CAMELYON16 patches) -> classifier -> DDPM on normal tiles -> CAM
+heatmaps of tumour test tiles -> k-means levels -> six occlusion strategies, each cumulative
+over Mask_1..Mask_4 -> tumour probability after every step -> tables: perceptual / OoD
+(Table 1), IoU ground-truth ranking (Table 2), deletion AUC and rankings (Tables 3-8), ranking
+agreement (Table 9). Expensive results (models, heatmaps, occluded images) are cached in the
+artifact store under keys that name everything that made them.
 """
 
 from __future__ import annotations
@@ -54,15 +54,19 @@ def parse_list(value: str, allowed: Sequence[str]) -> list[str]:
 # -- data -----------------------------------------------------------------------------------
 @dataclass
 class Split:
-    """Images (N, 3, H, W) in [0, 1], labels (N,), tumour masks (N, H, W) bool."""
+    """Images (N, 3, H, W) in [0, 1], labels (N,), tumour masks (N, H, W) bool; for real
+    datasets the fingerprint of the files the tiles were read from and the slides' names."""
 
     images: torch.Tensor
     labels: torch.Tensor
     masks: np.ndarray
+    fingerprint: str = ""
+    slides: tuple[str, ...] = ()
 
 
-def _arrays(ds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    return ds.images, ds.labels, ds.masks.astype(bool)
+def _arrays(ds) -> tuple:
+    source = (getattr(ds, "fingerprint", ""), tuple(getattr(ds, "slides", ())))
+    return ds.images, ds.labels, ds.masks.astype(bool), source
 
 
 def load_splits(
@@ -74,50 +78,81 @@ def load_splits(
     stain_norm: bool,
     seed: int,
     store: Store | None = None,
+    dataset: str = "synthetic-he",
+    data_root: str | None = None,
+    data_options: Mapping[str, Any] | None = None,
 ) -> tuple[dict[str, Split], np.ndarray]:
-    """train / val / test / ddpm splits of synthetic H&E tiles, optionally stain-normalised.
+    """train / val / test / ddpm splits of a tumour-tiles dataset, optionally stain-normalised.
 
-    The DDPM split is the normal tiles among the first ``2 * ddpm_tiles`` training tiles (the
-    training split is generated once at the larger of both sizes). Returns the splits and the
-    reference tile (the first normal training tile) the stain normaliser was fitted on.
+    ``dataset`` is a registered tumour-tiles dataset (``synthetic-he``, ``camelyon16``) read
+    from ``data_root`` with the loader options ``data_options``. The DDPM split is the normal
+    tiles among the first ``2 * ddpm_tiles`` training tiles (the training split is loaded once
+    at the larger of both sizes). Returns the splits and the reference tile (the first normal
+    training tile) the stain normaliser was fitted on.
     """
     n_gen = max(n_train, 2 * ddpm_tiles)
+    sizes = {"train": n_gen, "val": n_val, "test": n_test}
     raw = {
-        "train": _arrays(
-            get_dataset("synthetic-he", "train", n=n_gen, size=tile_size, seed=seed, store=store)
-        ),
-        "val": _arrays(
-            get_dataset("synthetic-he", "val", n=n_val, size=tile_size, seed=seed, store=store)
-        ),
-        "test": _arrays(
-            get_dataset("synthetic-he", "test", n=n_test, size=tile_size, seed=seed, store=store)
-        ),
+        split: _arrays(
+            get_dataset(
+                dataset,
+                split,
+                data_root=data_root or None,
+                n=n,
+                size=tile_size,
+                seed=seed,
+                store=store,
+                **dict(data_options or {}),
+            )
+        )
+        for split, n in sizes.items()
     }
     reference = raw["train"][0][int(np.flatnonzero(raw["train"][1] == 0)[0])]
     if stain_norm:
         normalizer = stain.fit_normalizer(reference)
-        raw = {k: (stain.normalize(v[0], normalizer), v[1], v[2]) for k, v in raw.items()}
+        raw = {k: (stain.normalize(v[0], normalizer), *v[1:]) for k, v in raw.items()}
 
-    def split(images, labels, masks) -> Split:
+    def split(images, labels, masks, source) -> Split:
         x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255
-        return Split(x, torch.from_numpy(labels.astype(np.int64)), masks)
+        return Split(x, torch.from_numpy(labels.astype(np.int64)), masks, *source)
 
-    train_imgs, train_labels, train_masks = raw["train"]
+    train_imgs, train_labels, train_masks, train_files = raw["train"]
     splits = {
-        "train": split(train_imgs[:n_train], train_labels[:n_train], train_masks[:n_train]),
+        "train": split(
+            train_imgs[:n_train], train_labels[:n_train], train_masks[:n_train], train_files
+        ),
         "val": split(*raw["val"]),
         "test": split(*raw["test"]),
     }
     normal = np.flatnonzero(train_labels[: 2 * ddpm_tiles] == 0)
-    splits["ddpm"] = split(train_imgs[normal], train_labels[normal], train_masks[normal])
+    splits["ddpm"] = split(
+        train_imgs[normal], train_labels[normal], train_masks[normal], train_files
+    )
     return splits, reference
+
+
+def data_identity(
+    dataset: str, data_options: Mapping[str, Any] | None, splits: Mapping[str, Split]
+) -> dict[str, Any]:
+    """What identifies a real dataset's tiles in cache keys: its options and the fingerprint
+    of the files each split was read from. Empty for generated datasets, whose tiles the
+    chapter's own parameters already fix (so their cache keys stay as they were)."""
+    from xaistudy.data.datasets import get_spec
+
+    if not get_spec(dataset).needs_root:
+        return {}
+    return {
+        "dataset": dataset,
+        "data_options": dict(data_options or {}),
+        "files": {k: splits[k].fingerprint for k in ("train", "val", "test")},
+    }
 
 
 # -- classifier -----------------------------------------------------------------------------
 def train_classifier(
     splits: Mapping[str, Split],
     name: str,
-    pretrained: bool,
+    pretrained: bool | str,
     epochs: int,
     lr: float,
     batch_size: int,
@@ -126,7 +161,10 @@ def train_classifier(
     store: Store | None,
     key: Mapping[str, Any],
 ) -> tuple[nn.Module, pd.DataFrame]:
-    """Tumour-vs-normal classifier trained on the train split (best validation loss kept)."""
+    """Tumour-vs-normal classifier trained on the train split (best validation loss kept).
+
+    ``pretrained``: False, True (the standard local ImageNet file) or a weights file path.
+    """
     torch.manual_seed(seed)
     model = build_classifier(name, 2, pretrained=pretrained)
     train = TensorDataset(splits["train"].images, splits["train"].labels)
@@ -244,14 +282,16 @@ def evaluate_strategy(
     n_masks: int,
     ood: perceptual.Mahalanobis,
     n_examples: int = 2,
+    alexnet_weights: str = "",
     **options: Any,
 ) -> dict[str, np.ndarray]:
     """Occlude with ``strategy`` and measure everything the tables need, per (sample, method).
 
     Returns ``prob`` (S, M, n_masks + 1): P(tumour) of the original then after every mask;
-    ``ssim``, ``feature_lpips``, ``mahalanobis`` and, with the local AlexNet file,
-    ``lpips_alex`` (S, M, n_masks); ``examples`` (n_examples, M, n_masks, H, W, 3) uint8;
-    ``seconds`` and ``unet_calls`` (UNet forward calls, IBO only).
+    ``ssim``, ``feature_lpips``, ``mahalanobis`` and, with an AlexNet weights file
+    (``alexnet_weights``, or the standard local file when empty), ``lpips_alex``
+    (S, M, n_masks); ``examples`` (n_examples, M, n_masks, H, W, 3) uint8; ``seconds`` and
+    ``unet_calls`` (UNet forward calls, IBO only).
     """
     import time
 
@@ -284,8 +324,9 @@ def evaluate_strategy(
         "seconds": np.array(seconds),
         "unet_calls": np.array(calls),
     }
-    if perceptual.alexnet_weights_path() is not None:
-        out["lpips_alex"] = perceptual.lpips_alex(x, flat).reshape(s, m, k)
+    if perceptual.alexnet_weights_path(alexnet_weights) is not None:
+        lpips = perceptual.lpips_alex(x, flat, weights=alexnet_weights)
+        out["lpips_alex"] = lpips.reshape(s, m, k)
     return out
 
 

@@ -1,8 +1,9 @@
 """How far an occluded image is from the original, and from the data: LPIPS and substitutes.
 
 * :func:`lpips_alex` — LPIPS with AlexNet features (Zhang et al.; the paper's Table 1). It needs
-  torchvision's ImageNet AlexNet file ``$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth``
-  (never downloaded); the learned LPIPS layer weights ship with the ``lpips`` package.
+  torchvision's ImageNet AlexNet file, given as a path or found at
+  ``$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth`` (never downloaded); the learned
+  LPIPS layer weights ship with the ``lpips`` package.
 * Substitutes when that file is absent, labelled as such wherever they appear:
   :func:`ssim` (structural similarity, 1 = identical) and :func:`feature_distance`, the LPIPS
   formula (Eq. 7) with unit weights ``w_l = 1`` on the *study classifier's own* feature maps.
@@ -29,24 +30,39 @@ ALEXNET_FILE = "alexnet-owt-7be5be79.pth"
 
 
 # -- LPIPS (AlexNet) ------------------------------------------------------------------------
-def alexnet_weights_path() -> Path | None:
-    """The local torchvision AlexNet weights file, or None when it is not on this machine."""
-    path = Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
-    return path if path.is_file() else None
+def default_alexnet_path() -> Path:
+    """Where torchvision keeps its ImageNet AlexNet file: ``$TORCH_HOME/hub/checkpoints``."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / ALEXNET_FILE
 
 
-_LPIPS_CACHE: dict[str, nn.Module] = {}
+def alexnet_weights_path(path: str | Path = "") -> Path | None:
+    """The AlexNet weights file LPIPS(alex) uses, or None when there is none.
+
+    ``path`` empty: :func:`default_alexnet_path` when that file exists, else None. A given
+    ``path`` must exist (:class:`FileNotFoundError` naming it otherwise).
+    """
+    if str(path):
+        given = Path(path).expanduser()
+        if not given.is_file():
+            raise FileNotFoundError(f"AlexNet weights file {given} does not exist")
+        return given
+    default = default_alexnet_path()
+    return default if default.is_file() else None
 
 
-def _lpips_model(device: torch.device) -> nn.Module:
+_LPIPS_CACHE: dict[tuple[str, str], nn.Module] = {}
+
+
+def _lpips_model(device: torch.device, weights: str | Path = "") -> nn.Module:
     import lpips
 
-    path = alexnet_weights_path()
+    path = alexnet_weights_path(weights)
     if path is None:
         raise FileNotFoundError(
-            f"LPIPS(alex) needs {ALEXNET_FILE} in {Path(torch.hub.get_dir()) / 'checkpoints'}"
+            f"LPIPS(alex) needs {ALEXNET_FILE} in {default_alexnet_path().parent} or a file "
+            "given as alexnet_weights"
         )
-    key = str(device)
+    key = (str(path.resolve()), str(device))
     if key not in _LPIPS_CACHE:
         # random AlexNet first (no download), then the local ImageNet weights into its slices
         model = lpips.LPIPS(net="alex", pretrained=True, pnet_rand=True, verbose=False)
@@ -61,11 +77,17 @@ def _lpips_model(device: torch.device) -> nn.Module:
 
 
 @torch.no_grad()
-def lpips_alex(x: torch.Tensor, y: torch.Tensor, batch_size: int = 64) -> np.ndarray:
-    """LPIPS(alex) per image pair, images (B, 3, H, W) in [0, 1]; needs the local AlexNet file."""
+def lpips_alex(
+    x: torch.Tensor, y: torch.Tensor, batch_size: int = 64, weights: str | Path = ""
+) -> np.ndarray:
+    """LPIPS(alex) per image pair, images (B, 3, H, W) in [0, 1].
+
+    ``weights``: the torchvision AlexNet ImageNet file (``features.*`` keys); empty for
+    :func:`default_alexnet_path`. Never downloaded.
+    """
     _check_pair(x, y)
     device = x.device
-    model = _lpips_model(device)
+    model = _lpips_model(device, weights)
     out = [
         model(x[i : i + batch_size] * 2 - 1, y[i : i + batch_size] * 2 - 1).flatten()
         for i in range(0, len(x), batch_size)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
@@ -22,6 +23,7 @@ from matplotlib.colors import Normalize
 from torch import nn
 from torch.utils.data import Dataset
 
+from xaistudy.data.datasets import files_fingerprint
 from xaistudy.models.classifiers import WeightsNotFoundError, build_classifier
 from xaistudy.models.train import TrainResult, fit, make_loader, predict, seed_everything
 from xaistudy.store import Store
@@ -43,26 +45,33 @@ def train_classifier(
     batch_size: int,
     seed: int,
     device: str | torch.device = "auto",
-    pretrained: bool = False,
+    pretrained: bool | str | Path = False,
     store: Store | None = None,
     desc: str | None = None,
 ) -> tuple[TrainResult, str]:
     """Train (or load from ``store``) a two-class ``arch``; returns the result and how it started.
 
-    ``data`` must identify the training data (it is part of the cache key). With
-    ``pretrained`` the local ImageNet weights are used when a file exists; otherwise the model
-    is trained from scratch and the second return value says so.
+    ``data`` must identify the training data (it is part of the cache key). ``pretrained``:
+    False; True, the standard local ImageNet file when one exists (otherwise the model is
+    trained from scratch and the second return value says so); or a weights file path, which
+    must load.
     """
     seed_everything(seed)
     start = "trained from scratch"
     net: nn.Module | None = None
-    if pretrained:
+    weights: dict[str, str] = {}
+    if pretrained is True:
         try:
             net = build_classifier(arch, 2, pretrained=True)
             start = "fine-tuned from local ImageNet weights"
         except WeightsNotFoundError:
             start = "trained from scratch: no local ImageNet weights"
             log.warning("%s: %s", arch, start)
+    elif pretrained:
+        path = Path(pretrained).expanduser()
+        net = build_classifier(arch, 2, pretrained=path)
+        start = f"fine-tuned from {path.name}"
+        weights = {"weights": files_fingerprint([path])}
     if net is None:
         seed_everything(seed)
         net = build_classifier(arch, 2)
@@ -74,6 +83,7 @@ def train_classifier(
         "lr": lr,
         "batch_size": batch_size,
         "seed": seed,
+        **weights,
     }
     result = fit(
         net,

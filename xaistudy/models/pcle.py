@@ -1,16 +1,19 @@
 """pCLE tissue classifiers as in You et al. (2024): centre crop, augmentation, AdaMax, early stop.
 
-:func:`pcle_datasets` returns the patient-level train/val/test splits of ``synthetic-pcle``
-with the paper's centre crop (the largest square inside the circular field of view) as an
-option; :func:`train_pcle_classifier` trains a backbone (optionally with dropout after each
-stage) with cross-entropy, AdaMax and early stopping, cached in the artifact store.
+:func:`pcle_datasets` returns the patient-level train/val/test splits of ``synthetic-pcle`` or
+of a folder of real frames (``pcle-folder``) with the paper's centre crop (the largest square
+inside the circular field of view) as an option; :func:`train_pcle_classifier` trains a
+backbone (optionally with dropout after each stage) with cross-entropy, AdaMax and early
+stopping, cached in the artifact store.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torchvision.transforms.v2 as T
@@ -27,9 +30,13 @@ from xaistudy.store import Store
 log = logging.getLogger(__name__)
 
 
-def fov_crop_size(frame_size: int) -> int:
-    """Side of the largest square inside the circular field of view of a frame."""
-    return int(math.floor(math.sqrt(2) * PCLE_FOV_FRAC * frame_size))
+def fov_crop_size(frame_size: int, fov_fraction: float = PCLE_FOV_FRAC) -> int:
+    """Side of the largest square inside the circular field of view of a frame.
+
+    ``fov_fraction``: the field's radius as a share of the frame side (synthetic frames: 0.48,
+    so that a 339 px frame gives the paper's 230 px crop).
+    """
+    return min(frame_size, int(math.floor(math.sqrt(2) * fov_fraction * frame_size)))
 
 
 class CentreCrop:
@@ -82,22 +89,36 @@ def pcle_datasets(
     augment: bool = True,
     seed: int = 0,
     store: Store | None = None,
+    dataset: str = "synthetic-pcle",
+    data_root: str | Path | None = None,
+    data_options: Mapping[str, Any] | None = None,
 ) -> dict[str, Dataset]:
-    """Train/val/test ``synthetic-pcle`` splits (by patient), cropped, train augmented."""
-    crop = CentreCrop(fov_crop_size(frame_size)) if centre_crop else None
+    """Train/val/test splits (by patient) of ``dataset``, cropped, train augmented.
+
+    ``synthetic-pcle`` generates ``n_patients`` x ``frames_per_patient`` frames of
+    ``frame_size`` px; ``pcle-folder`` reads at most that many patients and frames per
+    patient from ``data_root`` (see :func:`xaistudy.data.folders.pcle_folder`, options in
+    ``data_options``), resized to ``frame_size``. The centre crop uses the dataset's
+    ``fov_fraction`` (the synthetic frames' when it has none).
+    """
     out = {}
     for split in ("train", "val", "test"):
-        aug = Augment() if augment and split == "train" else None
-        out[split] = get_dataset(
-            "synthetic-pcle",
+        ds = get_dataset(
+            dataset,
             split,
+            data_root=data_root or None,
             n_patients=n_patients,
             frames_per_patient=frames_per_patient,
             size=frame_size,
             seed=seed,
             store=store,
-            transform=_Chain(crop, aug),
+            **dict(data_options or {}),
         )
+        fraction = getattr(ds, "fov_fraction", PCLE_FOV_FRAC)
+        crop = CentreCrop(fov_crop_size(frame_size, fraction)) if centre_crop else None
+        aug = Augment() if augment and split == "train" else None
+        ds.transform = _Chain(crop, aug)
+        out[split] = ds
     return out
 
 
@@ -110,9 +131,27 @@ class PcleModel:
     init: str  # "pretrained (path)" or "trained from scratch: ..."
 
 
-def build_backbone(name: str, pretrained: bool, dropout: float = 0.0) -> tuple[nn.Module, str]:
-    """``name`` with 2 classes, local pretrained weights when asked and present, else scratch."""
+def build_backbone(
+    name: str, pretrained: bool | str | Path, dropout: float = 0.0
+) -> tuple[nn.Module, str]:
+    """``name`` with 2 classes, local pretrained weights when asked and present, else scratch.
+
+    ``pretrained``: False, True (the standard local file) or a weights file; a file that does
+    not fit ``name``'s architecture (the chapter trains two) falls back to True for it.
+    """
     init = "trained from scratch"
+    if isinstance(pretrained, str | Path) and str(pretrained):
+        try:
+            model = build_classifier(name, 2, pretrained=Path(pretrained))
+            init = f"fine-tuned from the weights file {Path(pretrained).name}"
+            if dropout > 0:
+                add_stage_dropout(model, dropout)
+            return model, init
+        except ValueError as err:
+            log.info(
+                "%s does not fit %s (%s); using the standard local weights", pretrained, name, err
+            )
+            pretrained = True
     if pretrained:
         try:
             model = build_classifier(name, 2, pretrained=True)
@@ -136,7 +175,7 @@ def train_pcle_classifier(
     patience: int,
     lr: float = 1e-3,
     batch_size: int = 16,
-    pretrained: bool = True,
+    pretrained: bool | str | Path = True,
     dropout: float = 0.0,
     seed: int = 0,
     device: str = "auto",

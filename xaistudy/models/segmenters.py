@@ -1,4 +1,4 @@
-"""Segmentation models to explain: a U-Net trained on synthetic H&E tiles, and DeepLabv3.
+"""Segmentation models to explain: a U-Net trained on H&E tiles, and DeepLabv3 on COCO images.
 
 Every model is wrapped in a :class:`Segmenter`: ``forward`` gives per-class scores (logits)
 ``(B, K, H, W)`` at input resolution, :meth:`Segmenter.probabilities` the class
@@ -8,6 +8,11 @@ the segmentation CAMs use by default (the end of the encoder).
 
 Nothing is downloaded: DeepLabv3's COCO weights load from the file torchvision would have
 downloaded (``$TORCH_HOME/hub/checkpoints/<file>``) or from an explicit path.
+
+The U-Net trains on ``synthetic-he`` (default), ``camelyon16`` or ``pannuke``; which of its
+classes a dataset annotates is :data:`DATASET_TARGETS` (tumour regions need ``mask``, the
+nuclei classes ``nuclei_type``). :func:`explanation_tiles` and :func:`segmentation_quality`
+read the test split of any of them, or of ``coco`` for DeepLabv3.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ import torch
 import torchvision
 from torch import nn
 
-from xaistudy.data.datasets import get_dataset
+from xaistudy.data.datasets import get_dataset, get_spec
 from xaistudy.models.classifiers import WeightsNotFoundError, resolve_device
 from xaistudy.models.train import TrainResult, fit, make_loader
 from xaistudy.models.unet import UNet, segmentation_objective
@@ -32,6 +37,12 @@ log = logging.getLogger(__name__)
 
 #: Output channels of the synthetic-tissue U-Net (multi-label, one sigmoid map each).
 HE_SEG_CLASSES: tuple[str, ...] = ("tumour", "neoplastic", "non-neoplastic")
+#: The U-Net classes each tile dataset annotates (the others are all-zero targets there).
+DATASET_TARGETS: dict[str, tuple[str, ...]] = {
+    "synthetic-he": HE_SEG_CLASSES,
+    "camelyon16": ("tumour",),
+    "pannuke": ("neoplastic", "non-neoplastic"),
+}
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -110,6 +121,34 @@ def he_segmentation_targets(batch: Mapping[str, Any]) -> torch.Tensor:
     return torch.stack([batch["mask"][:, 0] > 0.5, types == 1, types == 2], dim=1).float()
 
 
+def class_truth(batch: Mapping[str, Any], name: str, classes: Sequence[str] = ()) -> torch.Tensor:
+    """Ground truth (B, H, W) bool of class ``name`` in a batch of samples.
+
+    ``tumour``: the ``mask``; ``neoplastic``/``non-neoplastic``: ``nuclei_type`` 1/2; any other
+    name (a COCO class) is the ``mask`` of the samples whose label is ``name`` in ``classes``
+    (the dataset's class names; COCO and Pascal VOC spellings match).
+    """
+    if name == "tumour":
+        return batch["mask"][:, 0] > 0.5
+    if name in HE_SEG_CLASSES:
+        return batch["nuclei_type"] == HE_SEG_CLASSES.index(name)
+    from xaistudy.data.coco import VOC_TO_COCO
+
+    spell = [VOC_TO_COCO.get(c, c) for c in classes]
+    if VOC_TO_COCO.get(name, name) not in spell:
+        raise ValueError(f"class '{name}' is not among the dataset's classes {tuple(classes)}")
+    labels = torch.as_tensor(batch["label"]).reshape(-1)
+    is_class = labels == spell.index(VOC_TO_COCO.get(name, name))
+    return (batch["mask"][:, 0] > 0.5) & is_class[:, None, None].to(batch["mask"].device)
+
+
+def data_kwargs(
+    dataset: str, data_root: str | Path | None, data_options: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Keyword arguments of :func:`get_dataset` beyond the chapter's own."""
+    return {"data_root": data_root or None, **dict(data_options or {})}
+
+
 def unet_segmenter(base: int = 16, depth: int = 3) -> Segmenter:
     """An untrained U-Net wrapped as a :class:`Segmenter` of :data:`HE_SEG_CLASSES`."""
     net = UNet(3, len(HE_SEG_CLASSES), base=base, depth=depth)
@@ -129,15 +168,22 @@ def train_he_unet(
     seed: int = 0,
     device: str = "auto",
     store: Store | None = None,
+    dataset: str = "synthetic-he",
+    data_root: str | Path | None = None,
+    data_options: Mapping[str, Any] | None = None,
 ) -> tuple[Segmenter, TrainResult]:
-    """Train (or load from ``store``) the default segmentation model on synthetic H&E tiles.
-
-    Half of the tiles contain a metastasis; targets are :func:`he_segmentation_targets`.
+    """Train (or load from ``store``) the U-Net on ``dataset``'s tiles (default: synthetic H&E,
+    half of them with a metastasis); targets are :func:`he_segmentation_targets`.
     """
     if size % 2**depth:
         raise ValueError(f"size must be divisible by 2**depth = {2**depth}, got {size}")
-    train = get_dataset("synthetic-he", "train", n=n_train, size=size, seed=seed, store=store)
-    val = get_dataset("synthetic-he", "val", n=n_val, size=size, seed=seed, store=store)
+    if dataset not in DATASET_TARGETS:
+        raise ValueError(
+            f"the U-Net trains on {', '.join(DATASET_TARGETS)}, not on dataset '{dataset}'"
+        )
+    extra = data_kwargs(dataset, data_root, data_options)
+    train = get_dataset(dataset, "train", n=n_train, size=size, seed=seed, store=store, **extra)
+    val = get_dataset(dataset, "val", n=n_val, size=size, seed=seed, store=store, **extra)
     model = unet_segmenter(base, depth)
     params = {
         "model": "unet",
@@ -153,6 +199,8 @@ def train_he_unet(
         "seed": seed,
         "loss": "bce_dice",
     }
+    if dataset != "synthetic-he":
+        params["data"] = {"dataset": dataset, **{k: str(v) for k, v in extra.items()}}
     result = fit(
         model.net,
         make_loader(train, batch_size, shuffle=True, seed=seed),
@@ -226,6 +274,34 @@ def load_segmenter(
     return segmenter.to(resolve_device(device)).eval(), None
 
 
+def _samples(data: Any, indices: Sequence[int]) -> dict[str, torch.Tensor]:
+    """The samples ``indices`` of a dataset stacked into one batch."""
+    items = [data[i] for i in indices]
+    return {
+        k: torch.stack([s[k] for s in items]) for k in ("image", "mask", "nuclei_type", "label")
+    }
+
+
+def candidate_tiles(data: Any, kind: str, target: str) -> list[int]:
+    """Indices (in order) of the test tiles worth explaining for class ``target``.
+
+    Tumour-tile datasets: the tumour tiles (label 1); others: the tiles whose ground truth
+    holds some ``target`` pixels.
+    """
+    if kind == "tumour-tiles":
+        labels = getattr(data, "labels", None)
+        if labels is None:
+            labels = [int(data[i]["label"]) for i in range(len(data))]
+        return [i for i in range(len(data)) if int(labels[i]) == 1]
+    classes = getattr(data, "classes", ())
+    picked = []
+    for start in range(0, len(data), 64):
+        idx = list(range(start, min(start + 64, len(data))))
+        truth = class_truth(_samples(data, idx), target, classes)
+        picked += [i for i, t in zip(idx, truth.flatten(1).any(1).tolist(), strict=True) if t]
+    return picked
+
+
 @torch.no_grad()
 def explanation_tiles(
     model: Segmenter,
@@ -235,17 +311,27 @@ def explanation_tiles(
     seed: int = 0,
     store: Store | None = None,
     device: str = "auto",
+    dataset: str = "synthetic-he",
+    data_root: str | Path | None = None,
+    data_options: Mapping[str, Any] | None = None,
+    pool: int = 8,
 ) -> dict[str, Any]:
-    """The first ``n`` tumour test tiles on which ``model`` predicts some ``target`` pixels.
+    """The first ``n`` test tiles of ``dataset`` that show ``target`` and on which ``model``
+    predicts some ``target`` pixels (tumour tiles of a tumour-tile dataset, see
+    :func:`candidate_tiles`), out of ``pool * n`` test tiles.
 
-    Returns ``images`` (n, 3, H, W) on ``device``, ``masks`` (tumour regions, numpy),
-    ``nuclei_type`` (numpy) and ``index`` (positions in the test split). When fewer than ``n``
-    of 8 n test tiles qualify, other tumour tiles fill the list (with a warning).
+    Returns ``images`` (n, 3, H, W) on ``device``, ``masks`` (the samples' masks, numpy),
+    ``truth`` (ground truth of ``target``), ``nuclei_type`` (numpy) and ``index`` (positions
+    in the test split). When fewer than ``n`` qualify, other candidates fill the list (with a
+    warning).
     """
     dev = resolve_device(device)
-    data = get_dataset("synthetic-he", "test", n=8 * n, size=size, seed=seed, store=store)
+    name = model.classes[model.class_index(target)]
+    extra = data_kwargs(dataset, data_root, data_options)
+    data = get_dataset(dataset, "test", n=pool * n, size=size, seed=seed, store=store, **extra)
+    candidates = candidate_tiles(data, get_spec(dataset).kind, name)
     picked: list[int] = []
-    for i in range(1, len(data), 2):  # odd tiles contain a metastasis
+    for i in candidates:
         x = data[i]["image"][None].to(dev)
         if model.predict(x, target).any():
             picked.append(i)
@@ -253,31 +339,52 @@ def explanation_tiles(
             break
     if len(picked) < n:
         log.warning("only %d of %d tiles have a predicted '%s' region", len(picked), n, target)
-        spare = [i for i in range(1, len(data), 2) if i not in picked]
+        spare = [i for i in candidates if i not in picked]
         picked += spare[: n - len(picked)]  # explanations of an empty region: all-zero maps
-    samples = [data[i] for i in picked]
+    if not picked:
+        raise ValueError(f"no test tile of dataset '{dataset}' shows class '{name}'")
+    batch = _samples(data, picked)
     return {
-        "images": torch.stack([s["image"] for s in samples]).to(dev),
-        "masks": np.stack([s["mask"][0].numpy() > 0.5 for s in samples]),
-        "nuclei_type": np.stack([s["nuclei_type"].numpy() for s in samples]),
+        "images": batch["image"].to(dev),
+        "masks": batch["mask"][:, 0].numpy() > 0.5,
+        "truth": class_truth(batch, name, getattr(data, "classes", ())).numpy(),
+        "nuclei_type": batch["nuclei_type"].numpy(),
         "index": np.array(picked),
     }
 
 
+def annotated_classes(model: Segmenter, dataset: str, classes: Sequence[str] = ()) -> list[str]:
+    """The model's classes that ``dataset`` has ground truth for."""
+    if dataset in DATASET_TARGETS:
+        return [c for c in model.classes if c in DATASET_TARGETS[dataset]]
+    from xaistudy.data.coco import VOC_TO_COCO
+
+    spell = {VOC_TO_COCO.get(c, c) for c in classes}
+    return [c for c in model.classes if VOC_TO_COCO.get(c, c) in spell]
+
+
 @torch.no_grad()
 def segmentation_quality(
-    model: Segmenter, n: int = 32, size: int = 96, seed: int = 0, store: Store | None = None
+    model: Segmenter,
+    n: int = 32,
+    size: int = 96,
+    seed: int = 0,
+    store: Store | None = None,
+    dataset: str = "synthetic-he",
+    data_root: str | Path | None = None,
+    data_options: Mapping[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
-    """Dice of each class of the synthetic-tissue U-Net on ``n`` test tiles (pooled pixels)."""
-    data = get_dataset("synthetic-he", "test", n=n, size=size, seed=seed, store=store)
+    """Dice of each class ``dataset`` annotates on ``n`` of its test tiles (pooled pixels)."""
+    extra = data_kwargs(dataset, data_root, data_options)
+    data = get_dataset(dataset, "test", n=n, size=size, seed=seed, store=store, **extra)
     dev = next(model.parameters()).device
-    batch = {k: torch.stack([data[i][k] for i in range(len(data))]) for k in ("image", "mask")}
-    batch["nuclei_type"] = torch.stack([data[i]["nuclei_type"] for i in range(len(data))])
-    truth = he_segmentation_targets(batch) > 0.5
+    classes = getattr(data, "classes", ())
+    batch = _samples(data, range(len(data)))
     rows = []
-    for c, name in enumerate(model.classes):
-        pred = model.predict(batch["image"].to(dev), c).cpu()
-        inter = (pred & truth[:, c]).sum().item()
-        total = pred.sum().item() + truth[:, c].sum().item()
+    for name in annotated_classes(model, dataset, classes):
+        truth = class_truth(batch, name, classes)
+        pred = model.predict(batch["image"].to(dev), name).cpu()
+        inter = (pred & truth).sum().item()
+        total = pred.sum().item() + truth.sum().item()
         rows.append({"class": name, "dice": 2 * inter / total if total else 1.0, "tiles": n})
     return rows

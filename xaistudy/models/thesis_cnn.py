@@ -21,6 +21,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
+from xaistudy.data.datasets import ArrayDataset
+
 #: Channels of the three convolutions and their kernel sizes (appendix code).
 CONV_CHANNELS: tuple[int, int, int] = (16, 32, 64)
 CONV_KERNELS: tuple[int, int, int] = (3, 5, 5)
@@ -115,19 +117,22 @@ def rotation_balanced_indices(
     augment: Sequence[int] = (),
     seed: int = 0,
     originals: int | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> list[tuple[int, int]]:
     """``(sample index, quarter turns)`` pairs giving ``n_per_class`` items of every class.
 
     Classes in ``augment`` contribute each sample four times (0, 90, 180, 270 degrees), as
     the thesis did for R1, R2 and R5; then every class is cut to ``n_per_class`` items drawn
     without replacement (seeded). ``originals``: augmented classes keep only their first
-    ``originals`` samples (to mimic a scarce class). Raises ``ValueError`` when a class has
-    too few items.
+    ``originals`` samples (to mimic a scarce class). ``class_names``: every one of these
+    classes (labels 0, 1, ...) must be balanced, also one without samples, and errors name
+    them. Raises ``ValueError`` (one line) when a class has too few items.
     """
     labels = np.asarray(labels)
     rng = np.random.default_rng(seed)
     pairs: list[tuple[int, int]] = []
-    for c in np.unique(labels):
+    classes = range(len(class_names)) if class_names is not None else np.unique(labels)
+    for c in classes:
         idx = np.flatnonzero(labels == c)
         augmented = int(c) in set(augment)
         if augmented and originals is not None:
@@ -135,8 +140,10 @@ def rotation_balanced_indices(
         turns = (0, 1, 2, 3) if augmented else (0,)
         pool = [(int(i), t) for t in turns for i in idx]
         if len(pool) < n_per_class:
+            name = class_names[int(c)] if class_names is not None else str(int(c))
+            how = f"{len(idx)} x 4 rotations" if augmented else f"{len(idx)}, not rotated"
             raise ValueError(
-                f"class {int(c)} has {len(pool)} items after augmentation, "
+                f"class {name} has {len(pool)} items after augmentation ({how}), "
                 f"fewer than n_per_class={n_per_class}"
             )
         pick = rng.choice(len(pool), size=n_per_class, replace=False)
@@ -162,3 +169,26 @@ class RotatedSubset(Dataset):
                 if key in sample:
                     sample[key] = torch.rot90(sample[key], turns, dims=(-2, -1)).contiguous()
         return sample
+
+
+def rotated_dataset(dataset: ArrayDataset, pairs: Sequence[tuple[int, int]]) -> ArrayDataset:
+    """The items of :func:`rotation_balanced_indices` as a new :class:`ArrayDataset` whose
+    arrays (images, masks, nuclei types, extras) hold the rotated samples."""
+    index = np.array([i for i, _ in pairs], dtype=np.int64)
+
+    def rotate(arrays: np.ndarray) -> np.ndarray:
+        first = arrays[0] if len(arrays) else None
+        if first is not None and arrays.strides[0] == 0 and (first == first.flat[0]).all():
+            # one constant map shared by every sample (a dataset without annotations)
+            return np.broadcast_to(first, (len(pairs), *first.shape))
+        return np.stack([np.rot90(arrays[i], t, axes=(0, 1)) for i, t in pairs])
+
+    return ArrayDataset(
+        rotate(dataset.images),
+        dataset.labels[index],
+        rotate(dataset.masks),
+        rotate(dataset.nuclei_type),
+        classes=dataset.classes,
+        extra={k: np.asarray(v)[index] for k, v in dataset.extra.items()},
+        transform=dataset.transform,
+    )
