@@ -117,3 +117,15 @@ def test_weights_parameters_accept_flags_and_existing_files(tmp_path):
     for key in ("pretrained", "alexnet_weights"):
         with pytest.raises(ParamError, match=f"'{key}'.*file .*missing.pth does not exist"):
             build_params(IboParams, "smoke", {key: str(tmp_path / "missing.pth")})
+
+
+def test_option_values_are_checked_against_the_loader_signature():
+    check_options("camelyon16", {"level": 2, "annotations": "xml", "exclude": ["normal_086"]})
+    with pytest.raises(DataRootError, match="bad data option 'level' .*'two'"):
+        check_options("camelyon16", {"level": "two"})
+    with pytest.raises(DataRootError, match="'annotations' .*'auto', 'masks' or 'xml'"):
+        check_options("camelyon16", {"annotations": "polygons"})
+    with pytest.raises(ParamError, match="bad data option 'level'"):  # before the root check
+        build_params(
+            IboParams, "smoke", {"dataset": "camelyon16", "data_options": {"level": [1]}}
+        )

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+import typing
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from pydantic import TypeAdapter, ValidationError
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
@@ -136,8 +138,11 @@ def check_data_root(name: str, data_root: str | Path | None = None) -> Path | No
 
 
 def check_options(name: str, options: Mapping[str, Any]) -> None:
-    """Refuse options that dataset ``name``'s factory does not take (one line)."""
-    allowed = get_spec(name).options()
+    """Refuse options that dataset ``name``'s factory does not take, or values of the wrong
+    type for its signature (one line)."""
+    spec = get_spec(name)
+    allowed = spec.options()
+    hints = typing.get_type_hints(spec.factory)
     for key in sorted(options):
         if key in CHAPTER_ARGUMENTS:
             raise DataRootError(
@@ -147,6 +152,14 @@ def check_options(name: str, options: Mapping[str, Any]) -> None:
             raise DataRootError(
                 f"dataset '{name}' has no option '{key}'; allowed: {', '.join(allowed) or 'none'}"
             )
+        if key in hints:
+            try:
+                TypeAdapter(hints[key]).validate_python(options[key], strict=False)
+            except ValidationError as err:
+                raise DataRootError(
+                    f"bad data option '{key}' of dataset '{name}': {options[key]!r} "
+                    f"({err.errors()[0]['msg']})"
+                ) from None
 
 
 def get_dataset(
