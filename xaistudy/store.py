@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 log = logging.getLogger(__name__)
 
 #: Bump when the meaning of a cached artifact changes, so old caches are not reused.
-CODE_VERSION = "2"
+CODE_VERSION = "3"
 
 ENV_CACHE = "XAISTUDY_CACHE"
 
