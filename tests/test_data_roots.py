@@ -110,7 +110,6 @@ def test_params_refuse_a_missing_root_and_bad_options(tmp_path):
 def test_weights_parameters_accept_flags_and_existing_files(tmp_path):
     weights = tmp_path / "w.pth"
     weights.write_bytes(b"x")
-    assert build_params(IboParams, "smoke", {"pretrained": True}).pretrained is True
     assert build_params(IboParams, "smoke", {"pretrained": "false"}).pretrained is False
     assert build_params(IboParams, "smoke", {"pretrained": str(weights)}).pretrained == str(weights)
     assert build_params(IboParams, "smoke", {"alexnet_weights": str(weights)}).alexnet_weights
@@ -129,3 +128,17 @@ def test_option_values_are_checked_against_the_loader_signature():
         build_params(
             IboParams, "smoke", {"dataset": "camelyon16", "data_options": {"level": [1]}}
         )
+
+
+def test_pretrained_true_needs_the_standard_file_before_the_run(monkeypatch, tmp_path):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    overrides = {"classifier": "resnet18", "pretrained": True}
+    with pytest.raises(ParamError) as err:
+        build_params(IboParams, "smoke", overrides)
+    assert "resnet18-f37072fd.pth" in str(err.value) and str(tmp_path) in str(err.value)
+    with pytest.raises(ParamError, match="small_cnn has no published pretrained weights"):
+        build_params(SaliencyTourParams, "smoke", {"pretrained": True})
+    checkpoints = tmp_path / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    (checkpoints / "resnet18-f37072fd.pth").write_bytes(b"x")
+    assert build_params(IboParams, "smoke", overrides).pretrained is True

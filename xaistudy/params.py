@@ -86,21 +86,30 @@ class ChapterParams(BaseModel):
     #: dataset parameter -> (its data_root parameter, its data_options parameter)
     DATASET_FIELDS: ClassVar[dict[str, tuple[str, str]]] = {}
 
+    #: the parameter naming the model whose standard weights ``pretrained=true`` needs
+    PRETRAINED_FOR: ClassVar[str] = ""
+
     def check_inputs(self) -> None:
-        """Check the files the parameters name (datasets) before anything runs.
+        """Check the files the parameters name (datasets, weights) before anything runs.
 
         Raises :class:`ParamError` in one line naming what is missing and where.
         """
-        if not self.DATASET_FIELDS:
-            return
-        from xaistudy.data.datasets import DataRootError, check_data_root, check_options
+        if self.DATASET_FIELDS:
+            from xaistudy.data.datasets import DataRootError, check_data_root, check_options
 
-        for name_field, (root_field, options_field) in self.DATASET_FIELDS.items():
-            name = getattr(self, name_field)
+            for name_field, (root_field, options_field) in self.DATASET_FIELDS.items():
+                name = getattr(self, name_field)
+                try:
+                    check_options(name, getattr(self, options_field))
+                    check_data_root(name, getattr(self, root_field))
+                except (DataRootError, ValueError) as err:
+                    raise ParamError(str(err)) from None
+        if self.PRETRAINED_FOR and getattr(self, "pretrained", False) is True:
+            from xaistudy.models.classifiers import WeightsNotFoundError, find_pretrained_weights
+
             try:
-                check_options(name, getattr(self, options_field))
-                check_data_root(name, getattr(self, root_field))
-            except (DataRootError, ValueError) as err:
+                find_pretrained_weights(getattr(self, self.PRETRAINED_FOR))
+            except WeightsNotFoundError as err:
                 raise ParamError(str(err)) from None
 
     @classmethod
@@ -304,6 +313,7 @@ class SaliencyTourParams(ChapterParams):
     DATASET_FIELDS: ClassVar[dict[str, tuple[str, str]]] = {
         "dataset": ("data_root", "data_options")
     }
+    PRETRAINED_FOR: ClassVar[str] = "model"
 
     model: str = Field(
         "small_cnn",
@@ -536,6 +546,7 @@ class SegmentationXaiParams(ChapterParams):
             "n_show": 4,
         },
     }
+
     def check_inputs(self) -> None:
         """The dataset's files, then DeepLabv3's weights file (one line naming what is missing)."""
         super().check_inputs()
@@ -737,6 +748,7 @@ class IboParams(ChapterParams):
     DATASET_FIELDS: ClassVar[dict[str, tuple[str, str]]] = {
         "dataset": ("data_root", "data_options")
     }
+    PRETRAINED_FOR: ClassVar[str] = "classifier"
     tile_size: int = Field(64, ge=64, le=512, description="tile side in pixels (64-512)")
     stain_norm: bool = Field(
         True, description="Modified Reinhard stain normalisation to a reference tile (torchstain)"
