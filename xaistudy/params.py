@@ -120,6 +120,20 @@ class ChapterParams(BaseModel):
         return dict(cls.PROFILES.get(profile, {}))
 
 
+class DatasetChapterParams(ChapterParams):
+    """A chapter that reads one dataset (synthetic or real): its name, folder and options.
+
+    Subclasses redefine ``dataset`` with :func:`dataset_field` to list the names they accept.
+    """
+
+    dataset: str = Field("synthetic-he", description="dataset name")
+    data_root: str = Field("", description=DATA_ROOT_HELP)
+    data_options: dict[str, Any] = Field(default_factory=dict, description=DATA_OPTIONS_HELP)
+    DATASET_FIELDS: ClassVar[dict[str, tuple[str, str]]] = {
+        "dataset": ("data_root", "data_options")
+    }
+
+
 class DataParams(ChapterParams):
     """The ``data`` chapter: gallery and statistics of the synthetic datasets."""
 
@@ -148,14 +162,12 @@ class DataParams(ChapterParams):
     }
 
 
-class ThesisMetricsParams(ChapterParams):
+class ThesisMetricsParams(DatasetChapterParams):
     """The ``thesis_metrics`` chapter: interpretation-quality metrics for tissue grading."""
 
     dataset: str = dataset_field(
         "synthetic-grading", ["synthetic-grading", "diagset"], "7-class grading tiles (A, N, R1-R5)"
     )
-    data_root: str = Field("", description=DATA_ROOT_HELP)
-    data_options: dict[str, Any] = Field(default_factory=dict, description=DATA_OPTIONS_HELP)
     nuclei_dataset: str = dataset_field(
         "synthetic-he", ["synthetic-he", "pannuke"], "tiles with nuclei masks for the U-Net"
     )
@@ -302,17 +314,12 @@ _TOUR_METHODS = (
 )
 
 
-class SaliencyTourParams(ChapterParams):
+class SaliencyTourParams(DatasetChapterParams):
     """The ``saliency_tour`` chapter: the review's methods on one tumour classifier."""
 
     dataset: str = dataset_field(
         "synthetic-he", ["synthetic-he", "camelyon16"], "tumour vs normal tiles"
     )
-    data_root: str = Field("", description=DATA_ROOT_HELP)
-    data_options: dict[str, Any] = Field(default_factory=dict, description=DATA_OPTIONS_HELP)
-    DATASET_FIELDS: ClassVar[dict[str, tuple[str, str]]] = {
-        "dataset": ("data_root", "data_options")
-    }
     PRETRAINED_FOR: ClassVar[str] = "model"
 
     model: str = Field(
@@ -419,7 +426,7 @@ class SaliencyTourParams(ChapterParams):
     }
 
 
-class SegmentationXaiParams(ChapterParams):
+class SegmentationXaiParams(DatasetChapterParams):
     """The ``segmentation_xai`` chapter: explaining a segmentation model (Hasany et al.)."""
 
     dataset: str = dataset_field(
@@ -428,11 +435,6 @@ class SegmentationXaiParams(ChapterParams):
         "tiles segmented by the U-Net (synthetic-he, camelyon16, pannuke) or COCO-2017 images "
         "(deeplabv3)",
     )
-    data_root: str = Field("", description=DATA_ROOT_HELP)
-    data_options: dict[str, Any] = Field(default_factory=dict, description=DATA_OPTIONS_HELP)
-    DATASET_FIELDS: ClassVar[dict[str, tuple[str, str]]] = {
-        "dataset": ("data_root", "data_options")
-    }
 
     model: str = Field(
         "unet",
@@ -604,7 +606,7 @@ class SegmentationXaiParams(ChapterParams):
         return values
 
 
-class XRelevanceCamParams(ChapterParams):
+class XRelevanceCamParams(DatasetChapterParams):
     """The ``xrelevancecam`` chapter: relevance-weighted CAMs layer by layer (You et al.)."""
 
     dataset: str = dataset_field(
@@ -612,11 +614,6 @@ class XRelevanceCamParams(ChapterParams):
         ["synthetic-pcle", "pcle-folder"],
         "pCLE frames by patient: synthetic-pcle or pcle-folder (frames/<class>/<patient>/)",
     )
-    data_root: str = Field("", description=DATA_ROOT_HELP)
-    data_options: dict[str, Any] = Field(default_factory=dict, description=DATA_OPTIONS_HELP)
-    DATASET_FIELDS: ClassVar[dict[str, tuple[str, str]]] = {
-        "dataset": ("data_root", "data_options")
-    }
 
     backbone: str = Field(
         "skresnet18",
@@ -737,17 +734,12 @@ _IBO_METHODS = "gradcam|gradcam\\+\\+|xgradcam|ablationcam|eigencam|scorecam|ful
 _IBO_STRATEGIES = "blackening|mean|histogram|blurring|nli|ibo"
 
 
-class IboParams(ChapterParams):
+class IboParams(DatasetChapterParams):
     """The ``ibo`` chapter: inpainting-based occlusion (Afshar et al.) with batched RePaint."""
 
     dataset: str = dataset_field(
         "synthetic-he", ["synthetic-he", "camelyon16"], "tumour vs normal tiles"
     )
-    data_root: str = Field("", description=DATA_ROOT_HELP)
-    data_options: dict[str, Any] = Field(default_factory=dict, description=DATA_OPTIONS_HELP)
-    DATASET_FIELDS: ClassVar[dict[str, tuple[str, str]]] = {
-        "dataset": ("data_root", "data_options")
-    }
     PRETRAINED_FOR: ClassVar[str] = "classifier"
     tile_size: int = Field(64, ge=64, le=512, description="tile side in pixels (64-512)")
     stain_norm: bool = Field(

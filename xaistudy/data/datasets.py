@@ -185,6 +185,12 @@ def files_fingerprint(paths: Iterable[str | Path]) -> str:
     return digest.hexdigest()[:16]
 
 
+def relative_paths_key(root: Path, paths: Iterable[Path]) -> str:
+    """A short hash of ``paths`` relative to ``root``, in order: which files a loader listed."""
+    rel = "\n".join(str(Path(p).relative_to(root)) for p in paths)
+    return hashlib.sha256(rel.encode()).hexdigest()[:16]
+
+
 def require(path: Path, what: str, dataset: str) -> Path:
     """``path`` when it exists, else a one-line :class:`DataRootError` naming it."""
     if not path.exists():

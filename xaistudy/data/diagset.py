@@ -27,7 +27,6 @@ resized to ``size`` by antialiased bilinear interpolation. DiagSet has no pixel 
 from __future__ import annotations
 
 import csv
-import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from xaistudy.data.datasets import (
     DataRootError,
     _check_split,
     files_fingerprint,
+    relative_paths_key,
     patient_split,
     register_dataset,
     resolve_data_root,
@@ -275,11 +275,6 @@ def read_patches(listing: Listing, order: Sequence[tuple[int, int, int]], size: 
     return out
 
 
-def _listing_key(root: Path, listing: Listing) -> str:
-    rel = "\n".join(str(p.relative_to(root)) for p in listing.files)
-    return hashlib.sha256(rel.encode()).hexdigest()[:16]
-
-
 # -- the dataset ----------------------------------------------------------------------------
 @register_dataset(NAME, kind="grading", layout=LAYOUT, check_root=check_root)
 def diagset(
@@ -329,7 +324,7 @@ def diagset(
             "seed": seed,
             "too_few": too_few,
             "files": fingerprint,
-            "listing": _listing_key(root, listing),
+            "listing": relative_paths_key(root, listing.files),
         }
         images = (store or Store()).cached_arrays(
             NAME, params, lambda: {"images": read_patches(listing, order, size)}

@@ -26,7 +26,6 @@ maps nearest-neighbour interpolation (pixel centres aligned), so masks stay on t
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -43,6 +42,7 @@ from xaistudy.data.datasets import (
     DataRootError,
     _check_split,
     files_fingerprint,
+    relative_paths_key,
     register_dataset,
     resolve_data_root,
 )
@@ -228,11 +228,6 @@ def _pick(pool: int, n: int, seed: int, split: str, what: str) -> np.ndarray:
     return np.sort(rng.choice(pool, size=n, replace=False))
 
 
-def _listing_key(root: Path, paths: Sequence[Path]) -> str:
-    rel = "\n".join(str(p.relative_to(root)) for p in paths)
-    return hashlib.sha256(rel.encode()).hexdigest()[:16]
-
-
 # -- the dataset ----------------------------------------------------------------------------
 @register_dataset(NAME, kind="nuclei", layout=LAYOUT, check_root=check_root)
 def pannuke(
@@ -284,7 +279,7 @@ def pannuke(
         "folds": list(used),
         "non_neoplastic": list(channels),
         "files": files_fingerprint(paths),
-        "listing": _listing_key(root, paths),
+        "listing": relative_paths_key(root, paths),
     }
 
     def compute() -> dict[str, np.ndarray]:
