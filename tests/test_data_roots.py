@@ -4,6 +4,8 @@ from pathlib import Path
 
 import pytest
 
+from xaistudy.chapters.ibo import IboParams
+from xaistudy.chapters.saliency_tour import SaliencyTourParams
 from xaistudy.data import datasets
 from xaistudy.data.datasets import (
     DataRootError,
@@ -15,7 +17,7 @@ from xaistudy.data.datasets import (
     require_glob,
     resolve_data_root,
 )
-from xaistudy.params import IboParams, ParamError, SaliencyTourParams, build_params
+from xaistudy.params import ParamError, build_params
 from xaistudy.store import repo_root
 
 REAL = ["camelyon16", "pannuke", "diagset", "coco", "pcle-folder", "image-folder"]

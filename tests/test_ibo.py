@@ -5,12 +5,13 @@ import pytest
 import torch
 from skimage.color import rgb2lab
 
+from xaistudy.chapters.ibo import IboParams
 from xaistudy.data import stain, synthetic
 from xaistudy.evaluate import ibo as study
 from xaistudy.evaluate import perceptual
 from xaistudy.models import ddpm
 from xaistudy.models.classifiers import SmallCNN
-from xaistudy.params import IboParams, ParamError, build_params
+from xaistudy.params import ParamError, build_params
 from xaistudy.store import Store
 
 

@@ -3,7 +3,8 @@
 import pytest
 
 from xaistudy import cli, runner
-from xaistudy.params import PROFILES, DataParams, ParamError, build_params, parse_cli_value
+from xaistudy.chapters.data import DataParams
+from xaistudy.params import PROFILES, ParamError, build_params, parse_cli_value
 
 
 def test_profiles_set_defaults_and_overrides_win():
@@ -15,7 +16,7 @@ def test_profiles_set_defaults_and_overrides_win():
 
 def test_every_profile_of_every_chapter_validates(monkeypatch, tmp_path):
     monkeypatch.setenv("XAISTUDY_DATA", str(tmp_path))  # no real dataset here
-    for chapter in runner.CHAPTERS.values():
+    for chapter in runner.chapters().values():
         for profile in PROFILES:
             params = chapter.params
             real = {
@@ -93,6 +94,6 @@ def test_cli_refuses_bad_input_with_exit_2(argv, expected, capsys, monkeypatch, 
 def test_cli_list_and_params(capsys):
     assert cli.main(["list"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert len(out) == len(runner.CHAPTERS) and out[0].startswith("data")
+    assert len(out) == len(runner.chapters()) and out[0].startswith("data")
     assert cli.main(["params", "data"]) == 0
     assert "tile_size" in capsys.readouterr().out

@@ -7,7 +7,7 @@ import nbformat
 import pytest
 
 from xaistudy import cli, runner
-from xaistudy.params import DataParams
+from xaistudy.chapters.data import DataParams
 from xaistudy.store import repo_root
 
 pytestmark = pytest.mark.slow
@@ -73,7 +73,7 @@ def test_injected_parameters_are_the_validated_ones(smoke_run):
 def test_notebook_parameters_cell_declares_every_parameter():
     import jupytext
 
-    for chapter in runner.CHAPTERS.values():
+    for chapter in runner.chapters().values():
         nb = jupytext.read(chapter.notebook, fmt="md:myst")
         cells = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
         assert len(cells) == 1, chapter.name
@@ -98,7 +98,7 @@ def test_failing_chapter_names_the_cell_and_keeps_the_last_good_run(tmp_path, mo
         "```{code-cell} ipython3\nraise ValueError('deliberate failure')\n```\n"
     )
     monkeypatch.setitem(
-        runner.CHAPTERS, "broken", runner.Chapter("broken", "Broken", DataParams, source)
+        runner.chapters(), "broken", runner.Chapter("broken", "Broken", DataParams, source)
     )
     out = tmp_path / "out"
     out.mkdir()
@@ -117,7 +117,7 @@ def test_smoke_book_builds_html_with_figures_and_no_errors(smoke_run, tmp_path):
     shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("chapters"))
     (root / "data").mkdir()
     shutil.copy(ROOT / "data" / "README.md", root / "data")
-    for name in runner.CHAPTERS:
+    for name in runner.chapters():
         if name == "data":
             shutil.copytree(smoke_run, root / "book" / "chapters" / "data")
         else:

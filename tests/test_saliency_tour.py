@@ -7,11 +7,12 @@ import torch
 from torch import nn
 
 from xaistudy import cli
+from xaistudy.chapters.saliency_tour import SaliencyTourParams
 from xaistudy.explain import METHODS, explain
 from xaistudy.explain import taxonomy as tx
 from xaistudy.explain.cam_original import class_activation_map
 from xaistudy.models.classifiers import SmallCNN, target_layer
-from xaistudy.params import ParamError, SaliencyTourParams, build_params
+from xaistudy.params import ParamError, build_params
 
 FAST = dict(
     occlusion_window=8,

@@ -10,6 +10,7 @@ from pytorch_grad_cam import HiResCAM
 from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
 from torch import nn
 
+from xaistudy.chapters.segmentation_xai import SegmentationXaiParams
 from xaistudy.evaluate.segmentation_metrics import (
     benchmark,
     binarise,
@@ -40,7 +41,7 @@ from xaistudy.models.segmenters import (
     segmentation_quality,
     unet_segmenter,
 )
-from xaistudy.params import ParamError, SegmentationXaiParams, build_params
+from xaistudy.params import ParamError, build_params
 from xaistudy.store import Store
 
 SIZE = 32

@@ -14,12 +14,13 @@ from fabricate_nuclei import (
 from torch import nn
 
 from xaistudy import cli
+from xaistudy.chapters.thesis_metrics import ThesisMetricsParams
 from xaistudy.data import pannuke as pk
 from xaistudy.data.datasets import ArrayDataset
 from xaistudy.evaluate import quality as q
 from xaistudy.evaluate import tendencies as tend
 from xaistudy.models.thesis_cnn import ThesisCNN, rotated_dataset, rotation_balanced_indices
-from xaistudy.params import ParamError, ThesisMetricsParams, build_params
+from xaistudy.params import ParamError, build_params
 
 
 # -- tendencies (Table 5) -------------------------------------------------------------------

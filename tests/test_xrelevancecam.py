@@ -9,6 +9,7 @@ from fabricate_folders import write_pcle
 from torch import nn
 from toys import tiny_resnet
 
+from xaistudy.chapters.xrelevancecam import XRelevanceCamParams
 from xaistudy.evaluate.wsss import (
     AGGREGATIONS,
     aggregate,
@@ -27,7 +28,7 @@ from xaistudy.models.stages import (
     randomise_stages,
     set_dropout,
 )
-from xaistudy.params import ParamError, XRelevanceCamParams, build_params
+from xaistudy.params import ParamError, build_params
 
 
 # -- weakly supervised segmentation ---------------------------------------------------------

@@ -1,8 +1,8 @@
 """Run a chapter: validate its parameters, execute its notebook with Papermill, collect outputs.
 
-A chapter is ``notebooks/<name>.md`` (jupytext MyST markdown with one cell tagged
-``parameters``) plus a pydantic parameter model in :mod:`xaistudy.params`. Running it writes
-``<out>/<name>.ipynb`` (the executed notebook), ``<out>/tables/*.csv`` and
+A chapter is a module of :mod:`xaistudy.chapters` (its parameter model, steps and claims) plus
+``notebooks/<name>.md`` (jupytext MyST markdown with one cell tagged ``parameters``). Running
+it writes ``<out>/<name>.ipynb`` (the executed notebook), ``<out>/tables/*.csv`` and
 ``<out>/figures/*.png``; ``out`` defaults to ``book/chapters/<name>/``.
 """
 
@@ -14,22 +14,11 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from xaistudy.params import (
-    DEFAULT_PROFILE,
-    ChapterParams,
-    DataParams,
-    IboParams,
-    ParamError,
-    SaliencyTourParams,
-    SegmentationXaiParams,
-    ThesisMetricsParams,
-    XRelevanceCamParams,
-    build_params,
-)
+from xaistudy.chapters import Chapter, discover, get_chapter
+from xaistudy.params import DEFAULT_PROFILE, BaseParams, ParamError, build_params
 from xaistudy.store import repo_root
 
 log = logging.getLogger(__name__)
@@ -39,43 +28,9 @@ class ChapterFailed(RuntimeError):
     """A chapter's notebook raised; the message names the cell."""
 
 
-@dataclass(frozen=True)
-class Chapter:
-    """A chapter of the book: its notebook and its parameter model."""
-
-    name: str
-    title: str
-    params: type[ChapterParams]
-    source: Path | None = None  # default notebooks/<name>.md
-
-    @property
-    def notebook(self) -> Path:
-        return self.source or repo_root() / "notebooks" / f"{self.name}.md"
-
-
-#: The chapters in book order.
-CHAPTERS: dict[str, Chapter] = {
-    c.name: c
-    for c in [
-        Chapter("data", "The synthetic data: tissue with exact ground truth", DataParams),
-        Chapter("saliency_tour", "A tour of saliency methods", SaliencyTourParams),
-        Chapter(
-            "thesis_metrics",
-            "Interpretation-quality metrics for tissue grading",
-            ThesisMetricsParams,
-        ),
-        Chapter("xrelevancecam", "XRelevanceCAM: relevance-weighted CAMs", XRelevanceCamParams),
-        Chapter("ibo", "IBO: inpainting-based occlusion", IboParams),
-        Chapter("segmentation_xai", "Explaining segmentation models", SegmentationXaiParams),
-    ]
-}
-
-
-def get_chapter(name: str) -> Chapter:
-    """The chapter called ``name``, or :class:`ParamError` listing the chapters."""
-    if name not in CHAPTERS:
-        raise ParamError(f"unknown chapter '{name}'; allowed: {', '.join(CHAPTERS)}")
-    return CHAPTERS[name]
+def chapters() -> dict[str, Chapter]:
+    """The book's chapters in book order (see :mod:`xaistudy.chapters`)."""
+    return discover()
 
 
 def default_out(name: str) -> Path:
@@ -84,7 +39,7 @@ def default_out(name: str) -> Path:
 
 def prepare_run(
     name: str, profile: str = DEFAULT_PROFILE, overrides: Mapping[str, Any] | None = None
-) -> tuple[Chapter, ChapterParams]:
+) -> tuple[Chapter, BaseParams]:
     """Resolve and validate everything a run needs; raises :class:`ParamError` in one line."""
     chapter = get_chapter(name)
     params = build_params(chapter.params, profile, overrides)
@@ -180,11 +135,13 @@ def build_html(root: Path | None = None) -> Path:
 
 
 def build_book(profile: str = DEFAULT_PROFILE, run: bool = True) -> Path:
-    """Run every chapter with ``profile`` into ``book/chapters/``, then build the HTML book."""
+    """Run every chapter with ``profile`` into ``book/chapters/`` (the Synthesis part last, as
+    it reads the others' claims), then build the HTML book."""
     if run:
-        for name in CHAPTERS:
+        names = list(chapters())
+        for name in names:
             prepare_run(name, profile)  # validate all before running any
-        for name in CHAPTERS:
+        for name in names:
             print(f"== chapter {name} (profile {profile})", flush=True)
             run_chapter(name, profile)
     return build_html()
