@@ -97,9 +97,8 @@ def test_failing_chapter_names_the_cell_and_keeps_the_last_good_run(tmp_path, mo
         "```{code-cell} ipython3\nx = 1\n```\n\n"
         "```{code-cell} ipython3\nraise ValueError('deliberate failure')\n```\n"
     )
-    monkeypatch.setitem(
-        runner.chapters(), "broken", runner.Chapter("broken", "Broken", DataParams, source)
-    )
+    broken = runner.Chapter("broken", "Broken", DataParams, source=source)
+    monkeypatch.setattr(runner, "get_chapter", lambda name: broken)
     out = tmp_path / "out"
     out.mkdir()
     (out / "broken.ipynb").write_text("last good run")

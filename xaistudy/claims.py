@@ -127,9 +127,12 @@ def bootstrap_interval(
     if data.empty:
         return float("nan"), float("nan"), float("nan")
     estimate = float(statistic(data))
-    groups = {s: _unit_rows(g, unit) for s, g in data.groupby(seed_column, sort=True)}
-    offsets = {s: g.index.to_numpy() for s, g in data.groupby(seed_column, sort=True)}
-    seeds = list(groups)
+    by_seed = dict(list(data.groupby(seed_column, sort=True)))
+    seeds = list(by_seed)
+    # rows of each unit, as positions in ``data`` (one array per unit, per seed)
+    groups = {s: [g.index.to_numpy()[ix] for ix in _unit_rows(g, unit)] for s, g in by_seed.items()}
+    single = all(len(ix) == 1 for units in groups.values() for ix in units)
+    flat = {s: np.concatenate(units) for s, units in groups.items()} if single else {}
     rng = np.random.default_rng(rng_seed)
     values = data["value"].to_numpy(float) if statistic is mean_value else None
     stats = np.empty(n_boot)
@@ -139,7 +142,7 @@ def bootstrap_interval(
         for k in drawn:
             units = groups[seeds[k]]
             pick = rng.integers(0, len(units), size=len(units))
-            parts.extend(offsets[seeds[k]][units[i]] for i in pick)
+            parts.extend([flat[seeds[k]][pick]] if single else [units[i] for i in pick])
         index = np.concatenate(parts)
         stats[b] = values[index].mean() if values is not None else statistic(data.iloc[index])
     stats = stats[np.isfinite(stats)]

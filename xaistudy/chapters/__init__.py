@@ -81,10 +81,11 @@ class Chapter:
     order: int = 100
     part: str = "Chapters"
     paper: PaperRecord | None = None
+    source: Path | None = None  # the notebook, when not notebooks/<name>.md
 
     @property
     def notebook(self) -> Path:
-        return repo_root() / "notebooks" / f"{self.name}.md"
+        return self.source or repo_root() / "notebooks" / f"{self.name}.md"
 
     @property
     def module(self) -> str:
