@@ -9,6 +9,7 @@ import yaml
 
 from xaistudy import cli
 from xaistudy.chapters import Chapter, PaperRecord, Setting, chapter_modules, discover
+from xaistudy.params import build_params
 from xaistudy.store import repo_root
 
 ROOT = repo_root()
@@ -49,7 +50,8 @@ def test_toc_lists_the_discovered_chapters_in_book_order():
 
 def test_readme_table_names_every_chapter():
     readme = (ROOT / "README.md").read_text()
-    table = set(re.findall(r"^\| `(\w+)` \|", readme, re.M))
+    section = readme.split("| chapter | paper | content |", 1)[1].split("\n\n", 1)[0]
+    table = set(re.findall(r"^\| `(\w+)` \|", section, re.M))
     assert table == set(discover())
 
 
@@ -71,6 +73,17 @@ def test_moved_notebook_is_a_story(name):
             assert len(code_lines(cell.source)) <= MAX_HIDDEN_CELL_LINES, (name, cell.source[:80])
     text = "\n".join(c.source for c in cells)
     assert "params_key" not in text and "Store(" not in text, f"{name}: cache keys in notebook"
+
+
+@pytest.mark.parametrize("name", list(discover()))
+def test_parameters_cell_holds_the_quick_defaults(name):
+    chapter = discover()[name]
+    nb = jupytext.read(chapter.notebook, fmt="md:myst")
+    (cell,) = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
+    values: dict = {}
+    exec(cell.source, {}, values)  # the parameters cell is plain assignments
+    assert values.pop("profile") == "quick" and values.pop("out_dir") == "."
+    assert values == build_params(chapter.params, "quick").model_dump(mode="json")
 
 
 def test_code_line_count_by_hand():

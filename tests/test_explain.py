@@ -198,3 +198,59 @@ def test_rise_coverage_normalisation_removes_the_mask_pattern():
     assert petsiuk.std() > 0.01  # dividing by N * p leaves the masks' own coverage pattern
     with pytest.raises(ValueError, match="normalise must be"):
         rise(lambda x: torch.ones(len(x)), torch.ones(1, 3, 8, 8), n_masks=2, normalise="max")
+
+
+def test_a_misspelt_option_is_named_not_swallowed(tiny):
+    model, x = tiny
+    layer = target_layer(model)
+    with pytest.raises(
+        ValueError,
+        match=r"unknown option 'n_step' of method 'integrated_gradients'; "
+        r"allowed: n_steps, internal_batch_size$",
+    ):
+        explain("integrated_gradients", model, x, [0, 1], n_step=4)
+    with pytest.raises(ValueError, match="unknown option 'num_sample' of method 'lime'"):
+        attribute("lime", model, x[:1], 0, num_sample=40)
+    with pytest.raises(ValueError, match="unknown option 'eigen_smoth' of method 'gradcam'"):
+        explain("gradcam", model, x, [0, 1], layer=layer, eigen_smoth=True)
+    with pytest.raises(
+        ValueError, match="unknown option 'seed' of method 'saliency'; allowed: none"
+    ):
+        explain("saliency", model, x, [0, 1], seed=1)
+
+
+def test_registry_carries_each_methods_metadata_and_options():
+    from xaistudy.explain import CHANNEL_SHARED, FAMILIES, method_names
+    from xaistudy.explain.registry import keyword_options, register_method
+
+    assert [m.family for m in METHODS.values()] == sorted(
+        (m.family for m in METHODS.values()), key=FAMILIES.index
+    )
+    assert method_names("cam") == tuple(CAM_METHODS)
+    for name, fn in ATTRIBUTIONS.items():
+        assert METHODS[name].options == keyword_options(fn)
+    assert METHODS["integrated_gradients"].options == ("n_steps", "internal_batch_size")
+    assert METHODS["rise"].signed is False and METHODS["guided_gradcam"].needs_layer
+    assert METHODS["fullgrad"].needs_layer is False and METHODS["gradcam"].needs_layer
+    assert set(CHANNEL_SHARED) == {"occlusion", "feature_ablation", "kernel_shap", "lime", "rise"}
+    with pytest.raises(TypeError, match="name every option"):
+        register_method("sloppy", label="x", family="cam", library="x", passes="x")(
+            lambda model, inputs, targets, **_: inputs
+        )
+    assert "sloppy" not in METHODS
+    with pytest.raises(ValueError, match="registered twice"):
+        register_method("saliency", label="x", family="cam", library="x", passes="x")(
+            lambda model, inputs, targets: inputs
+        )
+
+
+def test_channel_shared_maps_are_one_channel_not_the_sum(tiny):
+    model, x = tiny
+    attr = attribute("occlusion", model, x, [0, 1], window=8, stride=8)
+    assert torch.equal(attr[:, 0], attr[:, 1]) and torch.equal(attr[:, 0], attr[:, 2])
+    maps = explain("occlusion", model, x, [0, 1], window=8, stride=8)
+    np.testing.assert_array_equal(maps, attr[:, 0].numpy())
+    grads = attribute("saliency", model, x, [0, 1])
+    np.testing.assert_allclose(
+        explain("saliency", model, x, [0, 1]), grads.sum(dim=1).numpy(), rtol=1e-6
+    )

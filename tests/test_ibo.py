@@ -1,10 +1,12 @@
 """The IBO chapter's pieces: stain normalisation, the DDPM, the study steps and parameters."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from skimage.color import rgb2lab
 
+from xaistudy.chapters import ibo as chapter
 from xaistudy.chapters.ibo import IboParams
 from xaistudy.data import stain, synthetic
 from xaistudy.evaluate import ibo as study
@@ -137,7 +139,8 @@ def test_params_profiles_and_errors(mini_camelyon):
         "resnet50",
         20,
     )
-    assert paper.ddpm_epochs == 140
+    assert paper.ddpm_epochs == 140 and paper.replicates == 1 and paper.n_gt_samples == 100
+    assert build_params(IboParams, "quick").seeds == [0, 1, 2]
     assert (paper.repaint_steps, paper.jump_length, paper.resamplings, paper.n_samples) == (
         250,
         10,
@@ -232,3 +235,165 @@ def test_smoke_run_on_a_mini_camelyon16_folder(mini_camelyon, tmp_path):
     text = nbformat.read(out / "ibo.ipynb", as_version=4)
     outputs = str([c.get("outputs") for c in text.cells if c.cell_type == "code"])
     assert "Data of this run: `camelyon16`" in outputs and "Traceback" not in outputs
+
+
+def test_ddpm_ema_resumes_and_differs_from_the_raw_weights(tmp_path, monkeypatch):
+    images = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    kw = dict(
+        channels=(8, 16), num_train_timesteps=50, batch_size=2, seed=0, device="cpu", epochs=3
+    )
+    raw = ddpm.train_ddpm(images, **kw)
+    ema = ddpm.train_ddpm(images, ema_decay=0.5, **kw)
+    assert ema.losses == pytest.approx(raw.losses)  # EMA does not change the training itself
+    pairs = zip(raw.unet.parameters(), ema.unet.parameters(), strict=True)
+    diffs = [(a - b).abs().max() for a, b in pairs]
+    assert max(diffs) > 0
+    store, key = Store(tmp_path), {"ema": 1}
+    save = ddpm._save_checkpoint
+
+    def interrupted(store_, kind, params, state):
+        save(store_, kind, params, state)
+        if state["epoch"] == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ddpm, "_save_checkpoint", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        ddpm.train_ddpm(images, store=store, params=key, ema_decay=0.5, **kw)
+    monkeypatch.setattr(ddpm, "_save_checkpoint", save)
+    resumed = ddpm.train_ddpm(images, store=store, params=key, ema_decay=0.5, **kw)
+    for a, b in zip(ema.unet.parameters(), resumed.unet.parameters(), strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+    with pytest.raises(ValueError, match="ema_decay"):
+        ddpm.train_ddpm(images, ema_decay=1.0, **kw)
+
+
+def test_noise_is_shared_by_the_methods_of_a_tile_and_identical_maps_run_once(monkeypatch):
+    seeds = study.noise_seeds(0, [3, 8], 4, replicate=0)
+    assert seeds.shape == (2, 4) and (seeds == seeds[:, :1]).all() and seeds[0, 0] != seeds[1, 0]
+    assert not (study.noise_seeds(0, [3, 8], 4, replicate=1) == seeds).any()
+    assert (study.noise_seeds(0, [3], 4)[0] == seeds[0]).all()  # fixed by the tile, not the set
+    images = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    levels = np.random.default_rng(0).integers(1, 6, (2, 3, 16, 16))
+    levels[:, 1] = levels[:, 0]  # methods 0 and 1: the same heatmap levels
+    levels[1, 2] = np.where(levels[1, 0] == 5, 5, levels[1, 0])  # same occluded pixels as 0
+    batches = []
+    real = study.occlusion.occlude_levels
+
+    def counting(strategy, imgs, *args, **kw):
+        batches.append(len(imgs))
+        return real(strategy, imgs, *args, **kw)
+
+    monkeypatch.setattr(study.occlusion, "occlude_levels", counting)
+    out = study.occlude_all("histogram", images, levels, seeds[:, :3], 4)
+    assert batches == [3]  # (0: methods 0=1, 2), (1: methods 0=1=2)
+    assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[1, 0], out[1, 2])
+    assert not torch.equal(out[0, 0], out[0, 2])
+    own = study.occlude_all("histogram", images, levels, study.image_seeds(0, [3, 8], 3), 4)
+    assert not torch.equal(own[:, 0], own[:, 1])  # the old per-method seeds: other noise
+
+
+def test_sample_sets_are_nested():
+    labels = torch.tensor([1, 0] * 20)
+    order = chapter.tumour_order(labels, seed=3)
+    assert sorted(order.tolist()) == list(range(0, 40, 2))
+    assert (chapter.tumour_order(labels, seed=3) == order).all()
+    assert not (chapter.tumour_order(labels, seed=4) == order).all()
+    with pytest.raises(ValueError, match="no tumour tiles"):
+        chapter.tumour_order(torch.zeros(4, dtype=torch.long), 0)
+
+
+def _ranking_rows():
+    # 3 methods, 2 seeds x 2 tiles; IoU ranks: m0 > m1 > m2; strategy 1 AUC: m0 < m2 < m1
+    rows = []
+    for seed in (0, 1):
+        for unit in (10, 11):
+            for m, (iou, auc) in enumerate([(0.9, 0.1), (0.5, 0.7), (0.1, 0.4)]):
+                rows += [
+                    dict(seed=seed, unit=unit, m=m, src=0, value=iou),
+                    dict(seed=seed, unit=unit, m=m, src=1, value=auc),
+                    dict(seed=seed, unit=unit, m=m, src=2, value=auc if m == 0 else 1 - auc),
+                ]
+    return pd.DataFrame(rows)
+
+
+def test_agreement_statistics_match_hand_computed_ranks():
+    rows = _ranking_rows()
+    # strategy 1 ranks (1, 3, 2) vs ground truth (1, 2, 3): MARD 2/3, 1 of 3 right
+    assert chapter.agreement_statistic(1, 3)(rows) == pytest.approx(2 / 3)
+    assert chapter.agreement_statistic(1, 3, "rank_accuracy")(rows) == pytest.approx(1 / 3)
+    # strategy 2 AUC (0.1, 0.3, 0.6): ranks (1, 2, 3), identical to the ground truth
+    assert chapter.agreement_statistic(2, 3)(rows) == 0
+    assert chapter.agreement_statistic(2, 3, "kendall_tau")(rows) == pytest.approx(1)
+    diff = chapter.difference_statistic(
+        chapter.agreement_statistic(1, 3), chapter.agreement_statistic(2, 3)
+    )
+    assert diff(rows) == pytest.approx(2 / 3)
+    ious = rows[rows.src == 0].pivot_table(index=["seed", "unit"], columns="m", values="value")
+    aucs = rows[rows.src == 1].pivot_table(index=["seed", "unit"], columns="m", values="value")
+    from xaistudy.evaluate import faithfulness
+
+    assert faithfulness.agreement(ious.to_numpy(), aucs.to_numpy())["mard"] == pytest.approx(2 / 3)
+
+
+def test_bootstrap_draws_are_those_of_the_claims_interval():
+    from xaistudy.claims import bootstrap_interval
+
+    rng = np.random.default_rng(0)
+    data = pd.DataFrame(
+        {
+            "seed": np.repeat([0, 1, 2], 10),
+            "unit": np.tile(np.arange(10), 3),
+            "value": rng.normal(size=30),
+        }
+    )
+    stat = lambda rows: float(rows["value"].median())  # noqa: E731 (a non-mean statistic)
+    est, low, high = bootstrap_interval(data, stat, n_boot=300)
+    draws = chapter.bootstrap_draws(data, stat, n_boot=300)
+    assert np.quantile(draws, [0.025, 0.975]) == pytest.approx([low, high])
+    summary = chapter._interval(draws)
+    assert summary["ci_low"] <= summary["boot_mean"] <= summary["ci_high"]
+
+
+def test_table1_margin_and_split_half_statistics():
+    rows = pd.DataFrame(
+        [
+            dict(seed=0, unit=u, strategy=s, mask=k, value=v + k)
+            for u in range(2)
+            for k in (1, 2)
+            for s, v in (("ibo", 0.0), ("mean", 0.5), ("blurring", 0.2))
+        ]
+    )
+    assert chapter._table1_closest("mahalanobis", ["mean", "blurring", "ibo"], 2)(
+        rows
+    ) == pytest.approx(0.2)
+    # SSIM is a similarity: IBO's lower values make it the farthest
+    assert chapter._table1_closest("ssim", ["mean", "blurring", "ibo"], 2)(rows) == pytest.approx(
+        -0.5
+    )
+    iou = pd.DataFrame(
+        [
+            dict(seed=0, unit=u, m=m, value=v)
+            for u in range(40)
+            for m, v in enumerate([0.9, 0.5, 0.1])
+        ]
+    )
+    assert chapter._split_half_tau(3)(iou) == pytest.approx(1)
+    assert np.isnan(chapter._split_half_tau(3)(iou[iou.unit == 0]))  # one half is empty
+
+
+
+def test_smoke_run_writes_the_claims(tmp_path):
+    from xaistudy import cli
+
+    out = tmp_path / "ibo"
+    assert cli.main(["run", "ibo", "--profile", "smoke", "--out", str(out)]) == 0
+    claims = pd.read_csv(out / "tables" / "claims.csv")
+    ids = set(claims.claim_id)
+    for s in ("blackening", "histogram", "mean", "nli", "blurring"):
+        assert {f"table9.mard.ibo_vs_{s}", f"table9.rank_accuracy.ibo_vs_{s}"} <= ids
+    assert {"table2.gt_ranking_stable", "premise.ddpm_samples_normal"} <= ids
+    assert {f"table1.{m}.ibo_closest" for m in ("ssim", "feature_lpips", "mahalanobis")} <= ids
+    shared = claims.set_index("claim_id").shared_stages
+    assert shared["table9.mard.ibo_vs_mean"] == chapter.SHARED_DDPM
+    gate = pd.read_csv(out / "tables" / "ddpm_gate.csv")
+    assert {"DDPM sample", "held-out normal tile"} <= set(gate.source)

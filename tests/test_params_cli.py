@@ -1,10 +1,20 @@
 """Parameter validation and the command line: one-line errors, exit 2, nothing executed."""
 
+import os
+
 import pytest
+import torch
 
 from xaistudy import cli, runner
 from xaistudy.chapters.data import DataParams
-from xaistudy.params import PROFILES, ParamError, build_params, parse_cli_value
+from xaistudy.params import (
+    PROFILES,
+    ParamError,
+    build_params,
+    describe_params,
+    parse_cli_value,
+    parse_param_value,
+)
 
 
 def test_profiles_set_defaults_and_overrides_win():
@@ -20,8 +30,7 @@ def test_every_profile_of_every_chapter_validates(monkeypatch, tmp_path):
         for profile in PROFILES:
             params = chapter.params
             real = {
-                params.profile_defaults(profile).get(field)
-                for field in params.DATASET_FIELDS
+                params.profile_defaults(profile).get(field) for field in params.DATASET_FIELDS
             } - {None}
             if not real:
                 build_params(params, profile)
@@ -38,7 +47,8 @@ def test_every_profile_of_every_chapter_validates(monkeypatch, tmp_path):
     "overrides, expected",
     [
         ({"no_such_key": 1}, "unknown parameter 'no_such_key'"),
-        ({"seed": "abc"}, "bad value for parameter 'seed'"),
+        ({"seeds": "abc"}, "bad value for parameter 'seeds'"),
+        ({"seeds": [2**31]}, "bad value for parameter 'seeds'"),
         ({"tile_size": 32}, "bad value for parameter 'tile_size'"),
         ({"device": "tpu"}, "bad value for parameter 'device'"),
     ],
@@ -75,7 +85,13 @@ def _refuse_execution(monkeypatch):
     "argv, expected",
     [
         (["run", "data", "-p", "no_such_key", "1"], "unknown parameter 'no_such_key'"),
-        (["run", "data", "-p", "seed", "abc"], "bad value for parameter 'seed'"),
+        (["run", "data", "-p", "seeds", "abc"], "bad value for parameter 'seeds'"),
+        (["run", "data", "--seeds", "-1"], "bad value for parameter 'seeds'"),
+        (["run", "data", "-p", "device", "cuda:99"], "device 'cuda:99' is not available"),
+        (["run", "data", "-p", "threads", "-2"], "bad value for parameter 'threads'"),
+        (["run", "saliency_tour", "-p", "lr", "-1e-3"], "bad value for parameter 'lr'"),
+        (["run", "saliency_tour", "-p", "dataset", "nope"], "(not an allowed value)"),
+        (["run", "segmentation_xai", "-p", "layers", '["nope"]'], "unknown layer 'nope'"),
         (["run", "nope"], "unknown chapter 'nope'; allowed: data"),
         (["run", "data", "--profile", "huge"], "invalid choice"),
         (["run", "data", "-p", "seed", "1", "-p", "seed", "2"], "given twice"),
@@ -97,3 +113,117 @@ def test_cli_list_and_params(capsys):
     assert len(out) == len(runner.chapters()) and out[0].startswith("data")
     assert cli.main(["params", "data"]) == 0
     assert "tile_size" in capsys.readouterr().out
+
+
+def test_cli_refuses_an_output_folder_that_is_a_file(capsys, monkeypatch, tmp_path):
+    _refuse_execution(monkeypatch)
+    (tmp_path / "taken").write_text("a file")
+    for out in (tmp_path / "taken", tmp_path / "taken" / "sub"):
+        assert cli.main(["run", "data", "--profile", "smoke", "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "is a file, not a folder" in err
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_cli_refuses_a_read_only_output_folder(capsys, monkeypatch, tmp_path):
+    _refuse_execution(monkeypatch)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        assert cli.main(["run", "data", "--out", str(locked / "out")]) == 2
+    finally:
+        locked.chmod(0o700)
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "cannot be written" in err
+
+
+def test_unavailable_device_is_refused_before_the_run():
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(ParamError, match="device 'cuda' is not available: no CUDA GPU"):
+        build_params(DataParams, "smoke", {"device": "cuda"})
+    assert build_params(DataParams, "smoke", {"device": "cpu"}).device == "cpu"
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_chapter", interrupted)
+    assert cli.main(["run", "data", "--profile", "smoke"]) == 130
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "interrupted" in err
+
+
+def test_text_parameters_keep_the_text_and_numbers_parse():
+    tour = runner.chapters()["saliency_tour"].params
+    assert parse_param_value(tour, "data_root", "2024") == "2024"  # a folder called 2024
+    assert parse_param_value(tour, "n_train", "2024") == 2024
+    assert parse_param_value(tour, "lr", "-1e-3") == -1e-3
+    assert parse_param_value(tour, "pretrained", "true") == "true"  # validated to True
+    assert build_params(tour, "smoke", {"pretrained": "false"}).pretrained is False
+    assert parse_param_value(DataParams, "seeds", "[1, 2]") == [1, 2]
+
+
+def test_path_parameters_resolve_against_the_callers_folder(tmp_path, monkeypatch):
+    (tmp_path / "w.pth").write_bytes(b"weights")
+    (tmp_path / "2024").mkdir()
+    tour = runner.chapters()["saliency_tour"].params
+    assert {"pretrained", "data_root"} <= set(tour.path_fields())
+    got = tour.resolve_paths(
+        {"pretrained": "w.pth", "data_root": "2024", "n_train": 8}, cwd=tmp_path
+    )
+    assert got == {
+        "pretrained": str(tmp_path / "w.pth"),
+        "data_root": str(tmp_path / "2024"),
+        "n_train": 8,
+    }
+    assert tour.resolve_paths({"pretrained": "true", "data_root": ""}, tmp_path) == {
+        "pretrained": "true",
+        "data_root": "",
+    }
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    monkeypatch.chdir(other)  # the relative file is found from the caller's folder only
+    with pytest.raises(ParamError, match="does not exist"):
+        build_params(tour, "smoke", {"pretrained": "w.pth"})
+    params = build_params(tour, "smoke", {"pretrained": "../w.pth"})
+    assert params.pretrained == str(tmp_path / "w.pth")
+
+
+def test_a_folder_given_as_a_file_is_named_as_a_folder(tmp_path):
+    tour = runner.chapters()["saliency_tour"].params
+    with pytest.raises(ParamError, match="is a folder, not a file"):
+        build_params(tour, "smoke", {"pretrained": str(tmp_path)})
+
+
+def test_missing_pretrained_weights_hint_names_this_chapters_parameter(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    tour = runner.chapters()["saliency_tour"].params
+    with pytest.raises(ParamError) as err:
+        build_params(tour, "smoke", {"model": "resnet18", "pretrained": True})
+    assert "-p pretrained " in str(err.value) and "-p weights" not in str(err.value)
+
+
+def test_params_shows_ranges_and_allowed_values(capsys):
+    assert cli.main(["params", "data"]) == 0
+    out = capsys.readouterr().out
+    assert "PydanticUndefined" not in out
+    assert "seeds" in out and "[0, 1, 2]" in out  # a default made by a factory
+    assert "allowed: 1..256" in out  # threads
+    for chapter in runner.chapters():
+        assert cli.main(["params", chapter]) == 0
+        assert "PydanticUndefined" not in capsys.readouterr().out
+    rows = {r["name"]: r for r in describe_params(runner.chapters()["saliency_tour"].params)}
+    assert rows["dataset"]["allowed"].startswith("synthetic-he")
+
+
+def test_run_help_lists_chapters_and_profiles(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", "--help"])
+    assert exited.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    for name in runner.chapters():
+        assert name in out
+    assert all(p in out for p in PROFILES) and "quick (the default" in out

@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 from sklearn.metrics import f1_score, jaccard_score, precision_score, recall_score
@@ -187,3 +188,83 @@ def test_score_maps_spearman_on_the_continuous_map():
         expected = spearmanr(maps[i].ravel(), truth[i].ravel()).statistic
         assert row["spearman"] == pytest.approx(expected)
         assert row["spearman"] != pytest.approx(q.spearman(q.binarize(maps[i]), truth[i]))
+
+
+# -- the thesis's own computation (average="thesis") -----------------------------------------
+# A 3 x 3 map (IG) and U-Net probability map. Map > 0.3: pixels (0,0), (1,0). Probability
+# > 0.5: (0,0) only; after the thesis's min-max ((p - 0.1) / 0.5) >= 0.5: (0,0) and (1,0).
+MAP3 = np.array([[0.9, 0.1, 0.0], [0.5, 0.2, 0.0], [0.0, 0.0, 0.0]])
+PROB3 = np.array([[0.6, 0.2, 0.1], [0.4, 0.3, 0.1], [0.1, 0.1, 0.1]])
+SIG1 = 1 / (1 + np.exp(-1.0))
+
+
+def test_thesis_reading_scores_image_rows_by_hand():
+    s = q.thesis_scores(MAP3, PROB3, "integrated_gradients")
+    # rows: row 0 map {0} mask {0} -> 1; row 1 map {0}, no mask pixel -> 0; row 2 empty -> 0
+    assert s["precision"] == pytest.approx(1 / 3)
+    assert s["recall"] == pytest.approx(1 / 3)
+    assert s["f1"] == pytest.approx(1 / 3)
+    # per column it would be: column 0 map {0, 1} mask {0} -> P 1/2, R 1, F1 2/3; others 0
+    binary_map, binary_mask = MAP3 > 0.3, PROB3 > 0.5
+    assert q.precision(binary_map, binary_mask, "columns") == pytest.approx(1 / 6)
+    assert q.recall(binary_map, binary_mask, "columns") == pytest.approx(1 / 3)
+    assert q.precision(binary_map, binary_mask, "rows") == pytest.approx(1 / 3)
+    # the transpose: scoring the transposed arrays by columns is the thesis's reading
+    assert q.precision(binary_map.T, binary_mask.T, "columns") == pytest.approx(1 / 3)
+    # phi coefficient of the binary map and mask: TP 1, FP 1, FN 0, TN 7
+    assert s["spearman"] == pytest.approx(7 / np.sqrt(2 * 1 * 8 * 7))
+    assert s["pixel_accuracy"] == pytest.approx(8 / 9)
+
+
+def test_thesis_iou_min_maxes_the_probability_map_before_the_threshold():
+    s = q.thesis_scores(MAP3, PROB3, "integrated_gradients")
+    # min-maxed mask: 2 pixels, both under the map -> inter 2 sigmoid(1), union 5.5, +1 each
+    assert s["iou"] == pytest.approx((2 * SIG1 + 1) / 6.5)
+    # without the min-max the mask would be 1 pixel: a different value
+    raw = q.thesis_soft_iou(MAP3 > 0.3, PROB3 > 0.5)
+    assert raw == pytest.approx((SIG1 + 1) / (SIG1 + 5.5))
+    assert abs(s["iou"] - raw) > 0.05
+    # a constant probability map min-maxes to NaN: no mask pixel at all
+    flat = q.thesis_scores(MAP3, np.full((3, 3), 0.2), "integrated_gradients")
+    assert flat["iou"] == pytest.approx(1 / (2 * SIG1 + 3.5 + 1))
+    assert np.isnan(flat["spearman"])
+
+
+def test_thesis_nan_cases_constant_maps():
+    full = np.ones((3, 3))
+    gc = q.thesis_scores(full, PROB3, "gradcam")
+    # Grad-CAM and LIME are min-maxed after thresholding: a full map becomes NaN
+    assert gc["pixel_accuracy"] == 0.0  # NaN == mask is never true
+    assert np.isnan(gc["spearman"])
+    assert gc["precision"] == gc["recall"] == gc["f1"] == 0.0  # nan_to_num -> empty map
+    assert gc["iou"] == pytest.approx((0.5 * 2 + 1) / (4.5 + 2 - 1 + 1))  # map min-max NaN
+    assert q.thesis_scores(full, PROB3, "lime")["pixel_accuracy"] == 0.0
+    ig = q.thesis_scores(full, PROB3, "integrated_gradients")
+    # IG and NT are not min-maxed again: the full map agrees with the one mask pixel
+    assert ig["pixel_accuracy"] == pytest.approx(1 / 9)
+    assert ig["precision"] == pytest.approx(1 / 9)  # row 0: 1/3, rows 1 and 2: 0
+    assert np.isnan(ig["spearman"])
+    # a non-constant LIME map scores like IG
+    assert q.thesis_scores(MAP3, PROB3, "lime")["pixel_accuracy"] == pytest.approx(8 / 9)
+
+
+def test_thesis_reading_in_score_maps_and_summarise_skips_nan():
+    maps = np.stack([MAP3, np.ones((3, 3))])
+    probs = np.stack([PROB3, PROB3])
+    rows = q.score_maps(maps, {"tumour": probs}, average="thesis", method="gradcam")
+    assert rows[0]["precision"] == pytest.approx(1 / 3) and not rows[0]["empty"]
+    assert rows[1]["pixel_accuracy"] == 0.0 and np.isnan(rows[1]["spearman"])
+    with pytest.raises(ValueError, match="needs the method"):
+        q.score_maps(maps, {"tumour": probs}, average="thesis")
+    with pytest.raises(ValueError, match="average must be one of"):
+        q.score_maps(maps, {"tumour": probs}, average="micro")
+    table = pd.DataFrame(rows)
+    with pytest.raises(ValueError, match="NaN"):
+        q.summarise(table, ["mask_type"], n_boot=20)
+    out = q.summarise(table, ["mask_type"], n_boot=20, skip_nan=True).set_index("metric")
+    assert out.loc["spearman", "n"] == 1 and out.loc["spearman", "n_nan"] == 1
+    assert out.loc["spearman", "mean"] == pytest.approx(rows[0]["spearman"])
+    assert out.loc["pixel_accuracy", "mean"] == pytest.approx(8 / 18)
+    # an exact (binary) mask is read as probabilities 0 and 1; an empty one is flagged
+    empty = q.score_maps(maps[:1], {"t": np.zeros((1, 3, 3), bool)}, "thesis", method="lime")
+    assert empty[0]["empty"] and empty[0]["precision"] == 0.0

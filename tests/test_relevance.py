@@ -42,15 +42,15 @@ def _bias_free(model: nn.Module, seed: int = 0) -> nn.Module:
 def test_clrp_initial_rules_by_hand():
     logits = torch.tensor([[2.0, -1.0, 0.5], [4.0, 1.0, 3.0]])
     t = torch.tensor([0, 2])
-    paper = clrp_initial(logits, t, "paper")
+    paper = clrp_initial(logits, t, "zero_sum")
     assert torch.allclose(paper, torch.tensor([[2.0, -1.0, -1.0], [-1.5, -1.5, 3.0]]))
     unit = clrp_initial(logits, t, "unit")
     assert torch.allclose(unit, torch.tensor([[1.0, -1 / 3, -1 / 3], [-1 / 3, -1 / 3, 1.0]]))
-    scaled = clrp_initial(logits, t, "scaled")
+    scaled = clrp_initial(logits, t, "logit")
     assert torch.allclose(scaled, torch.tensor([[2.0, -2 / 3, -2 / 3], [-1.0, -1.0, 3.0]]))
-    # the contrastive score is the total: L_c - (N-1) L_c / N = L_c / N for "scaled"
-    assert torch.allclose(contrastive_score(logits, t, "scaled"), torch.tensor([2 / 3, 1.0]))
-    assert torch.allclose(contrastive_score(logits, t, "paper"), torch.zeros(2))
+    # the contrastive score is the total: L_c - (N-1) L_c / N = L_c / N for "logit"
+    assert torch.allclose(contrastive_score(logits, t, "logit"), torch.tensor([2 / 3, 1.0]))
+    assert torch.allclose(contrastive_score(logits, t, "zero_sum"), torch.zeros(2))
 
 
 def test_clrp_initial_bad_input():
@@ -191,3 +191,14 @@ def test_layer_cams_bad_input():
         layer_cams(net, x, 1, ["gradcam"], ["layer9"])
     with pytest.raises(ValueError, match="n_passes"):
         layer_cams(net, x, 1, ["gradcam"], ["relu"], n_passes=0)
+
+
+def test_relevance_maps_keep_negative_evidence_below_the_background():
+    """No ReLU before min-max (the reference codes): a region of negative weighted activation
+    scales to 0, below the zero-valued background; with a ReLU both would be 0."""
+    net = _TwoChannelNet().eval()
+    x, bright, dark = _blobs()
+    maps = relevance_cams(net, x, 1, ["relu"], "unit", ["relevancecam"])["relevancecam"]["relu"]
+    background = ~(bright | dark)
+    # the dark disc drives channel 1, whose CLRP weight is negative for class 1
+    assert maps[0][dark].mean() < 0.02 < maps[0][background].mean() < maps[0][bright].mean()

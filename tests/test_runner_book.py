@@ -1,6 +1,12 @@
 """End to end: a chapter through Papermill, a failing chapter, and the smoke-profile book."""
 
+import os
+import re
 import shutil
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import nbformat
@@ -14,18 +20,25 @@ pytestmark = pytest.mark.slow
 
 ROOT = repo_root()
 DATA_TABLES = {
+    "claims",
+    "run_record",
     "class_balance",
     "he_statistics",
     "grading_statistics",
     "pcle_statistics",
     "generation_speed",
+    "shortcut_baselines",
+    "shortcut_check",
+    "histogram_sources",
 }
 DATA_FIGURES = {
+    "claims",
     "he_gallery",
     "he_stain_variation",
     "grading_gallery",
     "pcle_gallery",
     "grading_properties",
+    "shortcut_check",
 }
 
 
@@ -58,7 +71,7 @@ def test_run_writes_notebook_tables_and_figures(smoke_run, capsys):
     assert {p.stem for p in (smoke_run / "tables").glob("*.csv")} == DATA_TABLES
     assert {p.stem for p in (smoke_run / "figures").glob("*.png")} == DATA_FIGURES
     assert error_outputs(smoke_run / "data.ipynb") == []
-    assert not list(smoke_run.glob(".*.ipynb"))  # no temporary notebooks left behind
+    assert not list(smoke_run.glob(".*"))  # no staging folder, no temporary notebook left
 
 
 def test_injected_parameters_are_the_validated_ones(smoke_run):
@@ -66,6 +79,7 @@ def test_injected_parameters_are_the_validated_ones(smoke_run):
     injected = [c for c in nb.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1
     assert "tile_size = 64" in injected[0].source and 'profile = "smoke"' in injected[0].source
+    assert 'out_dir = "."' in injected[0].source  # no path of the machine that ran it
     defaults = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert "remove-cell" in defaults[0].metadata.tags  # the book shows only what ran
 
@@ -100,13 +114,116 @@ def test_failing_chapter_names_the_cell_and_keeps_the_last_good_run(tmp_path, mo
     broken = runner.Chapter("broken", "Broken", DataParams, source=source)
     monkeypatch.setattr(runner, "get_chapter", lambda name: broken)
     out = tmp_path / "out"
-    out.mkdir()
-    (out / "broken.ipynb").write_text("last good run")
+    previous = _previous_run(out, "broken")
     assert cli.main(["run", "broken", "--profile", "smoke", "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert "failed in cell" in err and "deliberate failure" in err
-    assert (out / "broken.ipynb").read_text() == "last good run"
-    assert (out / "broken.failed.ipynb").exists()
+    assert (out / "broken.failed.ipynb").exists()  # the failed notebook stays visible
+    (out / "broken.failed.ipynb").unlink()
+    assert _snapshot(out) == previous  # nothing of the failed run mixed into the last good one
+
+
+def test_progress_goes_to_the_terminal_not_into_the_book(tmp_path, monkeypatch):
+    source = tmp_path / "progress.md"
+    source.write_text(
+        "---\njupytext:\n  text_representation:\n    format_name: myst\n"
+        "kernelspec:\n  name: python3\n  display_name: Python 3\n---\n\n# Progress\n\n"
+        "```{code-cell} ipython3\n:tags: [parameters]\n\nprofile = 'quick'\nout_dir = '.'\n```\n\n"
+        "```{code-cell} ipython3\nfrom tqdm import tqdm\nimport time\n"
+        "for i in tqdm(range(3), desc='maps', mininterval=0):\n    time.sleep(0.05)\n"
+        "print('a result')\n```\n"
+    )
+    chapter = runner.Chapter("progress", "Progress", DataParams, source=source)
+    monkeypatch.setattr(runner, "get_chapter", lambda name: chapter)
+
+    class Terminal:
+        text = ""
+
+        def isatty(self):
+            return True
+
+        def write(self, text):
+            Terminal.text += text
+
+        def flush(self):
+            pass
+
+    monkeypatch.setattr(runner.sys, "stderr", Terminal())
+    out = runner.run_chapter("progress", "smoke", out=tmp_path / "out")
+    assert "maps: 100%" in Terminal.text and "3/3" in Terminal.text  # shown live
+    nb = nbformat.read(out / "progress.ipynb", as_version=4)
+    streams = [o for c in nb.cells for o in c.get("outputs", []) if o.output_type == "stream"]
+    assert [o.name for o in streams] == ["stdout"] and "a result" in streams[0].text
+    kept = (out / "progress.stderr.txt").read_text()
+    assert "maps: 100%" in kept and "\r" not in kept  # the bar's last state, for the record
+
+
+def _previous_run(out: Path, name: str) -> dict[str, bytes]:
+    """A fake output of an earlier run in ``out``; returns its snapshot."""
+    for sub in ("tables", "figures"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    (out / f"{name}.ipynb").write_text("last good run")
+    (out / "tables" / "class_balance.csv").write_text("old,table\n1,2\n")
+    (out / "tables" / "old_only.csv").write_text("x\n1\n")
+    (out / "figures" / "he_gallery.png").write_bytes(b"old figure")
+    return _snapshot(out)
+
+
+def _snapshot(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+
+def _start_run(out: Path, cache: Path) -> subprocess.Popen:
+    """The data chapter (smoke) in a subprocess of its own session, as a terminal runs it."""
+    env = {**os.environ, "XAISTUDY_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
+    argv = ["run", "data", "--profile", "smoke", "-p", "threads", "1", "--out", str(out)]
+    return subprocess.Popen(
+        [sys.executable, "-m", "xaistudy.cli", *argv],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def _wait_until_writing(out: Path, proc: subprocess.Popen, timeout: float = 300) -> Path:
+    """Wait until the run has written a figure into its staging folder; return that folder."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, proc.communicate()
+        for staging in out.glob(f"{runner.STAGING_PREFIX}data-*"):
+            if any((staging / "figures").glob("*.png")):
+                return staging
+        time.sleep(0.2)
+    raise AssertionError("the run wrote nothing in time")
+
+
+def test_a_killed_rerun_leaves_the_previous_output_intact(tmp_path):
+    out = tmp_path / "out"
+    previous = _previous_run(out, "data")
+    proc = _start_run(out, tmp_path / "cache")
+    staging = _wait_until_writing(out, proc)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert {k: v for k, v in _snapshot(out).items() if not k.startswith(".")} == previous
+    # the next run clears what the killed one left (its process is gone)
+    fresh = runner._new_staging(out, "data")
+    assert not staging.exists() and fresh.exists()
+    shutil.rmtree(fresh)
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_ctrl_c_stops_with_one_line_exit_130_and_the_previous_output(tmp_path):
+    out = tmp_path / "out"
+    previous = _previous_run(out, "data")
+    proc = _start_run(out, tmp_path / "cache")
+    _wait_until_writing(out, proc)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's process group
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert len(err.strip().splitlines()) == 1 and "interrupted" in err, err
+    assert _snapshot(out) == previous  # no staging folder left, nothing swapped in
 
 
 def test_smoke_book_builds_html_with_figures_and_no_errors(smoke_run, tmp_path):
@@ -131,3 +248,40 @@ def test_smoke_book_builds_html_with_figures_and_no_errors(smoke_run, tmp_path):
     assert "book/intro.html" in index.read_text()  # the index redirects to the introduction
     intro = (root / "_build" / "html" / "book" / "intro.html").read_text()
     assert "chapters/data/data.html" in intro  # the chapter is in the navigation
+    (root / ".pytest_cache").mkdir(exist_ok=True)  # as a checkout has one
+    (root / ".pytest_cache" / "README.md").write_text("# pytest cache directory\n")
+    machine = [str(root), str(ROOT), str(tmp_path), f"{Path.home()}/", sys.prefix]
+    assert offline_problems(root / "_build" / "html", machine) == []
+
+
+REMOTE = re.compile(r"<(?:script|link|img)\b[^>]*\b(?:src|href)=\"(?:https?:)?//[^\"]*\"", re.I)
+STDOUT = re.compile(r'class="output stream[^"]*"[^>]*>(.*?)</div>', re.S)
+
+
+def offline_problems(html_dir: Path, machine_paths: list[str]) -> list[str]:
+    """What keeps a built book from reading offline on another machine, one line each: remote
+    scripts or styles, thebe's script, formulas without the local MathJax, a path of the
+    building machine, a page built from a cache folder, a library warning in an output."""
+    problems = []
+    mathjax = html_dir / "_static" / "mathjax" / "tex-chtml.js"
+    for page in sorted(html_dir.rglob("*.html")):
+        name = str(page.relative_to(html_dir))
+        text = page.read_text(errors="replace")
+        problems += [f"{name}: remote {m}" for m in REMOTE.findall(text)]
+        if "THEBE_JS_URL" in text:
+            problems.append(f"{name}: thebe script")
+        if 'class="math' in text and "_static/mathjax/tex-chtml.js" not in text:
+            problems.append(f"{name}: formulas without the local MathJax")
+        if 'class="math' in text and not mathjax.exists():
+            problems.append(f"{name}: {mathjax} missing")
+        for output in STDOUT.findall(text):
+            if re.search(r"\w+Warning\b|\bwarn(?:ing)?:|is ignored in", output, re.I):
+                problems.append(f"{name}: warning in an output: {output[:120]!r}")
+    for path in sorted(html_dir.rglob("*")):
+        name = str(path.relative_to(html_dir))
+        if ".pytest_cache" in name or ".ruff_cache" in name:
+            problems.append(f"{name}: a cache folder became a page")
+        if path.is_file() and path.suffix in (".html", ".ipynb", ".md", ".txt", ".js"):
+            text = path.read_text(errors="replace")
+            problems += [f"{name}: path {p}" for p in machine_paths if p in text]
+    return problems

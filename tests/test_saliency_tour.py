@@ -7,7 +7,9 @@ import torch
 from torch import nn
 
 from xaistudy import cli
+from xaistudy.chapters import saliency_tour as st
 from xaistudy.chapters.saliency_tour import SaliencyTourParams
+from xaistudy.claims import VERDICTS
 from xaistudy.explain import METHODS, explain
 from xaistudy.explain import taxonomy as tx
 from xaistudy.explain.cam_original import class_activation_map
@@ -116,18 +118,74 @@ def test_methods_parameter_is_validated_before_running():
 
 
 @pytest.mark.slow
-def test_smoke_run_writes_the_tables_and_the_shortcut_model_drops_on_clean_tiles(tmp_path):
+def test_smoke_run_writes_the_tables_claims_and_figures(tmp_path):
     assert cli.main(["run", "saliency_tour", "--profile", "smoke", "--out", str(tmp_path)]) == 0
     methods = pd.read_csv(tmp_path / "tables" / "methods.csv")
-    required = ["method", "family", "seconds", "passes", "pointing_game", "iou", "sanity_spearman"]
+    required = [
+        "method",
+        "family",
+        "seconds",
+        "passes",
+        "pointing_game",
+        "iou",
+        "sanity_spearman",
+        "deletion_auc",
+        "insertion_auc",
+        "roughness",
+    ]
     assert set(required) <= set(methods.columns)
-    assert list(methods.method) == list(tx.TOUR_METHODS)
-    assert methods[["seconds", "passes", "iou"]].notna().all().all()
+    assert list(methods.method) == [*tx.TOUR_METHODS, "rise_np"]
+    assert methods[["seconds", "passes", "iou", "deletion_auc"]].notna().all().all()
     hans = pd.read_csv(tmp_path / "tables" / "clever_hans.csv").set_index(["model", "test_data"])
     acc = hans["accuracy"]["trained with the shortcut"]
-    marked = next(k for k in acc.index if k.startswith("marked"))
-    assert acc[marked] > acc["clean (no marks)"]
-    assert (tmp_path / "figures" / "fig7_grid.png").exists()
+    assert acc["marked as in training"] > acc["clean (no marks)"]
+    claims = pd.read_csv(tmp_path / "tables" / "claims.csv")
+    assert set(EXPECTED_CLAIMS) | {c[0] for c in st.NOT_MEASURED} == set(claims.claim_id)
+    measured = claims.set_index("claim_id").loc[EXPECTED_CLAIMS]
+    assert (measured.verdict != "not testable here").all() and measured.book_value.notna().all()
+    assert claims.verdict.isin(VERDICTS).all() and claims.profile.eq("smoke").all()
+    timing = pd.read_csv(tmp_path / "tables" / "timing.csv")
+    assert timing.timed.str.contains("warm-up").all()
+    for name in ("fig7_grid", "clever_hans_maps", "claims", "rise_versions"):
+        assert (tmp_path / "figures" / f"{name}.png").exists()
+
+
+EXPECTED_CLAIMS = [
+    "occlusion.high_cost",
+    "lime.high_cost",
+    "gradcam.faster_than_occlusion",
+    "deconvolution.fast",
+    "lrp.fast",
+    "kernel_shap.positive_and_negative",
+    "lime.positive_and_negative",
+    "cam.inaccurate_localisation",
+    "kernel_shap.approximate_morphology",
+    "rise.approximate_morphology",
+    "occlusion.approximate_morphology",
+    "rise.realistic_perturbations",
+    "smoothgrad.reduces_noise",
+    "guided_backprop.invariant_to_model",
+    "integrated_gradients.completeness",
+    "input_x_gradient.saturating_gradients",
+    "deeplift.counters_saturation",
+    "lime.relies_on_parameters",
+    "rise.relies_on_parameters",
+    "smoothgrad.relies_on_parameters",
+    "integrated_gradients.relies_on_parameters",
+    "lrp.relies_on_parameters",
+    "clever_hans.shortcut_learned",
+    "clever_hans.gradcam_reveals_mark",
+    "clever_hans.plausible_not_faithful",
+]
+
+
+@pytest.mark.slow
+def test_smoke_run_on_a_torchvision_resnet18_runs_every_method(tmp_path):
+    args = ["run", "saliency_tour", "--profile", "smoke", "--out", str(tmp_path)]
+    assert cli.main([*args, "-p", "model", "resnet18", "-p", "sanity_top_k", "1"]) == 0
+    methods = pd.read_csv(tmp_path / "tables" / "methods.csv")
+    assert list(methods.method) == [*tx.TOUR_METHODS, "rise_np"]
+    assert methods[["seconds", "iou", "deletion_auc"]].notna().all().all()
 
 
 def test_weights_key_follows_the_weights(tiny):
@@ -227,3 +285,181 @@ def _small(pretrained):
     from xaistudy.models.classifiers import build_classifier
 
     return build_classifier("small_cnn", 2, pretrained=pretrained, widths=(4, 8))
+
+
+# -- the chapter module's measures -------------------------------------------------------------
+def test_roughness_by_hand():
+    assert st.roughness(np.ones((4, 4))) == 0.0
+    assert st.roughness(np.zeros((4, 4))) == 0.0
+    checker = np.indices((4, 4)).sum(0) % 2 * 2.0 - 1.0  # ±1, every neighbour differs by 2
+    assert st.roughness(checker) == pytest.approx(4.0)
+    ramp = np.tile(np.arange(4.0), (4, 1))  # steps of 1 along x, none along y; mean |.| = 1.5
+    assert st.roughness(ramp) == pytest.approx(1 / 1.5)
+    assert st.roughness(7 * ramp) == pytest.approx(st.roughness(ramp))
+
+
+def test_negative_share_by_hand():
+    assert st.negative_share(np.array([[1.0, -3.0], [0.0, 0.0]])) == pytest.approx(0.75)
+    assert st.negative_share(np.zeros((2, 2))) == 0.0
+    assert st.negative_share(np.ones((2, 2))) == 0.0
+
+
+def test_rise_np_maps_equal_petsiuks_normalisation(tiny):
+    from xaistudy.explain.rise import class_probability, rise
+
+    model, x = tiny
+    params = SaliencyTourParams(rise_masks=24, explain_seed=3)
+    opts = st.options(params, "rise")
+    book = explain("rise", model, x[:1], 1, **opts)
+    petsiuk = rise(class_probability(model, 1), x[:1], n_masks=24, seed=3, normalise="p")
+    np.testing.assert_allclose(st.rise_np_maps(book, params), petsiuk, rtol=1e-4, atol=1e-6)
+
+
+def test_deletion_and_insertion_curves_by_hand():
+    from xaistudy.evaluate.faithfulness import curve_auc, pixel_order_curves
+
+    image = np.array([[[4.0, 3.0], [2.0, 1.0]]])  # one channel, total 10
+    saliency = np.array([[0.9, 0.1], [0.5, 0.3]])  # order: 4, 2, 1, 3
+
+    def total(batch):
+        return batch.sum(axis=(1, 2, 3))
+
+    deletion, insertion = pixel_order_curves(total, image, saliency, steps=4)
+    np.testing.assert_allclose(deletion, [10, 6, 4, 3, 0])
+    np.testing.assert_allclose(insertion, [0, 4, 6, 7, 10])
+    assert curve_auc(deletion) == pytest.approx((10 / 2 + 6 + 4 + 3 + 0 / 2) / 4)
+    with pytest.raises(ValueError, match="does not match"):
+        pixel_order_curves(total, image, np.zeros((3, 3)))
+
+
+def test_cost_and_localisation_contrasts_by_hand():
+    timing = pd.DataFrame(
+        {
+            "seed": 0,
+            "unit": [0, 0, 0, 1, 1, 1],
+            "method": ["a", "b", "c"] * 2,
+            "seconds": [10.0, 1.0, 0.1, 100.0, 10.0, 1.0],
+        }
+    )
+    got = st._log_ratio(timing, "a", None).sort_values("unit")
+    np.testing.assert_allclose(got["value"], np.log10([10 / 0.55] * 2))  # a / median(b, c)
+    np.testing.assert_allclose(st._log_ratio(timing, "a", "c")["value"], [2.0, 2.0])
+    scores = pd.DataFrame(
+        {
+            "seed": 0,
+            "unit": 0,
+            "method": ["a", "b", "c", "d", "rise_np"],
+            "iou": [0.1, 0.5, 0.3, 0.9, 5.0],
+        }
+    )
+    assert st._vs_others(scores, "a", "iou")["value"].item() == pytest.approx(0.1 - 0.5)
+
+
+def test_perturbation_maps_are_one_value_per_pixel_not_a_channel_sum(tiny):
+    from xaistudy.explain import attribute
+
+    model, x = tiny
+    attr = attribute("occlusion", model, x, 1, window=8, stride=4)
+    torch.testing.assert_close(attr[:, 0], attr[:, 2])
+    got = explain("occlusion", model, x, 1, window=8, stride=4)
+    np.testing.assert_allclose(got, attr[:, 0].numpy(), rtol=1e-6)
+
+
+def test_kernel_shap_gives_a_tile_the_same_map_alone_and_in_a_batch(tiny):
+    model, x = tiny
+    batch = explain("kernel_shap", model, x, [0, 1], n_samples=20, seed=5)
+    alone = explain("kernel_shap", model, x[1:], [1], n_samples=20, seed=5)
+    np.testing.assert_allclose(batch[1], alone[0], rtol=1e-5, atol=1e-7)
+
+
+def test_explain_seed_changes_only_the_sampling_options():
+    a = st.options(SaliencyTourParams(explain_seed=0), "lime")
+    b = st.options(SaliencyTourParams(explain_seed=4), "lime")
+    assert a["seed"] == 0 and b["seed"] == 4 and a["num_samples"] == b["num_samples"]
+    assert st.options(SaliencyTourParams(explain_seed=4), "saliency") == {}
+
+
+def test_every_statement_of_a_claim_quotes_the_paper_record():
+    assert st.PAPER.number("b1.occlusion.weakness") == "High computational cost"
+    assert st.PAPER.number("fig7.score").startswith("0.98")
+    with pytest.raises(KeyError, match="no number"):
+        st.PAPER.number("b1.nothing")
+
+
+# -- a torchvision ResNet -----------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def resnet():
+    from torchvision.models import resnet18
+
+    torch.manual_seed(0)
+    model = resnet18(num_classes=2).eval()
+    with torch.no_grad():  # non-trivial batch-norm statistics
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.1, 0.1)
+                m.running_var.uniform_(0.5, 1.5)
+    return model, torch.rand(1, 3, 32, 32)
+
+
+def test_relu_per_call_site_copy_computes_the_same_function(resnet):
+    from xaistudy.models.relu_sites import has_shared_relu, relu_call_counts, relu_per_call_site
+
+    model, x = resnet
+    assert has_shared_relu(model) and max(relu_call_counts(model).values()) == 2
+    copy = relu_per_call_site(model)
+    counts = relu_call_counts(copy)
+    assert set(counts.values()) == {1} and len(counts) == 17  # 1 stem + 8 blocks × 2
+    assert not has_shared_relu(copy)
+    torch.testing.assert_close(copy(x), model(x))
+    assert model.layer1[0].relu.inplace  # the original is left as it was
+
+
+def test_deeplift_runs_on_a_torchvision_resnet_and_sums_to_the_difference(resnet):
+    model, x = resnet
+    attr = explain("deeplift", model, x, 1)
+    with torch.no_grad():
+        delta = (model(x)[:, 1] - model(torch.zeros_like(x))[:, 1]).item()
+    assert attr.shape == (1, 32, 32)
+    assert attr.sum() == pytest.approx(delta, rel=1e-3, abs=1e-5)
+
+
+def test_relu_copy_refuses_untraceable_models_in_one_line():
+    from xaistudy.models.relu_sites import relu_per_call_site
+
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x
+
+    with pytest.raises(ValueError, match="cannot be traced") as err:
+        relu_per_call_site(Branchy())
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("method", tx.TOUR_METHODS)
+def test_every_grid_method_runs_on_a_torchvision_resnet(resnet, method):
+    model, x = resnet
+    maps = tx.run_method(
+        method, model, x, [1], layer=target_layer(model), options=tx.method_options(method, **FAST)
+    )
+    assert maps.shape == (1, 32, 32) and np.isfinite(maps).all()
+
+
+def test_cascade_counts_layers_from_the_top_and_names_them(tiny):
+    model, x = tiny
+    m = st.Models(0, None, None, model, model, "", 0, {})
+    params = SaliencyTourParams(methods="saliency,gradcam", cascade_layers=2)
+    maps = {
+        k: {"maps": tx.run_method(k, model, x, [1, 1], target_layer(model))}
+        for k in ("saliency", "gradcam")
+    }
+    table = st.cascade(params, m, x, maps)
+    names = [n for n, _ in sanity_layers(model)][::-1]
+    assert list(table.layers_reinitialised.unique()) == [1, 2]
+    assert list(table.top_layer.unique()) == names[:2]
+    assert table.spearman.dropna().between(-1, 1).all()  # NaN: two constant maps
+
+
+def sanity_layers(model):
+    from xaistudy.evaluate.sanity import weight_layers
+
+    return weight_layers(model)

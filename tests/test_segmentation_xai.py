@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from fabricate_folders import write_coco
@@ -10,6 +11,8 @@ from pytorch_grad_cam import HiResCAM
 from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
 from torch import nn
 
+from xaistudy import cli
+from xaistudy.chapters import segmentation_xai as ch
 from xaistudy.chapters.segmentation_xai import SegmentationXaiParams
 from xaistudy.evaluate.segmentation_metrics import (
     benchmark,
@@ -22,10 +25,16 @@ from xaistudy.evaluate.segmentation_metrics import (
     share_inside,
     summarise,
 )
+from xaistudy.explain.rise import rise, rise_masks
 from xaistudy.explain.segmentation import (
     SegXResCAM,
+    border_band,
     explain_segmentation,
+    map_diagnostics,
+    minmax,
     pool_gradients,
+    region_score,
+    rise_curve,
     roi_window,
 )
 from xaistudy.models.classifiers import WeightsNotFoundError
@@ -400,7 +409,7 @@ def test_params_targets_fit_the_dataset(coco_root, tmp_path, monkeypatch):
     paper = build_params(
         SegmentationXaiParams, "paper", {"data_root": str(coco_root), "weights": str(weights)}
     )
-    assert (paper.model, paper.dataset, paper.target_class, paper.layer) == (
+    assert (paper.model, paper.dataset, paper.target_class, paper.layers[0]) == (
         "deeplabv3_resnet101",
         "coco",
         "cat",
@@ -430,3 +439,154 @@ def test_params_targets_fit_the_dataset(coco_root, tmp_path, monkeypatch):
         assert "\n" not in str(err.value)
     with pytest.raises(ParamError, match="dataset 'coco': missing annotation file"):
         build_params(SegmentationXaiParams, "paper", {"data_root": str(coco_root / "annotations")})
+
+
+# -- what the chapter adds: zero ablation, RISE in one pass, map checks, empty maps ----------
+def linear_segmenter() -> Segmenter:
+    """logits = 1x1 conv (1 class) of a 1x1 conv with 4 channels and no ReLU: layer '0' has
+    negative outputs, where pytorch-grad-cam's default ablation writes min - 1e7."""
+    torch.manual_seed(3)
+    net = nn.Sequential(nn.Conv2d(3, 4, 1), nn.Conv2d(4, 1, 1))
+    with torch.no_grad():
+        net[1].weight.copy_(torch.tensor([1.0, -0.5, 2.0, 0.25]).view(1, 4, 1, 1))
+        net[1].bias.fill_(3.0)
+    return Segmenter(net, ("a",), multilabel=True, bottleneck="0").eval()
+
+
+def test_seg_ablation_cam_zeroes_the_channel_hand_computed():
+    model = linear_segmenter()
+    x = torch.rand(1, 3, 8, 8)
+    region = np.ones((1, 8, 8), np.float32)
+    with torch.no_grad():
+        a = model.net[0](x)
+        assert a.min() < 0  # the case the default ablation layer gets wrong
+        score = model.net[1](a).sum()
+        weights = []
+        for k in range(4):
+            ablated = a.clone()
+            ablated[:, k] = 0
+            weights.append(((score - model.net[1](ablated).sum()) / score).item())
+        ref = torch.relu((torch.tensor(weights).view(1, 4, 1, 1) * a).sum(1))[0].numpy()
+    sal = explain_segmentation("seg-ablation-cam", model, x, 0, region, layer="0")
+    np.testing.assert_allclose(sal[0], minmax(ref), atol=1e-4)
+
+
+def test_rise_curve_equals_rise_with_the_first_masks():
+    region = torch.zeros(SIZE, SIZE, dtype=torch.bool)
+    region[4:14, 18:28] = True
+    model = Segmenter(RegionModel(region), ("a",), multilabel=True, bottleneck="conv").eval()
+    x = torch.rand(3, SIZE, SIZE)
+    m = region.numpy().astype(np.float32)
+    masks = rise_masks(40, SIZE, seed=5)
+    curve = rise_curve(model, x, 0, m, masks, [10, 40], batch_size=7, baseline=1.0)
+    assert curve["coverage"].shape == (2, SIZE, SIZE) and curve["seconds"][1] >= curve["seconds"][0]
+    for k, n in enumerate([10, 40]):
+        for est, norm in (("coverage", "coverage"), ("p", "p")):
+            ref = rise(region_score(model, 0, m), x[None], n_masks=n, masks=masks[:n],
+                       baseline=1.0, normalise=norm, batch_size=7)[0]
+            # float32 sums in another batch order: equal to 1e-3 of the [0, 1] range
+            np.testing.assert_allclose(curve[est][k], minmax(ref), atol=1e-3)
+    with pytest.raises(ValueError, match="checkpoints must be in 1..40"):
+        rise_curve(model, x, 0, m, masks, [50])
+    with pytest.raises(ValueError, match="masks must be"):
+        rise(region_score(model, 0, m), x[None], n_masks=10, masks=masks)
+
+
+def test_border_band_and_map_diagnostics_hand_computed():
+    band = border_band((8, 8), 2)
+    assert band.sum() == 64 - 16 and not band[2:6, 2:6].any()
+    with pytest.raises(ValueError, match="border width"):
+        border_band((8, 8), 4)
+    sal = np.zeros((3, 8, 8))
+    sal[1, 0, :] = 1.0  # all mass on the top edge
+    sal[2, 3, 3], sal[2, 0, 0] = 3.0, 1.0  # 3/4 inside the prediction, 1/4 in the band
+    pred = np.zeros((3, 8, 8), bool)
+    pred[:, 2:6, 2:6] = True
+    d = map_diagnostics(sal, pred, 2)
+    np.testing.assert_array_equal(d["empty"], [True, False, False])
+    np.testing.assert_array_equal(d["border_map"], [False, True, False])
+    assert d["border_share"][2] == pytest.approx(0.25) and np.isnan(d["border_share"][0])
+    assert d["inside_share"][2] == pytest.approx(0.75)
+    np.testing.assert_array_equal(d["background_map"], [False, True, False])  # 0 < 16/64
+
+
+def test_an_empty_map_cannot_win_the_saliency_ratio():
+    model = local_segmenter()
+    x = torch.rand(2, 3, SIZE, SIZE)
+    sal = np.zeros((2, SIZE, SIZE), np.float32)
+    sal[1, :4, :4] = 1.0
+    steps = metric_steps(model, x, 1, sal, threshold=0.1)
+    pred = steps["prediction"].reshape(2, -1).sum(1)
+    np.testing.assert_array_equal(steps["empty"], [True, False])
+    assert steps["saliency_ratio"][0] == pytest.approx(SIZE * SIZE / pred[0])  # worst: all
+    assert steps["saliency_ratio"][1] == pytest.approx(16 / pred[1])
+
+
+def test_tiles_without_a_predicted_region_are_flagged_with_the_class_name(tmp_path, caplog):
+    net = nn.Conv2d(3, 3, 1)
+    with torch.no_grad():
+        net.weight.zero_()
+        net.bias.fill_(-10.0)  # predicts nothing
+    model = Segmenter(net, ("tumour", "neoplastic", "non-neoplastic"), True, "bottleneck")
+    tiles = explanation_tiles(model, 1, 2, size=64, store=Store(tmp_path), device="cpu")
+    assert not tiles["predicted"].any()
+    assert "'neoplastic'" in caplog.text
+
+
+def test_paper_record_and_orders():
+    t1 = ch.paper_table1()
+    assert len(t1) == 16 and t1["dice_explained"].max() == pytest.approx(0.948)
+    order = ch._paper_order("dice_explained", 2000, "max")
+    assert order == ["RISE", "Seg-Ablation-CAM", "Seg-XRes-CAM", "Seg-Grad-CAM", "Seg-Eigen-CAM"]
+    assert ch._paper_order("saliency_ratio", 2000, "min")[0] == "Seg-XRes-CAM"
+    assert ch._paper_order("seconds", 2000, "min")[-1] == "RISE"
+    assert ch._paper_order("seconds", 1000, "min")[-1] == "Seg-Ablation-CAM"  # 163.4 > 160.8
+    # the survey's cost per forward: 163.4 s over 2048 channels + 2, 16.1 s over 100 masks
+    f = ch.forward_passes("seg-ablation-cam", int(ch.PAPER.number("bottleneck_channels")))
+    assert 1000 * 163.4 / f == pytest.approx(79.7, abs=0.1)
+    assert ch.forward_passes("rise", n_masks=100) == 100
+
+
+def test_warm_seconds_is_the_median_after_warmup():
+    calls = []
+    times = iter([0.0, 5.0, 0.2, 0.1])
+
+    def fn():
+        calls.append(1)
+        import time
+
+        time.sleep(next(times) / 100)
+
+    sec = ch.warm_seconds(fn, repeats=3, warmup=1)
+    assert len(calls) == 4 and 0.0015 < sec < 0.01  # the 5-unit warm-up call is not counted
+
+
+def test_params_layers_and_thresholds_are_checked():
+    with pytest.raises(ParamError, match="layers must be distinct"):
+        build_params(SegmentationXaiParams, "smoke", {"layers": ["bottleneck", "bottleneck"]})
+    with pytest.raises(ParamError, match="border_px must be below"):
+        build_params(SegmentationXaiParams, "smoke", {"border_px": 40})
+    p = build_params(SegmentationXaiParams, "quick", {"rise_masks": [500, 100]})
+    assert p.rise_masks == [100, 500] and p.seeds == [0, 1, 2]
+
+
+@pytest.mark.slow
+def test_smoke_run_writes_claims_checks_and_timings(tmp_path):
+    out = tmp_path / "out"
+    assert cli.main(["run", "segmentation_xai", "--profile", "smoke", "--out", str(out)]) == 0
+    claims = pd.read_csv(out / "tables" / "claims.csv")
+    ids = set(claims["claim_id"])
+    for layer in ("bottleneck", "up_conv.0"):
+        for what in ("dice_order", "ratio_order", "time_order"):
+            assert f"{what}.{layer}" in ids
+    assert {"rise.ratio_falls_with_masks", "rise.coverage_beats_petsiuk"} <= ids
+    assert claims["verdict"].isin(
+        ["reproduced", "contradicted", "inconclusive", "not testable here"]
+    ).all()
+    assert (claims.loc[claims["claim_id"].str.startswith("rise."), "n_units"] > 0).all()
+    checks = pd.read_csv(out / "tables" / "map_checks.csv")
+    assert {"empty_maps", "border_maps", "background_maps"} <= set(checks.columns)
+    assert len(checks) == 2 * 4 + 1
+    timing = pd.read_csv(out / "tables" / "timing.csv")
+    assert {"median_seconds", "ms_per_forward", "survey_ms_per_forward"} <= set(timing.columns)
+    assert (out / "figures" / "fig2_methods.png").exists()

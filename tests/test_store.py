@@ -1,13 +1,24 @@
-"""The artifact store: keys, atomic writes, caching and resume after a crash."""
+"""The artifact store: keys (parameters, code, libraries), atomic writes, caching, resume after
+a crash, and corrupt files recomputed."""
 
+import io
 import os
+import shutil
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from xaistudy.store import Store, atomic_write, atomic_write_bytes, params_key
+from xaistudy import store as store_mod
+from xaistudy.store import (
+    Store,
+    atomic_write,
+    atomic_write_bytes,
+    params_key,
+    source_fingerprint,
+)
 
 
 def test_key_depends_on_params_and_kind_not_on_order():
@@ -99,3 +110,145 @@ def test_written_files_get_ordinary_permissions(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# -- keys follow the code and the libraries ------------------------------------------------
+
+
+def test_an_edit_to_a_dependency_module_changes_the_fingerprint(tmp_path):
+    package = tmp_path / "xaistudy"
+    shutil.copytree(
+        Path(store_mod.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__")
+    )
+    before = source_fingerprint(package)
+    assert source_fingerprint(package) == before  # stable
+    relevance = package / "explain" / "relevance.py"
+    relevance.write_text(relevance.read_text() + "\n# an edit\n")
+    assert source_fingerprint(package) != before
+    (package / "explain" / "__pycache__").mkdir(exist_ok=True)
+    edited = source_fingerprint(package)
+    (package / "explain" / "__pycache__" / "x.py").write_text("ignored")
+    assert source_fingerprint(package) == edited  # compiled caches do not count
+
+
+def test_keys_change_with_the_code_and_the_library_versions(monkeypatch):
+    key = params_key("maps", {"method": "gradcam"})
+    monkeypatch.setattr(store_mod, "source_fingerprint", lambda _: "edited source")
+    store_mod.code_version.cache_clear()
+    try:
+        edited = params_key("maps", {"method": "gradcam"})
+        assert edited != key
+        real = store_mod.library_versions()
+        assert {"torch", "grad-cam", "zennit", "captum", "lime", "diffusers"} <= set(real)
+        monkeypatch.setattr(store_mod, "library_versions", lambda: {**real, "grad-cam": "99.0"})
+        store_mod.code_version.cache_clear()
+        assert params_key("maps", {"method": "gradcam"}) not in (key, edited)
+    finally:
+        monkeypatch.undo()
+        store_mod.code_version.cache_clear()
+    assert params_key("maps", {"method": "gradcam"}) == key
+
+
+# -- corrupt artifacts are named, moved aside and recomputed ---------------------------------
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _one_warning_naming(caplog, path: Path) -> None:
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1, [r.getMessage() for r in warnings]
+    message = warnings[0].getMessage()
+    assert str(path) in message and "\n" not in message and path.name + ".corrupt" in message
+    assert path.with_name(path.name + ".corrupt").exists()
+
+
+def _write_and_truncate(store, kind, write):
+    write()
+    path = next(p for p in (store.root / kind).iterdir() if not p.name.endswith(".sha256"))
+    _truncate(path)
+    return path
+
+
+@pytest.mark.parametrize("suffix", [".npz", ".pt", ".json", ".csv"])
+def test_a_truncated_artifact_is_recomputed_with_one_warning(tmp_path, caplog, suffix):
+    store = Store(tmp_path)
+    calls = []
+
+    def compute_arrays():
+        calls.append(1)
+        return {"a": np.arange(1000)}
+
+    def compute_table():
+        calls.append(1)
+        return pd.DataFrame({"x": range(200)})
+
+    write, read = {
+        ".npz": (
+            lambda: store.cached_arrays("k", {}, compute_arrays),
+            lambda: store.cached_arrays("k", {}, compute_arrays)["a"].sum(),
+        ),
+        ".pt": (
+            lambda: store.save_state("k", {}, {"w": torch.arange(1000.0)}),
+            lambda: store.load_state("k", {}),
+        ),
+        ".json": (
+            lambda: store.save_json("k", {}, {"values": list(range(200))}),
+            lambda: store.load_json("k", {}),
+        ),
+        ".csv": (
+            lambda: store.cached_table("k", {}, compute_table),
+            lambda: store.cached_table("k", {}, compute_table)["x"].sum(),
+        ),
+    }[suffix]
+    path = _write_and_truncate(store, "k", write)
+    assert path.suffix == suffix
+    with caplog.at_level("WARNING", logger="xaistudy.store"):
+        got = read()
+    _one_warning_naming(caplog, path)
+    if suffix in (".pt", ".json"):
+        assert got is None  # absent: the caller recomputes
+    else:
+        assert got == {".npz": 499500, ".csv": 19900}[suffix] and len(calls) == 2
+        assert path.exists()  # recomputed and stored again
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="xaistudy.store"):
+        read()
+    assert not caplog.records  # the new file is good
+
+
+def test_a_truncated_item_is_recomputed_and_the_others_kept(tmp_path, caplog):
+    store = Store(tmp_path)
+    done = []
+
+    def compute(i):
+        done.append(i)
+        return {"value": np.full(500, i)}
+
+    store.cached_items("heat", {}, range(4), compute)
+    item = store.path("heat", {}, ".items") / "2.npz"
+    _truncate(item)
+    done.clear()
+    with caplog.at_level("WARNING", logger="xaistudy.store"):
+        out = store.cached_items("heat", {}, range(4), compute)
+    assert done == [2]
+    assert [int(o["value"][0]) for o in out] == [0, 1, 2, 3]
+    _one_warning_naming(caplog, item)
+
+
+def test_a_file_without_checksum_is_judged_by_loading_it(tmp_path, caplog):
+    """Checkpoints written with atomic_write_bytes carry no checksum; a truncated one still
+    fails to load and is moved aside (not a PytorchStreamReader traceback)."""
+    store = Store(tmp_path)
+    path = store.path("train", {"lr": 1}, ".ckpt.pt")
+    buf = io.BytesIO()
+    torch.save({"epoch": 3, "w": torch.zeros(1000)}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    assert store.load_state("train", {"lr": 1}, ".ckpt.pt")["epoch"] == 3
+    _truncate(path)
+    with caplog.at_level("WARNING", logger="xaistudy.store"):
+        assert store.load_state("train", {"lr": 1}, ".ckpt.pt") is None
+    _one_warning_naming(caplog, path)
+    assert not path.exists()

@@ -80,3 +80,62 @@ def test_rotated_subset_rotates_image_and_masks_together():
     item = RotatedSubset(data, [(0, 1)])[0]  # one quarter turn counter-clockwise
     assert item["image"][0, 0, 0] == 1.0 and item["nuclei_type"][0, 0] == 1
     assert torch.equal(RotatedSubset(data, [(0, 0)])[0]["image"], image)
+
+
+# -- input standardisation and random dihedral augmentation (xaistudy.models.transforms) -------
+def test_standardise_channels_against_numpy():
+    from xaistudy.models.transforms import STD_EPS, standardise_channels
+
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 3, 5, 4)).astype(np.float32)
+    mean = x.mean(axis=(2, 3), keepdims=True)
+    var = x.var(axis=(2, 3), ddof=1, keepdims=True)
+    expected = (x - mean) / np.sqrt(var + STD_EPS**2)
+    got = standardise_channels(torch.from_numpy(x)).numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        standardise_channels(torch.zeros(3, 5, 4))
+
+
+def test_standardise_constant_channel_is_zero_with_finite_gradient():
+    from xaistudy.models.transforms import standardise_channels
+
+    x = torch.full((1, 3, 4, 4), 0.7, requires_grad=True)
+    y = standardise_channels(x)
+    assert torch.allclose(y, torch.zeros_like(y), atol=1e-4)
+    (y * torch.arange(16.0).reshape(1, 1, 4, 4)).sum().backward()
+    assert torch.isfinite(x.grad).all()
+
+
+def test_standardised_cnn_ignores_per_tile_stain_strength():
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 64)
+    # a tile's channels scaled and shifted (stain strength, brightness)
+    y = x * torch.tensor([0.6, 1.3, 0.9]).view(1, 3, 1, 1) + torch.tensor([0.2, -0.1, 0.05]).view(
+        1, 3, 1, 1
+    )
+    for standardise, same in ((True, True), (False, False)):
+        torch.manual_seed(1)
+        model = ThesisCNN(num_classes=7, input_size=64, fc_width=64, standardise=standardise)
+        model.eval()
+        with torch.no_grad():
+            close = torch.allclose(model.features(x), model.features(y), atol=1e-3)
+        assert close is same
+
+
+def test_random_dihedral_turns_image_and_maps_together_and_repeats_with_the_seed():
+    from xaistudy.models.transforms import RandomDihedral
+
+    image = torch.rand(3, 8, 8)
+    sample = {"image": image, "nuclei_type": (image[0] > 0.5).long(), "label": torch.tensor(2)}
+    data = RandomDihedral([sample] * 40)
+    torch.manual_seed(0)
+    first = [data[i] for i in range(len(data))]
+    for s in first:
+        assert torch.equal(s["nuclei_type"], (s["image"][0] > 0.5).long())
+        assert int(s["label"]) == 2
+    views = {tuple(s["image"][0].flatten().tolist()) for s in first}
+    assert len(views) == 8  # all eight symmetries of the square occur in 40 draws (seed 0)
+    torch.manual_seed(0)
+    again = [data[i] for i in range(len(data))]
+    assert all(torch.equal(a["image"], b["image"]) for a, b in zip(first, again, strict=True))

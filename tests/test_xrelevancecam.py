@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from fabricate_folders import write_pcle
 from torch import nn
 from toys import tiny_resnet
 
+from xaistudy.chapters import xrelevancecam as xr
 from xaistudy.chapters.xrelevancecam import XRelevanceCamParams
 from xaistudy.evaluate.wsss import (
     AGGREGATIONS,
@@ -20,7 +22,15 @@ from xaistudy.evaluate.wsss import (
     miou_per_layer,
 )
 from xaistudy.explain.relevance import layer_cams
-from xaistudy.models.pcle import CentreCrop, build_backbone, fov_crop_size
+from xaistudy.models.classifiers import WeightsNotFoundError
+from xaistudy.models.pcle import (
+    CentreCrop,
+    Standardise,
+    build_backbone,
+    fov_crop_size,
+    standin_pretraining,
+    synthetic_cohort,
+)
 from xaistudy.models.stages import (
     StageDropout,
     add_stage_dropout,
@@ -146,12 +156,17 @@ def test_centre_crop_is_the_square_inside_the_field_of_view():
     assert out["image"].shape == (3, side, side) and out["mask"].sum() == 1
 
 
-def test_params_profiles_and_errors(tmp_path):
+def test_params_profiles_and_errors(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "no-cache"))  # no standard local weights
     for profile in ("smoke", "quick"):
         build_params(XRelevanceCamParams, profile)
     root = tmp_path / "pcle"
     write_pcle(root, n_glio=3, n_menin=3)
-    paper = build_params(XRelevanceCamParams, "paper", {"data_root": str(root)})
+    with pytest.raises(ParamError, match="skresnext50_32x4d"):  # pretrained=true, no file
+        build_params(XRelevanceCamParams, "paper", {"data_root": str(root)})
+    paper = build_params(
+        XRelevanceCamParams, "paper", {"data_root": str(root), "pretrained": False}
+    )
     assert (paper.backbone, paper.resnet, paper.dropout) == ("skresnext50_32x4d", "resnet50", 0.1)
     assert (paper.dataset, paper.n_patients, paper.frames_per_patient) == ("pcle-folder", 0, 0)
     assert fov_crop_size(paper.frame_size) == 230
@@ -162,11 +177,15 @@ def test_params_profiles_and_errors(tmp_path):
     with pytest.raises(ParamError, match="synthetic-pcle generates its frames: n_patients"):
         build_params(XRelevanceCamParams, "smoke", {"n_patients": 0})
     with pytest.raises(ParamError, match="dataset 'pcle-folder': data_root .* does not exist") as e:
-        build_params(XRelevanceCamParams, "paper", {"data_root": str(tmp_path / "absent")})
+        build_params(
+            XRelevanceCamParams,
+            "paper",
+            {"data_root": str(tmp_path / "absent"), "pretrained": False},
+        )
     assert "\n" not in str(e.value)
     with pytest.raises(ParamError, match="missing meningioma frame folder"):
         (root / "frames" / "meningioma").rename(root / "frames" / "other")
-        build_params(XRelevanceCamParams, "paper", {"data_root": str(root)})
+        build_params(XRelevanceCamParams, "paper", {"data_root": str(root), "pretrained": False})
     with pytest.raises(ParamError, match="has no option 'step'; allowed: frame_step, fov_fraction"):
         build_params(
             XRelevanceCamParams, "smoke", {"dataset": "pcle-folder", "data_options": {"step": 2}}
@@ -182,5 +201,191 @@ def test_a_weights_file_is_used_where_it_fits(tmp_path, monkeypatch):
     assert init == "fine-tuned from the weights file r18.pth"
     assert torch.equal(model.conv1.weight, source.conv1.weight)
     assert sum(isinstance(m, StageDropout) for m in model.modules()) == 4
-    other, init = build_backbone("small_cnn", str(path))  # the file does not fit small_cnn
-    assert init == "trained from scratch: no local ImageNet weights"
+    # the file does not fit small_cnn and there is no standard file: refused, never scratch
+    with pytest.raises(WeightsNotFoundError):
+        build_backbone("small_cnn", str(path))
+    with pytest.raises(WeightsNotFoundError):
+        build_backbone("resnet18", True)
+
+
+def test_stand_in_pretraining_starts_the_pcle_backbone(tmp_path):
+    from xaistudy.store import Store
+
+    store = Store(tmp_path / "cache")
+    state = standin_pretraining("resnet18", "synthetic-he", 8, 64, epochs=1, store=store)
+    model, init = build_backbone("resnet18", False, init_state=state, init_label="stand-in")
+    assert init == "stand-in"
+    assert torch.equal(model.conv1.weight, state["conv1.weight"])
+    assert model.fc.out_features == 2  # the head is new
+    again = standin_pretraining("resnet18", "synthetic-he", 8, 64, epochs=1, store=store)
+    assert torch.equal(again["conv1.weight"], state["conv1.weight"])  # stored, seeded
+    with pytest.raises(ValueError, match="unknown stand-in dataset 'imagenet'"):
+        standin_pretraining("resnet18", "imagenet", 8, 64, store=store)
+
+
+# -- the chapter module -----------------------------------------------------------------------
+def test_synthetic_cohort_is_unseen_and_balanced():
+    ds = synthetic_cohort(2, 3, 64, centre_crop=True, seed=0, first_id=21)
+    assert len(ds) == 12
+    patients = ds.extra["patient_id"]
+    assert patients.min() == 22 and len(np.unique(patients)) == 4  # ids after the training's
+    assert ((patients % 2 == 0) == (ds.labels == 1)).all()  # even ids meningioma
+    assert ds[0]["image"].shape[-1] == fov_crop_size(64)
+    assert ds.masks[ds.labels == 1].any(axis=(1, 2)).all()
+    assert not ds.masks[ds.labels == 0].any()
+    with pytest.raises(ValueError, match="n_patients >= 1"):
+        synthetic_cohort(0, 3, 64)
+
+
+def test_standardised_frames_lose_the_gain():
+    plain = synthetic_cohort(1, 2, 64, seed=0, first_id=20)
+    std = synthetic_cohort(1, 2, 64, seed=0, first_id=20, standardise=True)
+    x, z = plain[0]["image"].float(), std[0]["image"]
+    assert torch.allclose(z.mean(dim=(1, 2)), torch.zeros(3), atol=1e-5)
+    assert torch.allclose(z.std(dim=(1, 2)), torch.ones(3), atol=1e-2)
+    by_hand = (x[0] - x[0].mean()) / (x[0].std() + 1e-3)
+    assert torch.allclose(z[0], by_hand, atol=1e-5)
+    dimmed = Standardise()({"image": 0.6 * x})["image"]
+    assert torch.allclose(dimmed, z, atol=1e-2)  # a patient's gain does not survive
+
+
+def test_generated_validation_split_is_stratified(tmp_path):
+    from xaistudy.store import Store
+
+    params = build_params(XRelevanceCamParams, "smoke")
+    data = xr.load_data(params, 0, Store(tmp_path))
+    val = data.train["val"]
+    assert sorted(np.unique(val.labels)) == [0, 1]
+    assert (val.labels == 1).sum() == (val.labels == 0).sum()
+    seen = set(data.train["train"].extra["patient_id"]) | set(data.patients)
+    assert not seen & set(val.extra["patient_id"])
+
+
+def test_spread_takes_frames_in_turn_from_each_patient():
+    idx = np.array([0, 1, 2, 3, 4, 5])
+    patients = np.array([7, 7, 7, 7, 9, 9])
+    np.testing.assert_array_equal(xr.spread(idx, patients, 3), [0, 1, 4])
+    np.testing.assert_array_equal(xr.spread(idx, patients, 10), idx)
+
+
+def test_eval_frames_one_rule_for_empty_annotations():
+    p = build_params(XRelevanceCamParams, "smoke")
+    masks = np.zeros((4, 4, 4), bool)
+    masks[[0, 1, 3], 1, 1] = True
+    data = xr.Data(
+        train={},
+        key={},
+        images=torch.zeros(4, 3, 4, 4),
+        labels=np.array([1, 1, 1, 0]),
+        masks=masks,
+        patients=np.arange(4),
+    )
+    probs = np.array([[0.1, 0.9], [0.8, 0.2], [0.1, 0.9], [0.1, 0.9]])
+    # frame 1 misclassified, frame 2 without annotation, frame 3 glioblastoma
+    np.testing.assert_array_equal(xr.eval_frames(p, data, probs), [0])
+
+
+def test_frame_ious_and_paired_differences_by_hand():
+    truth = np.zeros((2, 4, 4), bool)
+    truth[:, :2, :2] = True
+    good = truth.astype(np.float32)
+    bad = np.zeros((2, 4, 4), np.float32)
+    bad[:, 3, 3] = 1
+    maps = {
+        m: {layer: (good if m == "xrelevancecam" else bad) for layer in xr.LAYERS}
+        for m in ("relevancecam", "xrelevancecam")
+    }
+    t = xr.frame_ious(maps, truth, "fixed", 0.5)
+    assert set(t["view"]) == set(xr.VIEWS) and len(t) == 2 * 2 * len(xr.VIEWS)
+    x = t[(t.method == "xrelevancecam")]
+    assert (x["iou"] == 100).all()
+    assert (t[(t.method == "relevancecam")]["iou"] == 0).all()
+    iou = t.assign(model="sk", seed=0, unit=[5, 6] * (len(t) // 2))
+    d = xr._diff(iou, "sk", ("xrelevancecam", "layer1"), ("relevancecam", "layer1"))
+    assert list(d["value"]) == [100.0, 100.0] and list(d["unit"]) == [5, 6]
+
+
+def _results(gap: float, seeds=(0, 1, 2), patients=(0, 2, 4, 6)) -> xr.Results:
+    """Fabricated measurements: XRelevanceCAM's IoU is RelevanceCAM's + ``gap`` (+ noise)."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for seed in seeds:
+        for unit in patients:
+            for frame in range(2):
+                for method in xr.METHODS:
+                    for view in xr.VIEWS:
+                        for model in ("sk", "resnet", "sk_dropout:on", "sk_dropout:off"):
+                            base = 30 + rng.normal()
+                            value = base + gap if method == "xrelevancecam" else base
+                            rows.append(
+                                dict(
+                                    seed=seed,
+                                    start="scratch",
+                                    unit=unit,
+                                    frame=frame + 10 * unit,
+                                    method=method,
+                                    view=view,
+                                    model=model,
+                                    iou=value,
+                                )
+                            )
+    empty = pd.DataFrame()
+    return xr.Results(pd.DataFrame(rows), empty, empty, empty, empty, empty, "", {})
+
+
+def test_claims_verdicts_follow_the_numbers():
+    p = build_params(XRelevanceCamParams, "smoke")
+    for gap, verdict in ((10.0, "reproduced"), (-10.0, "contradicted")):
+        rows = {r["claim_id"]: r for r in xr.claims(_results(gap), p, "smoke")}
+        assert rows["table1.xrc_beats_rc.layer1.scratch"]["verdict"] == verdict
+        assert rows["table2.xrc_beats_rc.aggregate.scratch"]["verdict"] == verdict
+        assert rows["table1.xrc_beats_rc.layer1.scratch"]["n_units"] == 12  # seeds x patients
+        # nothing measured for them here: said so, not dropped
+        assert rows["table4.xrc_conserves_better_than_rc.scratch"]["verdict"] == (
+            "not testable here"
+        )
+        assert rows["fig5.sanity_passes.scratch"]["verdict"] == "not testable here"
+        assert rows["eq1.pretraining_spreads_channels"]["verdict"] == "not testable here"
+
+
+def test_equal_channel_totals_make_the_two_relevance_maps_one_map():
+    """XRelevanceCAM = RelevanceCAM x hw / sum_ij A^k: equal totals, equal maps."""
+    from xaistudy.explain.relevance import relevance_weights, weighted_cam
+
+    gen = torch.Generator().manual_seed(0)
+    act = torch.rand(1, 3, 4, 4, generator=gen)
+    act = act / act.sum((2, 3), keepdim=True) * 5.0  # every channel totals 5
+    rel = torch.randn(1, 3, 4, 4, generator=gen)
+    maps = [
+        weighted_cam(relevance_weights(m, rel, act), act, (8, 8))
+        for m in ("relevancecam", "xrelevancecam")
+    ]
+    np.testing.assert_allclose(maps[0], maps[1], atol=1e-5)
+    act[0, 0] *= 4  # unequal totals: the maps differ
+    maps = [
+        weighted_cam(relevance_weights(m, rel, act), act, (8, 8))
+        for m in ("relevancecam", "xrelevancecam")
+    ]
+    assert np.abs(maps[0] - maps[1]).max() > 1e-2
+
+
+
+def test_smoke_run_writes_every_claim(tmp_path):
+    from xaistudy import cli
+
+    out = tmp_path / "xrelevancecam"
+    assert cli.main(["run", "xrelevancecam", "--profile", "smoke", "--out", str(out)]) == 0
+    claims = pd.read_csv(out / "tables" / "claims.csv")
+    ids = set(claims.claim_id)
+    for start in ("scratch", "pretrained"):
+        assert {f"table1.xrc_beats_rc.{layer}.{start}" for layer in xr.LAYERS} <= ids
+        assert {
+            f"table2.xrc_beats_rc.aggregate.{start}",
+            f"table3.xrc_beats_rc.dropout_on.layer1.{start}",
+            f"table4.xrc_conserves_better_than_rc.{start}",
+            f"fig5.sanity_passes.{start}",
+        } <= ids
+    assert "eq1.pretraining_spreads_channels" in ids
+    assert (out / "figures" / "eq1_diagnostic.png").exists()
+    models = pd.read_csv(out / "tables" / "models.csv")
+    assert models.loc[models.start == "pretrained", "initialisation"].str.contains("stand-in").all()

@@ -4,11 +4,25 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
+from argparse import SUPPRESS
 
-from xaistudy.params import DEFAULT_PROFILE, PROFILES, ParamError, describe_params, parse_cli_value
+from xaistudy.params import (
+    DEFAULT_PROFILE,
+    PROFILES,
+    ParamError,
+    describe_params,
+    parse_param_value,
+)
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERRUPTED = 130
+
+PROFILES_HELP = (
+    "profiles: smoke (seconds to a minute, for tests), quick (the default: minutes on a "
+    "laptop CPU), paper (the papers' settings and data)"
+)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,8 +43,13 @@ def _parser() -> argparse.ArgumentParser:
     show = sub.add_parser("params", help="show a chapter's parameters and profiles")
     show.add_argument("chapter")
 
-    run = sub.add_parser("run", help="run one chapter")
-    run.add_argument("chapter")
+    run = sub.add_parser(
+        "run",
+        help="run one chapter",
+        epilog=f"chapters: {', '.join(_chapter_names())}; {PROFILES_HELP}. "
+        "'xaistudy params CHAPTER' lists a chapter's parameters.",
+    )
+    run.add_argument("chapter", help="the chapter to run (see the list below)")
     run.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILES)
     run.add_argument(
         "-p",
@@ -39,8 +58,10 @@ def _parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar=("KEY", "VALUE"),
-        help="override one parameter (repeatable); VALUE is JSON or a plain string",
+        help="override one parameter (repeatable); VALUE is JSON or a plain string "
+        "(negative numbers such as -1e-3 are values)",
     )
+    run.add_argument(f"--{_PAIR}", dest="pairs", action="append", default=[], help=SUPPRESS)
     run.add_argument(
         "--seeds",
         nargs="+",
@@ -58,7 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     claims.add_argument("--csv", action="store_true", help="print CSV instead of a table")
 
-    book = sub.add_parser("book", help="run every chapter, then build the HTML book")
+    book = sub.add_parser(
+        "book", help="run every chapter, then build the HTML book", epilog=PROFILES_HELP
+    )
     book.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILES)
     book.add_argument(
         "--no-run", action="store_true", help="only rebuild the HTML from executed notebooks"
@@ -66,12 +89,46 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _overrides(pairs: list[list[str]]) -> dict[str, object]:
+#: the hidden option each ``-p KEY VALUE`` becomes before parsing (see :func:`_protect_values`)
+_PAIR = "param-pair"
+_SEP = "\x1f"
+
+
+def _chapter_names() -> list[str]:
+    from xaistudy.runner import chapters
+
+    try:
+        return list(chapters())
+    except Exception:  # a broken chapter module must not break --help
+        return []
+
+
+def _protect_values(argv: list[str]) -> list[str]:
+    """Turn each ``-p KEY VALUE`` into one ``--param-pair=KEY<sep>VALUE`` token, so that a
+    VALUE starting with "-" (``-1e-3``) is read as a value, never as an option."""
+    out, i = [], 0
+    while i < len(argv):
+        if argv[i] == "-p" and i + 2 < len(argv):
+            out.append(f"--{_PAIR}={argv[i + 1]}{_SEP}{argv[i + 2]}")
+            i += 3
+        else:
+            out.append(argv[i])
+            i += 1
+    return out
+
+
+def _overrides(pairs: list[str], chapter: str) -> dict[str, object]:
+    from xaistudy import runner
+
+    if not pairs:
+        return {}
+    model = runner.get_chapter(chapter).params
     out: dict[str, object] = {}
-    for key, value in pairs:
+    for pair in pairs:
+        key, value = pair.split(_SEP, 1)
         if key in out:
             raise ParamError(f"parameter '{key}' given twice")
-        out[key] = parse_cli_value(value)
+        out[key] = parse_param_value(model, key, value)
     return out
 
 
@@ -113,7 +170,20 @@ def _print_claims(chapters_dir: str | None, as_csv: bool) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """The command line; returns the exit status (2: bad input, 130: interrupted)."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("xaistudy: interrupted; the previous output is unchanged", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:  # output piped into a command that stopped reading (head)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+def _main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _parser().parse_args(_protect_values(argv))
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
@@ -126,11 +196,14 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{ch.name:<18} {ch.title}")
         elif args.command == "params":
             chapter = get_chapter(args.chapter)
+            print(f"{chapter.name}: {chapter.title}; {PROFILES_HELP}")
             for row in describe_params(chapter.params):
                 profiles = "  ".join(f"{p}={row[p]!r}" for p in PROFILES)
-                print(f"{row['name']:<20} {row['type']:<6} {profiles}  # {row['description']}")
+                allowed = f"  allowed: {row['allowed']}" if row["allowed"] else ""
+                print(f"{row['name']:<20} {row['type']:<14} {profiles}{allowed}")
+                print(f"{'':<20} {row['description']}")
         elif args.command == "run":
-            overrides = _overrides(args.overrides)
+            overrides = _overrides(args.pairs, args.chapter)
             if args.seeds is not None:
                 if "seeds" in overrides:
                     raise ParamError("seeds given twice (--seeds and -p seeds)")

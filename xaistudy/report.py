@@ -103,13 +103,13 @@ class Run:
             show_table(table, caption, precision)
         return table
 
-    def figure(self, fig, name: str) -> Path:
-        """Save ``fig`` as ``figures/<name>.png`` and show it."""
+    def figure(self, fig, name: str) -> None:
+        """Save ``fig`` as ``figures/<name>.png`` and show it (returns nothing, so a notebook
+        cell ending with this call prints no path)."""
         import matplotlib.pyplot as plt
 
-        path = save_figure(fig, name, self.out_dir)
+        save_figure(fig, name, self.out_dir)
         plt.show()
-        return path
 
     def claims(self, rows, title: str = "") -> pd.DataFrame:
         """Save the claims table (``tables/claims.csv``), show the verdicts and a forest plot."""
@@ -146,19 +146,10 @@ def library_versions() -> dict[str, str]:
     """Versions of the libraries that compute the book's numbers."""
     from importlib.metadata import PackageNotFoundError, version
 
+    from xaistudy.store import KEY_LIBRARIES
+
     out = {}
-    for name in (
-        "torch",
-        "torchvision",
-        "numpy",
-        "captum",
-        "grad-cam",
-        "zennit",
-        "lime",
-        "diffusers",
-        "scikit-learn",
-        "scikit-image",
-    ):
+    for name in KEY_LIBRARIES:
         try:
             out[name] = version(name)
         except PackageNotFoundError:

@@ -1,14 +1,19 @@
 """Artifact store: expensive results cached on disk, keyed by a hash of what made them.
 
 Every artifact lives at ``<root>/<kind>/<key><suffix>`` where ``key`` hashes the parameters
-that produced it together with :data:`CODE_VERSION`. Writes are atomic (temporary file in the
-same folder, then :func:`os.replace`), so a run killed halfway leaves either the old file or
-none, never a truncated one; long loops store one file per item (:meth:`Store.cached_items`)
-and resume from the items already finished.
+that produced it together with :func:`code_version`: a fingerprint of the package's source
+and the versions of the libraries that compute the numbers, so an edited module or an upgraded
+library never reuses an old result. Writes are atomic (temporary file in the same folder, then
+:func:`os.replace`), so a run killed halfway leaves either the old file or none, never a
+truncated one; each file gets a ``.sha256`` sidecar, and a file that fails its checksum or
+cannot be read is named in one warning, moved aside as ``<file>.corrupt`` and recomputed. Long
+loops store one file per item (:meth:`Store.cached_items`) and resume from the items already
+finished.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import json
@@ -17,7 +22,7 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -26,8 +31,25 @@ from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
 
-#: Bump when the meaning of a cached artifact changes, so old caches are not reused.
-CODE_VERSION = "3"
+T = TypeVar("T")
+
+#: the libraries whose versions are part of every cache key (they compute the numbers)
+KEY_LIBRARIES = (
+    "torch",
+    "torchvision",
+    "numpy",
+    "captum",
+    "grad-cam",
+    "zennit",
+    "lime",
+    "diffusers",
+    "scikit-learn",
+    "scikit-image",
+    "scipy",
+)
+
+#: the suffix of the checksum file written beside every artifact
+DIGEST_SUFFIX = ".sha256"
 
 ENV_CACHE = "XAISTUDY_CACHE"
 
@@ -47,10 +69,46 @@ def default_cache_root() -> Path:
     return Path(env) if env else repo_root() / "data" / "cache"
 
 
-def params_key(kind: str, params: Mapping[str, Any]) -> str:
-    """A short stable hash of ``kind``, ``params`` (JSON, sorted keys) and the code version."""
+def source_fingerprint(package_dir: str | Path) -> str:
+    """A hash of every ``.py`` file under ``package_dir`` (relative path and content)."""
+    package_dir = Path(package_dir)
+    digest = hashlib.sha256()
+    for path in sorted(package_dir.rglob("*.py")):
+        if "__pycache__" in path.parts:
+            continue
+        digest.update(path.relative_to(package_dir).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def library_versions(names: Iterable[str] = KEY_LIBRARIES) -> dict[str, str]:
+    """The installed version of each distribution in ``names`` ("absent" when missing)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
+
+
+@functools.lru_cache(maxsize=1)
+def code_version() -> str:
+    """What every cache key depends on besides its parameters: the package source and the
+    versions of :data:`KEY_LIBRARIES` (computed once per process)."""
     blob = json.dumps(
-        {"kind": kind, "params": params, "version": CODE_VERSION}, sort_keys=True, default=str
+        {"source": source_fingerprint(Path(__file__).parent), "libraries": library_versions()},
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def params_key(kind: str, params: Mapping[str, Any]) -> str:
+    """A short stable hash of ``kind``, ``params`` (JSON, sorted keys) and :func:`code_version`."""
+    blob = json.dumps(
+        {"kind": kind, "params": params, "version": code_version()}, sort_keys=True, default=str
     )
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
@@ -82,6 +140,67 @@ def _npz_bytes(arrays: Mapping[str, np.ndarray]) -> bytes:
     return buf.getvalue()
 
 
+class CorruptArtifact(ValueError):
+    """A cached file whose content does not match the checksum written with it."""
+
+
+def digest_path(path: Path) -> Path:
+    """The checksum file beside ``path``."""
+    return path.with_name(path.name + DIGEST_SUFFIX)
+
+
+def write_artifact(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` atomically, then its SHA-256 beside it (see :func:`read_artifact`)."""
+    path = atomic_write_bytes(path, data)
+    atomic_write_bytes(digest_path(path), hashlib.sha256(data).hexdigest().encode())
+    return path
+
+
+def _verify(path: Path) -> None:
+    digest = digest_path(path)
+    if not digest.exists():  # written without a checksum: the loader's own checks decide
+        return
+    if hashlib.sha256(path.read_bytes()).hexdigest() != digest.read_text().strip():
+        raise CorruptArtifact("checksum mismatch")
+
+
+def quarantine(path: Path, err: BaseException) -> Path:
+    """Move a bad cache file aside as ``<file>.corrupt`` and say so in one warning line."""
+    aside = path.with_name(path.name + ".corrupt")
+    lines = str(err).strip().splitlines()
+    reason = f"{type(err).__name__}: {lines[0][:120]}" if lines else type(err).__name__
+    os.replace(path, aside)
+    digest_path(path).unlink(missing_ok=True)
+    log.warning("corrupt cache file %s (%s); moved to %s, recomputing", path, reason, aside.name)
+    return aside
+
+
+def read_artifact(path: str | Path, load: Callable[[Path], T]) -> T | None:
+    """``load(path)`` after checking the file's checksum; None when the file is absent.
+
+    A file that fails its checksum or whose loading raises is quarantined (see
+    :func:`quarantine`) and None is returned, so the caller recomputes it.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        _verify(path)
+        return load(path)
+    except Exception as err:  # any failure to read a cache file means: recompute it
+        quarantine(path, err)
+        return None
+
+
+def _load_npz(path: Path) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}
+
+
+def _load_torch(path: Path) -> dict[str, Any]:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
 class Store:
     """Artifacts under ``root`` (default :func:`default_cache_root`), one folder per kind."""
 
@@ -96,37 +215,38 @@ class Store:
         return self.path(kind, params, suffix).exists()
 
     # -- torch state (model weights, checkpoints) -------------------------------------------
-    def save_state(self, kind: str, params: Mapping[str, Any], state: Mapping[str, Any]) -> Path:
+    def save_state(
+        self,
+        kind: str,
+        params: Mapping[str, Any],
+        state: Mapping[str, Any],
+        suffix: str = ".pt",
+    ) -> Path:
         """Save a (nested) dict of tensors and plain values with :func:`torch.save`."""
         buf = io.BytesIO()
         torch.save(dict(state), buf)
-        return atomic_write_bytes(self.path(kind, params, ".pt"), buf.getvalue())
+        return write_artifact(self.path(kind, params, suffix), buf.getvalue())
 
-    def load_state(self, kind: str, params: Mapping[str, Any]) -> dict[str, Any] | None:
-        """Load what :meth:`save_state` wrote (``weights_only=True``), or None if absent."""
-        path = self.path(kind, params, ".pt")
-        if not path.exists():
-            return None
-        return torch.load(path, map_location="cpu", weights_only=True)
+    def load_state(
+        self, kind: str, params: Mapping[str, Any], suffix: str = ".pt"
+    ) -> dict[str, Any] | None:
+        """Load what :meth:`save_state` wrote (``weights_only=True``), or None if absent or
+        corrupt (then moved aside)."""
+        return read_artifact(self.path(kind, params, suffix), _load_torch)
 
     # -- arrays, tables, json ----------------------------------------------------------------
     def save_arrays(self, kind: str, params: Mapping[str, Any], arrays: Mapping[str, Any]) -> Path:
-        return atomic_write_bytes(self.path(kind, params, ".npz"), _npz_bytes(arrays))
+        return write_artifact(self.path(kind, params, ".npz"), _npz_bytes(arrays))
 
     def load_arrays(self, kind: str, params: Mapping[str, Any]) -> dict[str, np.ndarray] | None:
-        path = self.path(kind, params, ".npz")
-        if not path.exists():
-            return None
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        return read_artifact(self.path(kind, params, ".npz"), _load_npz)
 
     def save_json(self, kind: str, params: Mapping[str, Any], obj: Any) -> Path:
         text = json.dumps(obj, indent=2, sort_keys=True, default=str)
-        return atomic_write_bytes(self.path(kind, params, ".json"), text.encode())
+        return write_artifact(self.path(kind, params, ".json"), text.encode())
 
     def load_json(self, kind: str, params: Mapping[str, Any]) -> Any | None:
-        path = self.path(kind, params, ".json")
-        return json.loads(path.read_text()) if path.exists() else None
+        return read_artifact(self.path(kind, params, ".json"), lambda p: json.loads(p.read_text()))
 
     def cached_arrays(
         self,
@@ -148,10 +268,11 @@ class Store:
     ) -> pd.DataFrame:
         """Return the stored table of ``kind``/``params``, computing and storing it once."""
         path = self.path(kind, params, ".csv")
-        if path.exists():
-            return pd.read_csv(path)
+        found = read_artifact(path, pd.read_csv)
+        if found is not None:
+            return found
         table = compute()
-        atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+        write_artifact(path, table.to_csv(index=False).encode())
         return table
 
     def cached_items(
@@ -165,24 +286,22 @@ class Store:
         """Compute ``compute_one(item)`` for every item, one stored file per item.
 
         Items already in the store are loaded, not recomputed, so a loop interrupted at item k
-        resumes at item k. ``str(item)`` must identify an item within ``params``.
+        resumes at item k (a corrupt item file is moved aside and recomputed). ``str(item)``
+        must identify an item within ``params``.
         """
         folder = self.path(kind, params, ".items")
         items = list(items)
-        out: list[dict[str, np.ndarray]] = []
-        todo = sum(not (folder / f"{item}.npz").exists() for item in items)
+        found = [read_artifact(folder / f"{item}.npz", _load_npz) for item in items]
+        todo = sum(f is None for f in found)
         bar = tqdm(
             total=len(items), desc=desc or kind, initial=len(items) - todo, disable=todo == 0
         )
-        for item in items:
-            path = folder / f"{item}.npz"
-            if path.exists():
-                with np.load(path, allow_pickle=False) as data:
-                    out.append({k: data[k] for k in data.files})
-                continue
-            arrays = {k: np.asarray(v) for k, v in compute_one(item).items()}
-            atomic_write_bytes(path, _npz_bytes(arrays))
+        out: list[dict[str, np.ndarray]] = []
+        for item, arrays in zip(items, found, strict=True):
+            if arrays is None:
+                arrays = {k: np.asarray(v) for k, v in compute_one(item).items()}
+                write_artifact(folder / f"{item}.npz", _npz_bytes(arrays))
+                bar.update(1)
             out.append(arrays)
-            bar.update(1)
         bar.close()
         return out

@@ -1,14 +1,16 @@
 """Chapter ``data``: the synthetic data every chapter runs on by default.
 
-Galleries of each generator next to its rules, and the properties the rules promise, measured
-from the ground-truth arrays of fresh sets, once per seed. The promises are the chapter's
-claims (the generator's design, not a paper's finding), judged over the seeds like every other
-claim of the book. The notebook is ``notebooks/data.md``.
+Galleries of each generator next to its rules, the properties the rules promise, measured
+from the ground-truth arrays of fresh sets, once per seed, and the shortcut check: how far
+shape-blind colour baselines get next to a small CNN (:mod:`xaistudy.data.shortcut_check`).
+The promises are the chapter's claims (the generator's design, not a paper's finding), judged
+over the seeds like every other claim of the book. The notebook is ``notebooks/data.md``.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import matplotlib.pyplot as plt
@@ -19,8 +21,9 @@ from pydantic import Field
 from xaistudy import plots
 from xaistudy.chapters import Chapter
 from xaistudy.claims import Claim, judge
-from xaistudy.data import describe, synthetic
+from xaistudy.data import describe, shortcut_check, synthetic
 from xaistudy.params import SeedsParams
+from xaistudy.store import Store
 
 DESIGN = "the book's generators (DESIGN.md)"
 
@@ -39,6 +42,28 @@ class DataParams(SeedsParams):
     )
     n_patients: int = Field(10, ge=2, le=1000, description="pCLE patients, per seed")
     frames_per_patient: int = Field(4, ge=1, le=200, description="pCLE frames per patient")
+    check_size: int = Field(
+        64, ge=64, le=256, description="tile side of the shortcut check (64-256 px)"
+    )
+    check_he_train: int = Field(
+        400, ge=8, le=20000, description="shortcut check: H&E training tiles, per seed"
+    )
+    check_he_test: int = Field(
+        200, ge=4, le=20000, description="shortcut check: H&E test tiles, per seed"
+    )
+    check_grading_train: int = Field(
+        100, ge=2, le=5000, description="shortcut check: grading training tiles per class"
+    )
+    check_grading_test: int = Field(
+        30, ge=1, le=5000, description="shortcut check: grading test tiles per class"
+    )
+    check_pcle_train: int = Field(
+        40, ge=2, le=1000, description="shortcut check: pCLE training patients (4 frames each)"
+    )
+    check_pcle_test: int = Field(
+        60, ge=2, le=1000, description="shortcut check: pCLE test patients (4 frames each)"
+    )
+    cnn_epochs: int = Field(12, ge=1, le=200, description="shortcut check: small-CNN epochs")
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {
@@ -50,6 +75,13 @@ class DataParams(SeedsParams):
             "n_stats_per_grade": 2,
             "n_patients": 2,
             "frames_per_patient": 2,
+            "check_he_train": 24,
+            "check_he_test": 12,
+            "check_grading_train": 4,
+            "check_grading_test": 2,
+            "check_pcle_train": 4,
+            "check_pcle_test": 2,
+            "cnn_epochs": 1,
         },
         "quick": {},
         "paper": {"n_stats": 2000, "n_stats_per_grade": 200, "n_patients": 40},
@@ -57,6 +89,13 @@ class DataParams(SeedsParams):
 
 
 # -- galleries ----------------------------------------------------------------------------------
+def show_markdown(text: str) -> None:
+    """Display ``text`` as Markdown (computed sentences in the notebook)."""
+    from IPython.display import Markdown, display
+
+    display(Markdown(text))
+
+
 def show_rules(kind: str) -> None:
     """The generator's rules for ``kind`` (``he``, ``grading``, ``pcle``) as a bullet list."""
     from IPython.display import Markdown, display
@@ -211,6 +250,204 @@ def grading_properties(grading: pd.DataFrame) -> plt.Figure:
     fig.suptitle("Grading tiles: what changes with the grade", y=1.03)
     fig.tight_layout()
     return fig
+
+
+# -- shortcut check -----------------------------------------------------------------------------
+#: the bounds the generators promise on the shortcut check (|accuracy - chance| below them)
+GLOBAL_COLOUR_BOUND = 0.15
+OUTSIDE_MASK_BOUND = 0.10
+CNN_TARGET = 0.90
+
+
+def check_sizes(params: DataParams) -> dict[str, shortcut_check.CheckSizes]:
+    """Training, validation and test sizes of each dataset's shortcut check."""
+    c = shortcut_check.CheckSizes
+    return {
+        "synthetic-he": c(
+            params.check_he_train,
+            max(4, params.check_he_test // 3),
+            params.check_he_test,
+            params.check_size,
+        ),
+        "synthetic-grading": c(
+            params.check_grading_train,
+            max(1, params.check_grading_test // 2),
+            params.check_grading_test,
+            params.check_size,
+        ),
+        "synthetic-pcle": c(
+            params.check_pcle_train,
+            max(2, params.check_pcle_test // 2),
+            params.check_pcle_test,
+            params.check_size,
+        ),
+    }
+
+
+def baselines() -> pd.DataFrame:
+    """The methods of the shortcut check and what each one sees."""
+    rows = [{"method": k, "sees": v} for k, v in shortcut_check.BASELINES.items()]
+    rows.append(
+        {
+            "method": shortcut_check.CNN,
+            "sees": "the pixels: conv blocks of "
+            f"{'/'.join(map(str, shortcut_check.CNNSettings().widths))} channels on each "
+            "tile's channels standardised to mean 0 and standard deviation 1, trained with "
+            "random 90° rotations and flips, weights of the best validation loss",
+        }
+    )
+    return pd.DataFrame(rows)
+
+
+def shortcut_results(params: DataParams, store: Store | None = None) -> pd.DataFrame:
+    """Per dataset and seed, whether each baseline and the small CNN got each test tile right
+    (cached per dataset and seed)."""
+    from tqdm.auto import tqdm
+
+    store = store or Store()
+    settings = shortcut_check.CNNSettings(epochs=params.cnn_epochs)
+    frames = []
+    jobs = [(d, s) for d in shortcut_check.DATASETS for s in params.seeds]
+    for dataset, seed in tqdm(jobs, desc="shortcut check"):
+        sizes = check_sizes(params)[dataset]
+        key = {"dataset": dataset, "seed": seed, **sizes.__dict__, **settings.__dict__}
+        key["widths"] = list(settings.widths)
+        frames.append(
+            store.cached_table(
+                "shortcut-check",
+                key,
+                lambda d=dataset, s=seed, z=sizes: shortcut_check.check(
+                    d, s, z, settings, store, params.device
+                ),
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def shortcut_table(results: pd.DataFrame) -> pd.DataFrame:
+    """Accuracy of every baseline and the small CNN per dataset, 95 % interval, chance."""
+    return shortcut_check.accuracy_table(results)
+
+
+def histogram_sources(table: pd.DataFrame) -> pd.DataFrame:
+    """Where the colour histogram's accuracy comes from: per dataset, the share of its accuracy
+    above chance that each diagnostic feature set reaches on its own."""
+    diagnostics = ["histogram without nuclei", "haematoxylin fraction", "nuclear pixel share"]
+    rows = []
+    for dataset, g in table.groupby("dataset", sort=False):
+        acc = g.set_index("method")["accuracy"]
+        above = acc.get("colour histogram", np.nan) - g["chance"].iloc[0]
+        row: dict[str, object] = {
+            "dataset": dataset,
+            "colour histogram": acc.get("colour histogram", np.nan),
+        }
+        for name in diagnostics:
+            if name in acc:
+                row[name] = acc[name]
+                row[f"{name}: share of the histogram's gain"] = (
+                    (acc[name] - g["chance"].iloc[0]) / above if above > 0 else np.nan
+                )
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def histogram_reading(sources: pd.DataFrame, high: float = 0.8, low: float = 0.3) -> str:
+    """One computed sentence per dataset on where the histogram's gain over chance comes from.
+
+    A diagnostic whose share of the gain is at least ``high`` accounts for it; below ``low`` it
+    accounts for little of it.
+    """
+    lines = []
+    for _, row in sources.iterrows():
+        no_nuc = row.get("histogram without nuclei: share of the histogram's gain", np.nan)
+        h_frac = row.get("haematoxylin fraction: share of the histogram's gain", np.nan)
+        share = row.get("nuclear pixel share: share of the histogram's gain", np.nan)
+        if not np.isfinite(no_nuc):
+            continue
+        parts = [
+            f"without the nucleus pixels the histogram keeps {no_nuc:.0%} of its gain over "
+            f"chance; the haematoxylin fraction reaches {h_frac:.0%} of it and the nuclear "
+            f"pixel share {share:.0%}"
+        ]
+        if no_nuc >= high:
+            parts.append("so the gain lies mostly in the pixels between the nuclei")
+        elif max(h_frac, share) >= high:
+            parts.append("so the gain lies mostly in how much of the tile is nuclear stain")
+        elif no_nuc < low:
+            parts.append("so the gain needs the nucleus pixels")
+        else:
+            parts.append("so no single one of these accounts for the gain")
+        lines.append(f"- {row['dataset']}: " + ", ".join(parts) + ".")
+    return "\n".join(lines)
+
+
+def shortcut_figure(table: pd.DataFrame) -> plt.Figure:
+    """Accuracy with 95 % intervals of every method, one panel per dataset; chance dashed."""
+    datasets = list(dict.fromkeys(table["dataset"]))
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4.2), sharex=True)
+    for ax, dataset in zip(np.atleast_1d(axes), datasets, strict=True):
+        g = table[table["dataset"] == dataset].iloc[::-1]
+        y = np.arange(len(g))
+        err = [g["accuracy"] - g["ci_low"], g["ci_high"] - g["accuracy"]]
+        colours = ["tab:red" if m == shortcut_check.CNN else "tab:blue" for m in g["method"]]
+        ax.barh(y, g["accuracy"], xerr=err, color=colours, alpha=0.8)
+        ax.axvline(g["chance"].iloc[0], color="k", ls="--", lw=1)
+        ax.set_yticks(y, g["method"])
+        ax.set_xlim(0, 1)
+        ax.set_title(dataset, fontsize=10)
+        ax.set_xlabel("test accuracy (dashed: chance)")
+    fig.tight_layout()
+    return fig
+
+
+def _near_chance(chance: float) -> Callable[[pd.DataFrame], float]:
+    def statistic(rows: pd.DataFrame) -> float:
+        return abs(float(rows["value"].mean()) - chance)
+
+    return statistic
+
+
+def shortcut_claims(results: pd.DataFrame, profile: str) -> list[dict[str, object]]:
+    """The shortcut bounds as claims: trivial colour baselines near chance, the CNN well above."""
+    short = {"synthetic-he": "he", "synthetic-grading": "grading", "synthetic-pcle": "pcle"}
+    bounds = [
+        ("mean intensity", GLOBAL_COLOUR_BOUND, "mean_intensity_near_chance"),
+        ("mean RGB", GLOBAL_COLOUR_BOUND, "mean_rgb_near_chance"),
+        ("outside-mask colour", OUTSIDE_MASK_BOUND, "outside_mask_near_chance"),
+    ]
+    rows = []
+    for dataset in shortcut_check.DATASETS:
+        res = results[results["dataset"] == dataset]
+        chance = shortcut_check.chance(dataset)
+        for method, bound, name in bounds:
+            claim = Claim(
+                f"{short[dataset]}.{name}",
+                DESIGN,
+                "shortcut check",
+                f"A logistic regression on the {method} of a tile is within {bound:g} of chance",
+                f"|accuracy - chance| < {bound:g}",
+                f"|test accuracy of the {method} baseline - {chance:.3f} (chance)|",
+                expect="<",
+                null=bound,
+                statistic=_near_chance(chance),
+            )
+            data = res[res["method"] == method]
+            rows.append(judge(claim, data, data_name=dataset, profile=profile, n_boot=1000))
+        if dataset == "synthetic-pcle":
+            continue
+        claim = Claim(
+            f"{short[dataset]}.small_cnn_learns_the_morphology",
+            DESIGN,
+            "shortcut check",
+            f"A small CNN classifies the tiles with accuracy of at least {CNN_TARGET:g}",
+            f"accuracy >= {CNN_TARGET:g}",
+            "test accuracy of the small CNN",
+            expect=">",
+            null=CNN_TARGET,
+        )
+        data = res[res["method"] == shortcut_check.CNN]
+        rows.append(judge(claim, data, data_name=dataset, profile=profile, n_boot=1000))
+    return rows
 
 
 # -- claims: the generator's promises -------------------------------------------------------------

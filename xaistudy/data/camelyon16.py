@@ -60,12 +60,12 @@ from skimage.filters import threshold_otsu
 from skimage.transform import resize
 from tqdm.auto import tqdm
 
-from xaistudy.data.datasets import (
+from xaistudy.data.registry import (
     README_HINT,
     SPLITS,
     ArrayDataset,
     DataRootError,
-    _check_split,
+    check_split,
     files_fingerprint,
     register_dataset,
 )
@@ -665,7 +665,7 @@ def camelyon16(
     ``x``, ``y``. Options: see the module docstring; ``exclude`` names slides to leave out
     (e.g. mislabelled ones).
     """
-    _check_split(split)
+    check_split(split)
     _check_options(
         n=n,
         size=size,

@@ -35,16 +35,16 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from xaistudy.data.datasets import (
+from xaistudy.data.folders import resize_image, resize_mask
+from xaistudy.data.registry import (
     README_HINT,
     ArrayDataset,
     DataRootError,
-    _check_split,
+    check_split,
     files_fingerprint,
     register_dataset,
     require,
 )
-from xaistudy.data.folders import resize_image, resize_mask
 from xaistudy.store import Store
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ FITS = ("crop", "pad")
 
 def split_folder(split: str) -> str:
     """The COCO-2017 part a split reads: train2017 for ``train``, val2017 otherwise."""
-    _check_split(split)
+    check_split(split)
     return "train2017" if split == "train" else "val2017"
 
 
@@ -258,7 +258,7 @@ def coco(
     ``area`` fields, crowd regions included). ``fit``: ``crop`` or ``pad`` (to ``size``).
     Sampled arrays are cached in the store, keyed by the annotation file's fingerprint.
     """
-    _check_split(split)
+    check_split(split)
     names = parse_classes(classes)
     if fit not in FITS:
         raise ValueError(f"dataset '{NAME}': unknown fit '{fit}'; allowed: {', '.join(FITS)}")

@@ -37,16 +37,17 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from xaistudy.data import synthetic
-from xaistudy.data.datasets import (
+from xaistudy.data.pannuke import resize_images
+from xaistudy.data.registry import (
     README_HINT,
     SPLITS,
     ArrayDataset,
     DataRootError,
-    _check_split,
+    check_split,
     files_fingerprint,
-    relative_paths_key,
     patient_split,
     register_dataset,
+    relative_paths_key,
     resolve_data_root,
 )
 from xaistudy.store import Store
@@ -255,8 +256,6 @@ def _read_image(path: Path) -> np.ndarray:
 
 def read_patches(listing: Listing, order: Sequence[tuple[int, int, int]], size: int) -> np.ndarray:
     """The chosen patches as (N, size, size, 3) uint8, in ``order``."""
-    from xaistudy.data.pannuke import resize_images  # imported here: both load from datasets
-
     out = np.empty((len(order), size, size, 3), np.uint8)
     by_file: dict[int, list[tuple[int, int]]] = {}
     for k, (_, f, r) in enumerate(order):
@@ -299,7 +298,7 @@ def diagset(
     every patch of a class that has fewer). Image-folder trees are cached in ``store``; blobs
     are read directly (they are already uncompressed arrays).
     """
-    _check_split(split)
+    check_split(split)
     if too_few not in TOO_FEW:
         raise ValueError(f"too_few must be one of {', '.join(TOO_FEW)}, got {too_few!r}")
     if n_per_class < 1 or size < 8:

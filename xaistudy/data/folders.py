@@ -34,11 +34,11 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from xaistudy.data import synthetic
-from xaistudy.data.datasets import (
+from xaistudy.data.registry import (
     README_HINT,
     ArrayDataset,
     DataRootError,
-    _check_split,
+    check_split,
     files_fingerprint,
     patient_split,
     register_dataset,
@@ -290,7 +290,7 @@ def pcle_folder(
     the dataset's ``patients``, the ``<class>/<folder>`` names). ``fov_fraction``: radius of
     the circular field of view as a share of the frame side, read by the centre crop.
     """
-    _check_split(split)
+    check_split(split)
     _check_size(size, PCLE)
     if frame_step < 1:
         raise ValueError(f"dataset '{PCLE}': frame_step must be >= 1, got {frame_step}")
@@ -397,7 +397,7 @@ def image_folder(
     are positions in it. Samples alternate between classes (any prefix is balanced);
     ``n_per_class`` caps each class, ``n`` the total (None: all).
     """
-    _check_split(split)
+    check_split(split)
     _check_size(size, IMAGES)
     root = Path(data_root)
     names = folder_classes(root, classes)

@@ -35,15 +35,15 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from xaistudy.data.datasets import (
+from xaistudy.data.registry import (
     README_HINT,
     SPLITS,
     ArrayDataset,
     DataRootError,
-    _check_split,
+    check_split,
     files_fingerprint,
-    relative_paths_key,
     register_dataset,
+    relative_paths_key,
     resolve_data_root,
 )
 from xaistudy.store import Store
@@ -249,7 +249,7 @@ def pannuke(
     Tiles are read :data:`CHUNK` at a time from the memory-mapped files; the sampled arrays
     are cached in ``store`` under the files' fingerprint.
     """
-    _check_split(split)
+    check_split(split)
     root = Path(data_root) if data_root not in (None, "") else resolve_data_root(NAME)
     split_folds = parse_folds(folds)
     if split not in split_folds:

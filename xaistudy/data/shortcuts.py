@@ -25,7 +25,7 @@ from scipy import ndimage
 from tqdm.auto import tqdm
 
 from xaistudy.data import synthetic
-from xaistudy.data.datasets import SPLIT_OFFSET, ArrayDataset, _check_split, register_dataset
+from xaistudy.data.registry import SPLIT_OFFSET, ArrayDataset, check_split, register_dataset
 from xaistudy.store import Store
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ def with_pen_marks(
     ``synthetic-he-pen`` with the same ``seed`` (so ``with_pen_marks(synthetic-he)`` *is*
     ``synthetic-he-pen``); ``mask`` stays the tumour mask; samples gain ``pen`` and ``marked``.
     """
-    _check_split(split)
+    check_split(split)
     _check_marks(cooccurrence, marks)
     offset = SPLIT_OFFSET[split]
     images = np.array(dataset.images, copy=True)
@@ -184,7 +184,7 @@ def synthetic_he_pen(
     Sample ``i`` is tumour when ``i`` is odd (as in ``synthetic-he``); ``mask`` is the tumour
     region, ``pen`` the stroke.
     """
-    _check_split(split)
+    check_split(split)
     offset = SPLIT_OFFSET[split]
     params = {
         "split": split,

@@ -47,13 +47,6 @@ def normalize(
     return np.stack(out) if as_array else torch.stack(out)
 
 
-def normalize_like(
-    images: np.ndarray | torch.Tensor, reference: np.ndarray | torch.Tensor
-) -> np.ndarray | torch.Tensor:
-    """Fit on ``reference`` and normalise ``images`` in one call."""
-    return normalize(images, fit_normalizer(reference))
-
-
 class StainNormalise:
     """A dataset transform: normalise each sample's image to ``reference`` (Modified Reinhard).
 

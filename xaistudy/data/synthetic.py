@@ -42,7 +42,12 @@ H_REF = (0.65, 0.70, 0.29)  # haematoxylin optical-density direction (R, G, B), 
 E_REF = (0.07, 0.99, 0.11)  # eosin
 RESIDUAL_OD = (0.02, 0.045, 0.09)  # glass + mounting medium: background is not pure white
 STAIN_MAX_ROTATION_DEG = 7.0  # per-tile random rotation of each stain vector
-CONC_SCALE = (0.75, 1.25)  # per-tile multiplicative scale of each stain concentration
+CONC_SCALE = (0.7, 1.3)  # per-tile scale of each stain's target density (class-independent)
+DENSITY_REF_HE = (0.6, 0.25)  # effective mean (haematoxylin, eosin) density of every region
+DENSITY_REF_GRADING = (0.25, 0.36)  # the same for the grading tiles
+CALIBRATION_CLIP = (0.25, 3.0)  # allowed range of a region's calibration factor
+CALIBRATION_STEPS = 4  # fixed-point steps of the calibration
+CALIBRATION_PIXELS = 4096  # pixels of a region the calibration looks at
 FINAL_BLUR_SIGMA = 0.5  # optical blur (px)
 SENSOR_NOISE_STD = 1.5  # grey levels, additive Gaussian
 
@@ -69,6 +74,15 @@ TUMOUR_CYTO_E, TUMOUR_CYTO_H = 0.6, 0.1  # eosinophilic tumour cytoplasm
 TUMOUR_LUMEN_RADIUS = (3.0, 8.0)  # small glandular lumens inside tumour (px)
 TUMOUR_LUMEN_PROB = 0.4
 TUMOUR_LUMEN_AREA = 3000.0  # px^2 of tumour per lumen
+FOLLICLE_PROB = 0.4  # a lymphoid follicle: dense mantle around a paler germinal centre
+FOLLICLE_RADIUS = (22.0, 40.0)
+MANTLE_WIDTH = (6.0, 10.0)
+GERMINAL_CENTRE_DENSITY = 0.45  # lymphoid density of the germinal centre
+SINUS_PROB = 0.4  # a sinus: a winding pale channel with few cells
+SINUS_WIDTH = (6.0, 14.0)
+SINUS_CELLULARITY = 0.3  # lymphocytes kept in a sinus, relative to the tissue around it
+CAPSULE_PROB = 0.25  # a capsule: dense collagen without lymphocytes along one tile edge
+CAPSULE_WIDTH = (6.0, 14.0)
 FAT_PROB = 0.5  # probability of a cluster of fat vacuoles in the normal tissue
 FAT_RADIUS = (6.0, 15.0)
 FAT_COUNT = (1, 5)
@@ -145,6 +159,7 @@ MALIGNANT_CYTO_E = (0.34, 0.02)  # eosin of malignant cytoplasm: value at R1, in
 MALIGNANT_CYTO_H = (0.1, 0.03)  # haematoxylin (basophilia): value at R1, increase per grade
 GLAND_GAP = 3.0  # px of stroma at least between two glands / nests
 SHEET_BLOB_SIGMA_FRAC = 1 / 6  # smoothness of the R4-R5 sheet as a fraction of the tile
+GRADING_STROMA_H = 0.1  # faint haematoxylin of the fibromuscular stroma
 NEST_SIGMA = 9.0  # px, smoothness of the noise whose threshold gives the R3 cribriform nests
 
 ARTIFACTS = ("blur", "fold", "pen", "bubble")
@@ -169,13 +184,16 @@ PCLE_CELL_BRIGHTNESS = 0.4
 PSAMMOMA_RADIUS = (6.0, 13.0)
 PSAMMOMA_COUNT = (1, 4)
 PSAMMOMA_LAMELLA = 2.6  # px between lamellae
+PSAMMOMA_BRIGHTNESS = (0.8, 1.0)  # peak intensity of a body's lamellae
+PSAMMOMA_COMPENSATION = 0.5  # share of the bodies' added light removed from the whole frame
 STREAK_PROB = 0.5  # bright vessel-like streaks, same odds for both classes (distractors)
 STREAK_WIDTH = (2.0, 4.0)
 PCLE_VIGNETTE = 0.45
 PCLE_PHOTONS = (25.0, 60.0)  # Poisson counts at full brightness (per patient)
-PCLE_BRIGHTNESS = (0.75, 1.25)  # per-patient gain
+PCLE_BRIGHTNESS = (0.6, 1.5)  # per-patient gain
 PCLE_TEXTURE_SCALE = (0.75, 1.35)  # per-patient texture scale
-PCLE_GREY_SCALE = 200.0  # grey level of intensity 1
+PCLE_GREY_SCALE = 230.0  # grey level of intensity 1
+PCLE_BACKGROUND = 0.34  # mean intensity of the tissue background
 
 
 @dataclass
@@ -460,6 +478,49 @@ def _optical_density(c_h: np.ndarray, c_e: np.ndarray, stain: _Stain) -> np.ndar
     return od_h + od_e + np.asarray(RESIDUAL_OD)
 
 
+def _effective_density(c_h: np.ndarray, c_e: np.ndarray, stain: _Stain) -> np.ndarray:
+    """(H, E) optical densities whose mixture has the mean transmission of the given pixels.
+
+    The mean RGB transmission of the pixels is turned back into an optical density and split
+    into haematoxylin and eosin along the tile's stain vectors (least squares).
+    """
+    od = _optical_density(c_h, c_e, stain)
+    mean_od = -np.log(np.exp(-od).mean(axis=0)) - np.asarray(RESIDUAL_OD)
+    basis = np.stack([stain.h_vec, stain.e_vec], axis=1)
+    return np.linalg.lstsq(basis, mean_od, rcond=None)[0]
+
+
+def _calibrate(
+    c_h: np.ndarray,
+    c_e: np.ndarray,
+    stain: _Stain,
+    regions: list[np.ndarray],
+    ref: tuple[float, float],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Scale the concentrations of each region so its mean colour has the tile's target density.
+
+    Every (non-empty) region, e.g. the evidence region and the rest of the tissue, ends with
+    the same effective mean densities ``ref * conc_scale`` (a few fixed-point steps on
+    a pixel subsample), so neither the tile's mean colour nor the colour outside the evidence
+    region depends on the class. Factors are clipped to ``CALIBRATION_CLIP``.
+    """
+    c_h, c_e = c_h.copy(), c_e.copy()
+    target = np.asarray(ref) * (stain.h_scale, stain.e_scale)
+    for region in regions:
+        idx = np.flatnonzero(region)
+        if idx.size == 0:
+            continue
+        sub = idx[:: max(1, idx.size // CALIBRATION_PIXELS)]
+        h0, e0 = c_h.ravel()[sub], c_e.ravel()[sub]
+        factor = np.ones(2)
+        for _ in range(CALIBRATION_STEPS):
+            dens = _effective_density(factor[0] * h0, factor[1] * e0, stain)
+            factor = np.clip(factor * target / np.maximum(dens, 1e-3), *CALIBRATION_CLIP)
+        c_h.ravel()[idx] *= factor[0]
+        c_e.ravel()[idx] *= factor[1]
+    return c_h, c_e
+
+
 def _to_uint8(od: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """RGB = 255 exp(-OD), then optical blur and sensor noise, quantised to uint8."""
     return _finish(255.0 * np.exp(-od), rng)
@@ -741,6 +802,53 @@ def _vacuoles(
     return depth
 
 
+@dataclass
+class _NodeStructure:
+    """Lymph-node architecture drawn on the lymphoid-density field of one tile."""
+
+    lymph: np.ndarray  # lymphoid density in [0, 1]
+    cellularity: np.ndarray  # multiplier of the lymphocyte keep probability
+    eosin: np.ndarray  # multiplier of the stroma eosin
+    names: list[str]
+
+
+def _node_structure(rng: np.random.Generator, lymph: np.ndarray) -> _NodeStructure:
+    """Follicle, sinus and capsule (each with its own probability) on the density ``lymph``."""
+    h, w = lymph.shape
+    cell, eosin, names = np.ones((h, w)), np.ones((h, w)), []
+    if rng.uniform() < FOLLICLE_PROB:
+        depth = np.full((h, w), -np.inf)
+        r = rng.uniform(*FOLLICLE_RADIUS)
+        shape = _Shape.random(rng, rng.uniform(0, h), rng.uniform(0, w), r, (0.75, 1.0), 0.05)
+        _stamp_max(depth, shape)
+        follicle = _sigmoid(depth)
+        centre = _sigmoid(depth - rng.uniform(*MANTLE_WIDTH))
+        lymph = np.maximum(lymph, follicle)
+        lymph = lymph * (1 - centre) + GERMINAL_CENTRE_DENSITY * centre
+        names.append("follicle")
+    if rng.uniform() < SINUS_PROB:
+        y, x = _smooth_curve(rng, h, w, length=1.5 * max(h, w), bend=0.02)
+        sinus = np.clip(rng.uniform(*SINUS_WIDTH) / 2 - _curve_distance(h, w, y, x) + 0.5, 0, 1)
+        cell *= 1 - (1 - SINUS_CELLULARITY) * sinus
+        eosin *= 1 - 0.5 * sinus
+        lymph = lymph * (1 - sinus)
+        names.append("sinus")
+    if rng.uniform() < CAPSULE_PROB:
+        yy, xx = np.indices((h, w), dtype=float)
+        side = int(rng.integers(4))
+        across = (yy, h - 1 - yy, xx, w - 1 - xx)[side]
+        along = (xx, xx, yy, yy)[side]
+        edge = rng.uniform(*CAPSULE_WIDTH) + 2.0 * np.sin(
+            along / rng.uniform(10, 20) + rng.uniform(0, 2 * np.pi)
+        )
+        capsule = np.clip(edge - across + 0.5, 0, 1)
+        cell *= 1 - capsule
+        eosin *= 1 + 0.6 * capsule
+        lymph = lymph * (1 - capsule)
+        names.append("capsule")
+    return _NodeStructure(lymph, cell, eosin, names)
+
+
 def he_tile(
     seed: int,
     index: int = 0,
@@ -759,7 +867,8 @@ def he_tile(
     theta = float(rng.uniform(0, np.pi))
 
     fibres, spare = _fibre_texture(rng, h, w, theta)
-    lymph = _sigmoid(2.2 * spare + rng.uniform(-0.5, 1.5))
+    node = _node_structure(rng, _sigmoid(2.2 * spare + rng.uniform(-0.5, 1.5)))
+    lymph = node.lymph
     fat = np.full((h, w), -np.inf)
     if rng.uniform() < FAT_PROB:
         fat = _vacuoles(
@@ -779,7 +888,7 @@ def he_tile(
     normal_depth = _inside(normal & solid)
     ly, lx = _hex_lattice(rng, h, w, LYMPH_PITCH)
     keep_p = LYMPH_KEEP[0] + (LYMPH_KEEP[1] - LYMPH_KEEP[0]) * _sample_at(lymph, ly, lx)
-    keep = rng.uniform(0, 1, len(ly)) < keep_p
+    keep = rng.uniform(0, 1, len(ly)) < keep_p * _sample_at(node.cellularity, ly, lx)
     lymphocytes = _fit_inside(
         _make_nuclei(rng, ly[keep], lx[keep], LYMPHOCYTE, NON_NEOPLASTIC), normal_depth, margin=0.0
     )
@@ -795,7 +904,8 @@ def he_tile(
     nuc = _render_nuclei(groups, h, w, chromatin, clips=[normal, normal, mask][: len(groups)])
 
     # --- background concentrations
-    c_e = STROMA_EOSIN * (0.25 + 0.75 * fibres) * (1 - 0.55 * lymph) + 0.55 * fat_rim
+    c_e = STROMA_EOSIN * (0.25 + 0.75 * fibres) * (1 - 0.55 * lymph) * node.eosin
+    c_e = c_e + 0.55 * fat_rim
     c_h = 0.05 + 0.22 * lymph * (0.8 + 0.2 * chromatin)
     if tumour_nuc is not None:
         cyto_e, cyto_h = _tumour_cytoplasm(rng, mask, tumour_nuc, chromatin)
@@ -805,12 +915,14 @@ def he_tile(
     c_h = c_h * (1 - clear)
     c_h = c_h * (1 - nuc.alpha) + nuc.c_h * nuc.alpha
     c_e = c_e * (1 - NUCLEUS_E_SUPPRESS * nuc.alpha) + nuc.c_e * nuc.alpha
+    c_h, c_e = _calibrate(c_h, c_e, stain, [mask, normal], DENSITY_REF_HE)
     image = _to_uint8(_optical_density(c_h, c_e, stain), rng)
 
     meta = {
         "kind": "he",
         "class": HE_CLASSES[int(tumour)],
         "tumour_fraction": float(mask.mean()),
+        "structures": node.names,
         "fibre_orientation": theta,
         **stain.meta(),
         **_nuclei_meta(nuc),
@@ -1012,7 +1124,7 @@ def grading_tile(seed: int, index: int = 0, size: int = 128, grade: str = "N") -
     c_e = np.where(
         arch.footprint, cyto_e * (1 + 0.15 * mottle), STROMA_EOSIN * (0.3 + 0.7 * fibres)
     )
-    c_h = np.where(arch.footprint, cyto_h * (1 + 0.15 * mottle), 0.05)
+    c_h = np.where(arch.footprint, cyto_h * (1 + 0.15 * mottle), GRADING_STROMA_H)
     if malignant and GRADE_SPECS[grade].pattern != "glands":  # cell borders in nests / sheets
         border, _ = _cell_field(arch.footprint, arch.nuclei[0])
         c_e = c_e + 0.12 * border
@@ -1021,9 +1133,10 @@ def grading_tile(seed: int, index: int = 0, size: int = 128, grade: str = "N") -
     c_h = c_h * (1 - arch.lumen * epi)
     c_h = c_h * (1 - nuc.alpha) + nuc.c_h * nuc.alpha
     c_e = c_e * (1 - NUCLEUS_E_SUPPRESS * nuc.alpha) + nuc.c_e * nuc.alpha
+    mask = arch.footprint.copy() if malignant else np.zeros((h, w), dtype=bool)
+    c_h, c_e = _calibrate(c_h, c_e, stain, [mask, ~mask], DENSITY_REF_GRADING)
     od = _optical_density(c_h, c_e, stain)
 
-    mask = arch.footprint.copy() if malignant else np.zeros((h, w), dtype=bool)
     meta: dict[str, Any] = {
         "kind": "grading",
         "class": grade,
@@ -1155,7 +1268,9 @@ def _psammoma(
     sl, depth = _stamp_shape(h, w, _Shape.random(rng, cy, cx, radius, (0.85, 1.0), 0.03))
     lam = lamella * rng.uniform(0.85, 1.15)
     rings = 0.45 + 0.55 * np.cos(np.pi * np.clip(depth, 0, None) / lam) ** 4  # lamellae
-    body = rng.uniform(0.8, 1.0) * rings * (1 + 0.3 * np.exp(-((depth - 1.0) ** 2) / 1.5))
+    body = (
+        rng.uniform(*PSAMMOMA_BRIGHTNESS) * rings * (1 + 0.3 * np.exp(-((depth - 1.0) ** 2) / 1.5))
+    )
     alpha = np.clip(depth + 0.5, 0, 1)
     img[sl] = img[sl] * (1 - alpha) + body * alpha
     mask = np.zeros((h, w), dtype=bool)
@@ -1175,7 +1290,7 @@ def _pcle_background(
     dy, dx = PCLE_WARP[1] * ts * _filtered_noise(rng, h, w, PCLE_WARP[0] * ts, n=2)
     fib = ndimage.map_coordinates(fib, (yy + dy, xx + dx), order=1, mode="mirror")
     haze = _filtered_noise(rng, h, w, PCLE_HAZE_SIGMA * ts)
-    img = 0.22 + 0.07 * patient["fibre_contrast"] * fib + 0.05 * haze
+    img = PCLE_BACKGROUND + 0.07 * patient["fibre_contrast"] * fib + 0.05 * haze
 
     n_cells = rng.poisson(PCLE_CELLS_PER_KPX * patient["cell_density"] * h * w / 1000.0 / k**2)
     cy, cx = rng.uniform(0, h, n_cells), rng.uniform(0, w, n_cells)
@@ -1227,12 +1342,14 @@ def pcle_frame(
     img = _pcle_background(rng, size, k, patient)
     fov_r = PCLE_FOV_FRAC * size
     mask, n_bodies = np.zeros((h, w), dtype=bool), 0
-    if meningioma:
-        mask, n_bodies = _place_psammoma(rng, img, k, fov_r)
-
     yy, xx = np.indices((h, w), dtype=float)
     c = (size - 1) / 2
     rr = np.hypot(yy - c, xx - c)
+    if meningioma:
+        before = img[rr <= fov_r].mean()
+        mask, n_bodies = _place_psammoma(rng, img, k, fov_r)
+        after = img[rr <= fov_r].mean()
+        img *= (before + (1 - PSAMMOMA_COMPENSATION) * (after - before)) / after
     vignette = 1 - PCLE_VIGNETTE * (rr / fov_r) ** 2
     img = np.clip(img * vignette * patient["brightness"], 0, None)
     img = rng.poisson(img * patient["photons"]) / patient["photons"]
@@ -1341,7 +1458,14 @@ def _build_rules() -> dict[str, list[str]]:
         "Colour follows Beer-Lambert: OD = cH * h + cE * e + residual, RGB = 255 exp(-OD), with "
         f"reference stain vectors h = {H_REF} and e = {E_REF}.",
         f"Each tile rotates both stain vectors by up to {STAIN_MAX_ROTATION_DEG:g} degrees and "
-        f"scales each concentration by {_rng_text(CONC_SCALE, '')} (recorded in meta).",
+        f"draws a density scale per stain from {_rng_text(CONC_SCALE, '')} (recorded in meta), "
+        "the same ranges for every class.",
+        "The mean colour does not tell the class: the evidence region and the rest of the "
+        "tissue are "
+        "each scaled (haematoxylin and eosin separately, factors "
+        f"{_rng_text(CALIBRATION_CLIP, '')}) until their mean colour has the tile's target "
+        f"densities, reference (H, E) = {DENSITY_REF_HE} times the tile's scales; what differs "
+        "between the classes is how the stain is laid out: nuclei, cells and spaces.",
         f"Stroma is wavy collagen: anisotropic noise ({FIBRE_LENGTH:g} px along, "
         f"{FIBRE_WIDTH:g} px across a random direction) warped by smooth displacements, "
         f"with up to {FIBROBLASTS_PER_KPX:g} faint spindle fibroblast nuclei per 1000 px^2 "
@@ -1350,6 +1474,14 @@ def _build_rules() -> dict[str, list[str]]:
         f"{_rng_text(LYMPHOCYTE.aspect, '')}), radius {_rng_text(LYMPHOCYTE.radius)}, dark, on a "
         f"jittered hexagonal lattice of pitch {LYMPH_PITCH:g} px, each site kept with probability "
         f"{_rng_text(LYMPH_KEEP, '')} following a smooth lymphoid-density field.",
+        f"Lymph-node architecture: with probability {FOLLICLE_PROB:g} a follicle (radius "
+        f"{_rng_text(FOLLICLE_RADIUS)}, a dense mantle {_rng_text(MANTLE_WIDTH)} wide around a "
+        f"paler germinal centre of lymphoid density {GERMINAL_CENTRE_DENSITY:g}); with "
+        f"probability {SINUS_PROB:g} a winding sinus {_rng_text(SINUS_WIDTH)} wide (pale, "
+        f"{SINUS_CELLULARITY:g} of the lymphocytes); with probability {CAPSULE_PROB:g} a "
+        f"capsule of dense collagen without lymphocytes, {_rng_text(CAPSULE_WIDTH)} thick, "
+        "along one tile edge (meta['structures'] names them). They are drawn the same way in "
+        "both classes.",
         f"With probability {FAT_PROB:g} a tile has {FAT_COUNT[0]}-{FAT_COUNT[1]} clear fat "
         f"vacuoles of radius {_rng_text(FAT_RADIUS)} with thin eosin membranes.",
         "A tumour tile has smooth random tumour blobs (thresholded low-frequency noise, "
@@ -1373,14 +1505,20 @@ def _build_rules() -> dict[str, list[str]]:
     ]
     grading = [
         "Prostate-like tiles on the H&E stain model of the lymph-node tiles, with wavy "
-        "fibromuscular stroma and spindle nuclei.",
+        f"fibromuscular stroma (faint haematoxylin {GRADING_STROMA_H:g}) and spindle nuclei.",
+        "As in the H&E tiles, the evidence region (R1-R5) and the rest of the tile are each "
+        "scaled to the tile's target mean densities, reference (H, E) = "
+        f"{DENSITY_REF_GRADING} times per-tile scales from {_rng_text(CONC_SCALE, '')}: no "
+        "grade is darker or more purple on average; the grades differ in nuclear size, shape, "
+        "density, nucleoli and gland architecture. Artifacts of class A are drawn afterwards.",
         "N: "
         + _grade_rule("N")
         .split(": ", 1)[1]
         .replace("nuclei of", "a basal layer of flat nuclei plus a luminal layer of nuclei of"),
         *(_grade_rule(g) for g in GRADES[2:]),
-        "Nuclear size, pleomorphism, cytoplasm basophilia and the number of nuclei per tile "
-        "increase monotonically from R1 to R5 while gland structure is lost.",
+        "Nuclear size, pleomorphism and the number of nuclei per tile increase monotonically "
+        "from R1 to R5 while gland structure is lost (cytoplasm basophilia too, before the "
+        "region's mean colour is scaled to the tile's target).",
         "For R1-R5 the mask is the malignant epithelium (glands, nests or sheet including their "
         "lumens), its nuclei are neoplastic and cut at its edge; N has an empty mask. The R4-R5 "
         f"sheet is thresholded noise of smoothness tile size / {1 / SHEET_BLOB_SIGMA_FRAC:g}.",
@@ -1400,11 +1538,16 @@ def _build_rules() -> dict[str, list[str]]:
         f"{PCLE_CELLS_PER_KPX:g} bright cell dots per 1000 px^2 (sigma "
         f"{_rng_text(PCLE_CELL_SIGMA)}), vignetting {PCLE_VIGNETTE:g} and Poisson noise "
         f"({_rng_text(PCLE_PHOTONS, '')} photons at full brightness).",
+        f"The tissue background has mean intensity {PCLE_BACKGROUND:g} (grey level "
+        f"{PCLE_BACKGROUND * PCLE_GREY_SCALE:.0f} before vignetting and the patient's gain).",
         f"Each patient has its own brightness ({_rng_text(PCLE_BRIGHTNESS, '')}), texture scale "
         f"({_rng_text(PCLE_TEXTURE_SCALE, '')}), cell density and noise level.",
         f"Meningioma frames contain {PSAMMOMA_COUNT[0]}-{PSAMMOMA_COUNT[1]} psammoma bodies: "
         f"bright concentric lamellated discs of radius {_rng_text(PSAMMOMA_RADIUS)} with "
-        f"lamellae every {PSAMMOMA_LAMELLA:g} px; the mask is their discs.",
+        f"lamellae every {PSAMMOMA_LAMELLA:g} px (peak intensity "
+        f"{_rng_text(PSAMMOMA_BRIGHTNESS, '')}); the mask is their discs. The frame is then "
+        f"dimmed so that the bodies add only {1 - PSAMMOMA_COMPENSATION:g} of their extra light "
+        "to the frame's mean: the mean brightness says little about the class.",
         f"With probability {STREAK_PROB:g} a frame of either class has a bright vessel-like "
         f"streak {_rng_text(STREAK_WIDTH)} wide: a distractor, not evidence.",
         "Glioblastoma frames have no psammoma bodies and an empty mask; the mask is the only "

@@ -156,7 +156,7 @@ def evaluate_axioms(
     targets: Sequence[int] | torch.Tensor,
     layers: Sequence[str] = STAGES,
     methods: Sequence[str] = AXIOM_METHODS,
-    rule: str = "scaled",
+    rule: str = "logit",
     max_channels: int | None = None,
     seed: int = 0,
     batch_size: int = 64,
@@ -164,7 +164,7 @@ def evaluate_axioms(
     """Conservation and sensitivity of each method at each layer: long table.
 
     Columns ``method, axiom, layer, value, n_images, n_channels``. The relevance methods use
-    CLRP with ``rule`` and its total initial relevance as the score (``scaled``: the paper's
+    CLRP with ``rule`` and its total initial relevance as the score (``logit``: the paper's
     ``S_c = L_c - (N-1) L_c / N``), the gradient methods the target logit. ``max_channels``
     evaluates the sensitivity sum on a seeded random subset of channels per layer (None: all).
     """

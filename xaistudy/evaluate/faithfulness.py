@@ -106,6 +106,14 @@ def agreement_ci(
 
 
 # -- the ground-truth ranking ---------------------------------------------------------------
+#: The rules of :func:`binarise` and the region each keeps.
+BINARISE_RULES: dict[str, str] = {
+    "threshold": "values >= `threshold` (maps in [0, 1])",
+    "kmeans": "the k-means levels 1..`n_levels`",
+    "otsu": "values above each map's Otsu threshold",
+}
+
+
 def binarise(
     heatmaps: np.ndarray,
     rule: str = "threshold",
@@ -131,7 +139,7 @@ def binarise(
         flat = heatmaps.reshape(-1, *heatmaps.shape[-2:])
         out = [h >= threshold_otsu(h) if np.ptp(h) > 0 else np.zeros_like(h, bool) for h in flat]
         return np.stack(out).reshape(heatmaps.shape)
-    raise ValueError(f"unknown binarisation rule '{rule}'; allowed: threshold, kmeans, otsu")
+    raise ValueError(f"unknown binarisation rule '{rule}'; allowed: {', '.join(BINARISE_RULES)}")
 
 
 def iou(region: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -141,3 +149,43 @@ def iou(region: np.ndarray, truth: np.ndarray) -> np.ndarray:
     union = (region | truth).sum(axis=(-2, -1)).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(union > 0, inter / np.where(union > 0, union, 1), np.nan)
+
+
+# -- pixel deletion and insertion (Petsiuk et al. 2018) ---------------------------------------
+def pixel_order_curves(
+    score_fn: Callable[[np.ndarray], np.ndarray],
+    image: np.ndarray,
+    saliency: np.ndarray,
+    steps: int = 16,
+    baseline: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Deletion and insertion curves (steps + 1 points each) of one map.
+
+    Pixels are taken in decreasing order of ``saliency`` (H, W), ``1/steps`` of them at a time
+    (ties broken by position). Deletion sets them to ``baseline`` in ``image`` (C, H, W);
+    insertion starts from the baseline image and puts them back. ``score_fn`` maps a batch
+    (N, C, H, W) to N scores (e.g. the target-class probability).
+    """
+    image = np.asarray(image, dtype=np.float32)
+    saliency = np.asarray(saliency, dtype=np.float64)
+    if saliency.shape != image.shape[-2:]:
+        raise ValueError(f"map {saliency.shape} does not match image {image.shape[-2:]}")
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    order = np.argsort(-saliency.ravel(), kind="stable")
+    counts = np.round(np.linspace(0, order.size, steps + 1)).astype(int)
+    taken = np.zeros((steps + 1, order.size), bool)
+    for k, n in enumerate(counts):
+        taken[k, order[:n]] = True
+    taken = taken.reshape(steps + 1, 1, *saliency.shape)
+    base = np.full_like(image, baseline)
+    deleted = np.where(taken, base[None], image[None])
+    inserted = np.where(taken, image[None], base[None])
+    scores = np.asarray(score_fn(np.concatenate([deleted, inserted])), dtype=np.float64)
+    return scores[: steps + 1], scores[steps + 1 :]
+
+
+def curve_auc(curve: np.ndarray) -> float:
+    """Area under a deletion or insertion curve on evenly spaced points of [0, 1]."""
+    curve = np.asarray(curve, dtype=np.float64)
+    return float(trapezoid_auc(np.linspace(0, 1, curve.shape[-1]), curve))

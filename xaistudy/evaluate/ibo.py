@@ -248,6 +248,19 @@ def image_seeds(seed: int, sample_ids: Sequence[int], n_methods: int) -> np.ndar
     )
 
 
+def noise_seeds(
+    seed: int, sample_ids: Sequence[int], n_methods: int, replicate: int = 0
+) -> np.ndarray:
+    """Common random numbers: one noise seed per (sample, replicate), the same for every
+    method of the sample (S, M). Two methods with the same heatmap get the same occlusion;
+    different replicates draw independent noise."""
+    base = [
+        int(np.random.SeedSequence([seed, int(s), replicate, 17]).generate_state(1)[0] >> 4)
+        for s in sample_ids
+    ]
+    return np.repeat(np.array(base, dtype=np.int64)[:, None], n_methods, axis=1)
+
+
 def occlude_all(
     strategy: str,
     images: torch.Tensor,
@@ -261,16 +274,37 @@ def occlude_all(
     Every (sample, method) image goes through one batched call per level (RePaint included).
     """
     s, m = levels.shape[:2]
-    flat_images = images[:, None].expand(s, m, *images.shape[1:]).reshape(s * m, *images.shape[1:])
+    flat_levels = levels.reshape(s * m, *levels.shape[2:])
+    flat_seeds = np.asarray(seeds).reshape(-1)
+    first, inverse = _unique_jobs(flat_levels, flat_seeds, n_masks, m)
+    picked = torch.as_tensor(first // m)
     out = occlusion.occlude_levels(
         strategy,
-        flat_images,
-        levels.reshape(s * m, *levels.shape[2:]),
-        seeds.reshape(-1).tolist(),
+        images[picked],
+        flat_levels[first],
+        flat_seeds[first].tolist(),
         n_masks=n_masks,
         **options,
     )
-    return out.reshape(s, m, n_masks, *images.shape[1:])
+    return out[torch.as_tensor(inverse)].reshape(s, m, n_masks, *images.shape[1:])
+
+
+def _unique_jobs(
+    levels: np.ndarray, seeds: np.ndarray, n_masks: int, n_methods: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Indices of the distinct (sample, seed, occluded levels) jobs among the flat (S * M)
+    images, and for every image the job that gives its result (identical heatmaps with the
+    same noise give identical occlusions, so they are computed once)."""
+    seen: dict[tuple, int] = {}
+    first, inverse = [], []
+    for i in range(len(levels)):
+        clipped = np.where(levels[i] <= n_masks, levels[i], 0).astype(np.int8)
+        key = (i // n_methods, int(seeds[i]), clipped.tobytes())
+        if key not in seen:
+            seen[key] = len(first)
+            first.append(i)
+        inverse.append(seen[key])
+    return np.array(first, dtype=np.int64), np.array(inverse, dtype=np.int64)
 
 
 def evaluate_strategy(

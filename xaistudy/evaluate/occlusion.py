@@ -24,7 +24,8 @@ from __future__ import annotations
 import logging
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -35,14 +36,35 @@ from torchvision.transforms.functional import gaussian_blur
 
 log = logging.getLogger(__name__)
 
-STRATEGIES: dict[str, str] = {
-    "blackening": "Blackening",
-    "mean": "Mean",
-    "histogram": "Histogram",
-    "blurring": "Blurring",
-    "nli": "Noisy Linear Imputation",
-    "ibo": "IBO (inpainting)",
-}
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    """An occlusion strategy: its label, whether it draws random numbers (``seeds``), and the
+    function ``fn(images, mask, **options)``."""
+
+    name: str
+    label: str
+    stochastic: bool
+    fn: Callable[..., torch.Tensor] = field(repr=False, compare=False)
+
+
+#: every strategy by name, registered where it is defined (:func:`register_strategy`)
+STRATEGY_INFO: dict[str, StrategyInfo] = {}
+#: strategy name -> label (from :data:`STRATEGY_INFO`)
+STRATEGIES: dict[str, str] = {}
+
+
+def register_strategy(
+    name: str, label: str, stochastic: bool = False
+) -> Callable[[Callable[..., torch.Tensor]], Callable[..., torch.Tensor]]:
+    """Register ``fn(images, mask, **options)`` as occlusion strategy ``name``."""
+
+    def wrap(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
+        STRATEGY_INFO[name] = StrategyInfo(name, label, stochastic, fn)
+        STRATEGIES[name] = label
+        return fn
+
+    return wrap
 
 
 # -- importance levels ----------------------------------------------------------------------
@@ -109,11 +131,13 @@ def _composite(images: torch.Tensor, fill: torch.Tensor, mask: torch.Tensor) -> 
     return torch.where(mask.bool().expand_as(images), fill, images)
 
 
+@register_strategy("blackening", "Blackening")
 def blackening(images: torch.Tensor, mask: torch.Tensor, **_: Any) -> torch.Tensor:
     """Eq. 1: occluded pixels set to black."""
     return _composite(images, torch.zeros_like(images), mask)
 
 
+@register_strategy("mean", "Mean")
 def mean_fill(
     images: torch.Tensor, mask: torch.Tensor, dataset_mean: Sequence[float] | None = None, **_: Any
 ) -> torch.Tensor:
@@ -124,6 +148,7 @@ def mean_fill(
     return _composite(images, mu, mask)
 
 
+@register_strategy("histogram", "Histogram", stochastic=True)
 def histogram_fill(
     images: torch.Tensor,
     mask: torch.Tensor,
@@ -146,6 +171,7 @@ def histogram_fill(
     return _composite(images, fill, mask)
 
 
+@register_strategy("blurring", "Blurring")
 def blurring(
     images: torch.Tensor, mask: torch.Tensor, blur_sigma: float = 4.0, **_: Any
 ) -> torch.Tensor:
@@ -158,6 +184,7 @@ def blurring(
     return _composite(images, blurred, mask)
 
 
+@register_strategy("nli", "Noisy Linear Imputation", stochastic=True)
 def noisy_linear_imputation(
     images: torch.Tensor,
     mask: torch.Tensor,
@@ -182,6 +209,7 @@ def noisy_linear_imputation(
     return _composite(images, fill, mask)
 
 
+@register_strategy("ibo", "IBO (inpainting)", stochastic=True)
 def ibo(
     images: torch.Tensor,
     mask: torch.Tensor,
@@ -208,16 +236,6 @@ def ibo(
     return repaint(unet, images, 1 - mask.float(), seeds, **kwargs)
 
 
-_FUNCTIONS = {
-    "blackening": blackening,
-    "mean": mean_fill,
-    "histogram": histogram_fill,
-    "blurring": blurring,
-    "nli": noisy_linear_imputation,
-    "ibo": ibo,
-}
-
-
 def occlude(
     strategy: str, images: torch.Tensor, mask: torch.Tensor, **options: Any
 ) -> torch.Tensor:
@@ -227,12 +245,12 @@ def occlude(
     ``original`` (histogram source), ``blur_sigma`` (blurring), ``nli_noise`` (nli), and for
     ``ibo`` ``unet`` plus :func:`xaistudy.evaluate.inpaint.repaint`'s options.
     """
-    if strategy not in _FUNCTIONS:
+    if strategy not in STRATEGY_INFO:
         raise ValueError(
-            f"unknown occlusion strategy '{strategy}'; allowed: {', '.join(_FUNCTIONS)}"
+            f"unknown occlusion strategy '{strategy}'; allowed: {', '.join(STRATEGY_INFO)}"
         )
     check_images_and_mask(images, mask)
-    return _FUNCTIONS[strategy](images.float(), (mask > 0.5).float(), **options)
+    return STRATEGY_INFO[strategy].fn(images.float(), (mask > 0.5).float(), **options)
 
 
 def occlude_levels(

@@ -13,9 +13,16 @@ IoU, precision, recall, F1, Spearman's rank correlation and pixel accuracy.
 ``"binary"``   the foreground (value 1) class only;
 ``"macro"``    the unweighted mean of the foreground and the background class (sklearn's
                ``average="macro"`` on the flattened masks) — the thesis's ``average=`` choice;
-``"columns"``  what the thesis's code computed literally: it passed 2-D ``(H, W)`` arrays to
-               sklearn, which reads them as *multilabel* data (rows = samples, columns =
-               labels) and averages the binary score of every image column.
+``"columns"``  sklearn's reading of 2-D ``(H, W)`` arrays as *multilabel* data (rows =
+               samples, columns = labels): the mean binary score of every image column;
+``"rows"``     the same per image *row* (``"columns"`` of the transposed arrays);
+``"thesis"``   the appendix code as it ran (:func:`thesis_scores`): its
+               ``np.rot90(np.flip(x, 1), 1)`` is a transpose, so its sklearn calls score the
+               image rows; its IoU module min-maxes the U-Net probability map before the
+               0.5 threshold, passes the binary map through a sigmoid and adds 1 to numerator
+               and denominator; a constant binary map or mask gives NaN in Spearman's
+               correlation and, for LIME and Grad-CAM (min-maxed again after thresholding),
+               a pixel accuracy of 0 through a NaN map.
 
 Degenerate cases have defined values, never NaN: a ratio whose denominator is zero (no
 predicted pixel for precision, no true pixel for recall, empty union for IoU, both for F1) is
@@ -36,8 +43,10 @@ from scipy.stats import spearmanr
 
 from xaistudy.evaluate.stats import bootstrap_ci
 
-Average = Literal["binary", "macro", "columns"]
-AVERAGES: tuple[str, ...] = ("binary", "macro", "columns")
+Average = Literal["binary", "macro", "columns", "rows"]
+AVERAGES: tuple[str, ...] = ("binary", "macro", "columns", "rows")
+#: every reading of the scores: the thesis's computation, then the plain averages
+READINGS: tuple[str, ...] = ("thesis", *AVERAGES)
 METRICS: tuple[str, ...] = ("iou", "precision", "recall", "f1", "spearman", "pixel_accuracy")
 METRIC_LABELS: dict[str, str] = {
     "iou": "IoU",
@@ -143,21 +152,23 @@ def _averaged(metric: str, pred: np.ndarray, truth: np.ndarray, average: str) ->
         return _binary_score(metric, pred, truth)
     if average == "macro":
         return 0.5 * (_binary_score(metric, pred, truth) + _binary_score(metric, ~pred, ~truth))
-    if average == "columns":
+    if average in ("columns", "rows"):
         if pred.ndim != 2:
-            raise ValueError("average='columns' needs 2-D (H, W) masks")
-        return float(
-            np.mean([_column_score(metric, p, t) for p, t in zip(pred.T, truth.T, strict=True)])
-        )
+            raise ValueError(f"average='{average}' needs 2-D (H, W) masks")
+        return _line_average(metric, pred, truth, axis=0 if average == "columns" else 1)
     raise ValueError(f"average must be one of {', '.join(AVERAGES)}, got {average!r}")
 
 
-def _column_score(metric: str, pred: np.ndarray, truth: np.ndarray) -> float:
-    """sklearn's multilabel per-label score: a zero denominator gives 0 (its default)."""
-    tp, fp, fn, _ = _counts(pred, truth)
+def _line_average(metric: str, pred: np.ndarray, truth: np.ndarray, axis: int) -> float:
+    """Mean over the image columns (``axis=0``) or rows (1) of each line's binary score as
+    sklearn scores a multilabel label: a zero denominator gives 0 (its default)."""
+    tp = np.sum(pred & truth, axis=axis)
+    fp = np.sum(pred & ~truth, axis=axis)
+    fn = np.sum(~pred & truth, axis=axis)
     den = {"iou": tp + fp + fn, "precision": tp + fp, "recall": tp + fn, "f1": 2 * tp + fp + fn}
     num = 2 * tp if metric == "f1" else tp
-    return num / den[metric] if den[metric] > 0 else 0.0
+    d = den[metric]
+    return float(np.mean(np.where(d > 0, num / np.maximum(d, 1), 0.0)))
 
 
 def iou(pred: np.ndarray, truth: np.ndarray, average: Average = "macro") -> float:
@@ -248,33 +259,110 @@ def thesis_soft_iou(pred: np.ndarray, truth: np.ndarray, smooth: float = 1.0) ->
     return (inter + smooth) / (union + smooth)
 
 
+#: methods whose map the thesis min-maxed again after thresholding (single-channel maps)
+THESIS_RESCALED: tuple[str, ...] = ("lime", "gradcam")
+
+
+def _minmax_nan(x: np.ndarray) -> np.ndarray:
+    """``(x - min) / (max - min)`` as numpy computes it: NaN everywhere for a constant ``x``."""
+    x = np.asarray(x, dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (x - x.min()) / (x.max() - x.min())
+
+
+def _spearman_nan(a: np.ndarray, b: np.ndarray) -> float:
+    """scipy's ``spearmanr`` as the thesis called it: NaN for a constant or NaN input."""
+    a, b = np.ravel(a).astype(np.float64), np.ravel(b).astype(np.float64)
+    if not (np.all(np.isfinite(a)) and np.all(np.isfinite(b))) or np.ptp(a) == 0 or np.ptp(b) == 0:
+        return float("nan")
+    return float(spearmanr(a, b).statistic)
+
+
+def thesis_scores(
+    heatmap: np.ndarray,
+    probability: np.ndarray,
+    method: str,
+    map_threshold: float = MAP_THRESHOLD,
+    mask_threshold: float = MASK_THRESHOLD,
+) -> dict[str, float]:
+    """The six metrics of one map exactly as the thesis's appendix code computes them.
+
+    ``heatmap``: the post-processed (H, W) map in [0, 1]; ``probability``: the U-Net's (H, W)
+    probability map of one mask type (a binary mask is read as probabilities 0 and 1);
+    ``method``: LIME and Grad-CAM (:data:`THESIS_RESCALED`) are min-maxed again after
+    thresholding. Follows the code step by step:
+
+    - IoU (``return_tensor`` + ``Iou``): min-max map and probabilities (NaN when constant,
+      then no pixel passes), ``>=`` the thresholds, sigmoid of the binary map, +1 smoothing;
+    - precision, recall, F1 (``prep_numpy`` + sklearn ``average="macro"``): ``rot90(flip(x,
+      1), 1)`` = transpose, ``>`` the thresholds, the 2-D arrays read as multilabel data: the
+      mean per-label score over the *rows* of the image, 0 where a denominator is 0; LIME and
+      Grad-CAM maps go through ``nan_to_num(minmax(binary))`` (a constant map becomes empty);
+    - Spearman (``prep_flatten_numpy`` + ``spearmanr``): NaN when the map or mask is constant;
+    - pixel accuracy: share of equal pixels; a constant LIME or Grad-CAM map is NaN after its
+      min-max, so no pixel equals the mask and the accuracy is 0.
+    """
+    m = np.asarray(heatmap, dtype=np.float64)
+    p = np.asarray(probability, dtype=np.float64)
+    if m.shape != p.shape or m.ndim != 2:
+        raise ValueError(f"map and probability map must be equal 2-D shapes: {m.shape}, {p.shape}")
+    if method not in THESIS_METHODS:
+        raise ValueError(f"method must be one of {', '.join(THESIS_METHODS)}, got {method!r}")
+    iou_value = thesis_soft_iou(_minmax_nan(m) >= map_threshold, _minmax_nan(p) >= mask_threshold)
+    mt = (m.T > map_threshold).astype(np.float64)  # rot90(flip(x, 1), 1) == x.T
+    pt = p.T > mask_threshold
+    rescaled = _minmax_nan(mt) if method in THESIS_RESCALED else mt
+    prf = np.nan_to_num(rescaled) > 0.5
+    out = {k: _averaged(k, prf, pt, "columns") for k in ("precision", "recall", "f1")}
+    return {
+        "iou": iou_value,
+        **out,
+        "spearman": _spearman_nan(rescaled, pt),
+        "pixel_accuracy": float(np.mean(pt == rescaled)),
+    }
+
+
 def score_maps(
     maps: np.ndarray,
     masks: Mapping[str, np.ndarray],
-    average: Average = "macro",
+    average: str = "macro",
     threshold: float = MAP_THRESHOLD,
     spearman_on: Literal["binary", "continuous"] = "binary",
+    method: str | None = None,
+    mask_threshold: float = MASK_THRESHOLD,
 ) -> list[dict[str, float | int | str | bool]]:
-    """Rows ``{image, mask_type, degenerate, <six metrics>}`` for post-processed maps.
+    """Rows ``{image, mask_type, degenerate, empty, <six metrics>}`` for post-processed maps.
 
     ``maps``: (B, H, W) post-processed maps in [0, 1]; ``masks``: mask type -> (B, H, W)
-    binary masks (e.g. ``{"tumour": ..., "non-tumour": ...}``).
+    binary masks (e.g. ``{"tumour": ..., "non-tumour": ...}``), or, for ``average="thesis"``
+    (:func:`thesis_scores`, which needs ``method``), probability maps in [0, 1] that are
+    thresholded at ``mask_threshold``. ``empty``: the (thresholded) mask has no pixel.
     """
+    if average not in READINGS:
+        raise ValueError(f"average must be one of {', '.join(READINGS)}, got {average!r}")
+    if average == "thesis" and method is None:
+        raise ValueError("average='thesis' needs the method (LIME and Grad-CAM differ)")
     maps = np.asarray(maps)
     rows: list[dict[str, float | int | str | bool]] = []
     for mask_type, mask in masks.items():
-        mask = np.asarray(mask).astype(bool)
+        mask = np.asarray(mask)
         if mask.shape != maps.shape:
             raise ValueError(f"mask '{mask_type}' has shape {mask.shape}, maps {maps.shape}")
+        binary = mask > mask_threshold if mask.dtype != bool else mask
         for i in range(len(maps)):
             pred = binarize(maps[i], threshold)
-            cont = maps[i] if spearman_on == "continuous" else None
+            if average == "thesis":
+                metrics = thesis_scores(maps[i], mask[i], method, threshold, mask_threshold)
+            else:
+                cont = maps[i] if spearman_on == "continuous" else None
+                metrics = all_metrics(pred, binary[i], average, continuous=cont)
             rows.append(
                 {
                     "image": i,
                     "mask_type": mask_type,
-                    "degenerate": is_degenerate(pred, mask[i]),
-                    **all_metrics(pred, mask[i], average, continuous=cont),
+                    "degenerate": is_degenerate(pred, binary[i]),
+                    "empty": not binary[i].any(),
+                    **{m: metrics[m] for m in METRICS},
                 }
             )
     return rows
@@ -323,32 +411,39 @@ def summarise(
     metrics: tuple[str, ...] = METRICS,
     n_boot: int = 1000,
     seed: int = 0,
+    skip_nan: bool = False,
 ) -> pd.DataFrame:
-    """Long table: ``by`` columns, metric, mean, bootstrap CI, n and n_degenerate.
+    """Long table: ``by`` columns, metric, mean, bootstrap CI, n, n_nan and n_degenerate.
 
     ``rows`` holds one row per (image, ...) with the metric columns and a boolean
     ``degenerate`` column (empty or full map or mask: the metric took its defined value).
-    Raises ``ValueError`` if a metric column holds NaN, so none can leak into a table.
+    Raises ``ValueError`` if a metric column holds NaN, so none can leak into a table,
+    unless ``skip_nan`` (the thesis reading, whose Spearman is NaN for constant maps): then
+    the mean and interval are over the defined values and ``n_nan`` counts the others.
     """
     missing = [c for c in (*by, *metrics, "degenerate") if c not in rows.columns]
     if missing:
         raise ValueError(f"summarise: rows lack columns {missing}")
-    if rows[list(metrics)].isna().any().any():
+    if not skip_nan and rows[list(metrics)].isna().any().any():
         raise ValueError("summarise: a metric is NaN; metrics must have defined values")
     out = []
     for keys, group in rows.groupby(by, sort=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
         for metric in metrics:
             values = group[metric].to_numpy(dtype=np.float64)
-            low, high = bootstrap_ci(values, n_boot=n_boot, seed=seed)
+            defined = values[np.isfinite(values)]
+            low, high = (
+                bootstrap_ci(defined, n_boot=n_boot, seed=seed) if len(defined) else (np.nan,) * 2
+            )
             out.append(
                 {
                     **dict(zip(by, keys, strict=True)),
                     "metric": metric,
-                    "mean": float(values.mean()),
+                    "mean": float(defined.mean()) if len(defined) else float("nan"),
                     "ci_low": low,
                     "ci_high": high,
-                    "n": len(values),
+                    "n": len(defined),
+                    "n_nan": len(values) - len(defined),
                     "n_degenerate": int(group["degenerate"].sum()),
                 }
             )

@@ -7,7 +7,10 @@ the binary saliency set to ``fill``), segment the masked image again. Then
 * **Saliency Ratio** = non-zero pixels of the binary saliency / non-zero pixels of the
   original prediction,
 
-and the **time** an explanation takes per image. :func:`benchmark` runs every method over a
+and the **time** an explanation takes per image. An **empty** saliency map (all zero, so its
+binary map selects nothing) must not win a metric: :func:`metric_steps` scores it with the
+worst Saliency Ratio, that of a map selecting every pixel (H·W / predicted pixels), and its
+Dice Explained is that of the fully masked image. :func:`benchmark` runs every method over a
 set of images (explanations cached per image) and :func:`summarise` gives Table 1 with means
 and 95 % t-intervals.
 """
@@ -84,18 +87,23 @@ def metric_steps(
     fill: float = 0.0,
 ) -> dict[str, np.ndarray]:
     """Every step of Fig. 4 for a batch: prediction, binary saliency, masked image and its
-    prediction, Dice Explained and Saliency Ratio (all numpy, per image)."""
+    prediction, Dice Explained and Saliency Ratio (all numpy, per image), and ``empty``: the
+    binary map selects nothing (its Saliency Ratio is then that of the whole image)."""
     prediction = model.predict(images, target).cpu().numpy()
     binary = binarise(saliency, threshold)
     masked = mask_image(images, binary, fill)
     masked_prediction = model.predict(masked, target).cpu().numpy()
+    ratio = saliency_ratio(binary, prediction)
+    empty = ~binary.reshape(len(binary), -1).any(1)
+    whole = saliency_ratio(np.ones_like(binary), prediction)
     return {
         "prediction": prediction,
         "binary": binary,
         "masked": masked.cpu().numpy(),
         "masked_prediction": masked_prediction,
         "dice_explained": dice(masked_prediction, prediction),
-        "saliency_ratio": saliency_ratio(binary, prediction),
+        "saliency_ratio": np.where(empty, whole, ratio),
+        "empty": empty,
     }
 
 

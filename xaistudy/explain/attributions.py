@@ -30,18 +30,8 @@ from skimage.segmentation import slic
 from torch import nn
 
 from xaistudy.explain.cams import as_targets
+from xaistudy.explain.registry import METHODS, check_options, register_method
 from xaistudy.explain.rise import class_probability, rise
-
-AttributionFn = Callable[..., torch.Tensor]
-ATTRIBUTIONS: dict[str, AttributionFn] = {}
-
-
-def _register(name: str) -> Callable[[AttributionFn], AttributionFn]:
-    def wrap(fn: AttributionFn) -> AttributionFn:
-        ATTRIBUTIONS[name] = fn
-        return fn
-
-    return wrap
 
 
 def grid_segments(height: int, width: int, n_segments: int) -> np.ndarray:
@@ -71,18 +61,38 @@ def _per_image(inputs: torch.Tensor, targets: list[int], fn: Callable) -> torch.
     return torch.cat([fn(inputs[i : i + 1], targets[i], i) for i in range(len(inputs))])
 
 
-@_register("saliency")
-def _saliency(model, inputs, targets, **_):
+@register_method(
+    "saliency",
+    label="Vanilla gradient",
+    family="backpropagation",
+    library="captum",
+    passes="1 forward + 1 backward",
+)
+def _saliency(model, inputs, targets):
     return Saliency(model).attribute(inputs, target=targets, abs=False)
 
 
-@_register("input_x_gradient")
-def _input_x_gradient(model, inputs, targets, **_):
+@register_method(
+    "input_x_gradient",
+    label="Input × gradient",
+    family="backpropagation",
+    library="captum",
+    passes="1 forward + 1 backward",
+)
+def _input_x_gradient(model, inputs, targets):
     return InputXGradient(model).attribute(inputs, target=targets)
 
 
-@_register("integrated_gradients")
-def _integrated_gradients(model, inputs, targets, n_steps: int = 50, internal_batch_size=32, **_):
+@register_method(
+    "integrated_gradients",
+    label="Integrated Gradients",
+    family="backpropagation",
+    library="captum",
+    passes="n_steps forward + n_steps backward",
+)
+def _integrated_gradients(
+    model, inputs, targets, *, n_steps: int = 50, internal_batch_size: int = 32
+):
     return IntegratedGradients(model).attribute(
         inputs,
         baselines=torch.zeros_like(inputs),
@@ -92,17 +102,24 @@ def _integrated_gradients(model, inputs, targets, n_steps: int = 50, internal_ba
     )
 
 
-@_register("ig_noise_tunnel")
+@register_method(
+    "ig_noise_tunnel",
+    label="IG + NoiseTunnel",
+    family="backpropagation",
+    library="captum",
+    passes="nt_samples × n_steps forward + backward",
+    stochastic=True,
+)
 def _ig_noise_tunnel(
     model,
     inputs,
     targets,
+    *,
     n_steps: int = 50,
     nt_samples: int = 5,
     stdevs: float = 0.1,
-    internal_batch_size=32,
+    internal_batch_size: int = 32,
     seed: int = 0,
-    **_,
 ):
     torch.manual_seed(seed)
     return NoiseTunnel(IntegratedGradients(model)).attribute(
@@ -117,9 +134,16 @@ def _ig_noise_tunnel(
     )
 
 
-@_register("smoothgrad")
+@register_method(
+    "smoothgrad",
+    label="SmoothGrad",
+    family="backpropagation",
+    library="captum",
+    passes="nt_samples forward + backward",
+    stochastic=True,
+)
 def _smoothgrad(
-    model, inputs, targets, nt_samples: int = 25, stdevs: float = 0.15, seed: int = 0, **_
+    model, inputs, targets, *, nt_samples: int = 25, stdevs: float = 0.15, seed: int = 0
 ):
     torch.manual_seed(seed)
     return NoiseTunnel(Saliency(model)).attribute(
@@ -132,23 +156,52 @@ def _smoothgrad(
     )
 
 
-@_register("guided_backprop")
-def _guided_backprop(model, inputs, targets, **_):
+@register_method(
+    "guided_backprop",
+    label="Guided Backpropagation",
+    family="backpropagation",
+    library="captum",
+    passes="1 forward + 1 modified backward",
+)
+def _guided_backprop(model, inputs, targets):
     return GuidedBackprop(model).attribute(inputs, target=targets)
 
 
-@_register("deconvolution")
-def _deconvolution(model, inputs, targets, **_):
+@register_method(
+    "deconvolution",
+    label="Deconvolution",
+    family="backpropagation",
+    library="captum",
+    passes="1 forward + 1 modified backward",
+)
+def _deconvolution(model, inputs, targets):
     return Deconvolution(model).attribute(inputs, target=targets)
 
 
-@_register("deeplift")
-def _deeplift(model, inputs, targets, **_):
+@register_method(
+    "deeplift",
+    label="DeepLIFT",
+    family="backpropagation",
+    library="captum",
+    passes="2 forward (input, baseline) + 1 modified backward",
+)
+def _deeplift(model, inputs, targets):
+    from xaistudy.models.relu_sites import has_shared_relu, relu_per_call_site
+
+    if has_shared_relu(model):  # e.g. torchvision ResNets: one ReLU module per call site
+        model = relu_per_call_site(model)
     return DeepLift(model).attribute(inputs, baselines=torch.zeros_like(inputs), target=targets)
 
 
-@_register("guided_gradcam")
-def _guided_gradcam(model, inputs, targets, layer: nn.Module | None = None, **_):
+@register_method(
+    "guided_gradcam",
+    label="Guided Grad-CAM",
+    family="backpropagation",
+    library="captum",
+    passes="1 forward + 2 backward",
+    needs_layer=True,
+)
+def _guided_gradcam(model, inputs, targets, *, layer: nn.Module | None = None):
     if layer is None:
         raise ValueError("guided_gradcam needs layer= (the convolutional layer of the CAM)")
     return GuidedGradCam(model, layer).attribute(
@@ -156,8 +209,16 @@ def _guided_gradcam(model, inputs, targets, layer: nn.Module | None = None, **_)
     )
 
 
-@_register("occlusion")
-def _occlusion(model, inputs, targets, window: int | None = None, stride: int | None = None, **_):
+@register_method(
+    "occlusion",
+    label="Occlusion",
+    family="perturbation",
+    library="captum",
+    passes="1 + number of window positions forward",
+    model_agnostic=True,
+    channel_shared=True,
+)
+def _occlusion(model, inputs, targets, *, window: int | None = None, stride: int | None = None):
     h = inputs.shape[-1]
     window = window or max(4, h // 8)
     stride = stride or max(2, window // 2)
@@ -177,8 +238,16 @@ def _superpixel_mask(image: torch.Tensor, n_segments: int, seed: int) -> torch.T
     return seg.expand(image.shape[1], -1, -1)[None]
 
 
-@_register("feature_ablation")
-def _feature_ablation(model, inputs, targets, n_segments: int = 50, seed: int = 0, **_):
+@register_method(
+    "feature_ablation",
+    label="Feature ablation",
+    family="perturbation",
+    library="captum",
+    passes="1 + number of superpixels forward",
+    model_agnostic=True,
+    channel_shared=True,
+)
+def _feature_ablation(model, inputs, targets, *, n_segments: int = 50, seed: int = 0):
     return _per_image(
         inputs,
         targets,
@@ -192,12 +261,21 @@ def _feature_ablation(model, inputs, targets, n_segments: int = 50, seed: int = 
     )
 
 
-@_register("kernel_shap")
+@register_method(
+    "kernel_shap",
+    label="KernelSHAP",
+    family="perturbation",
+    library="captum",
+    passes="n_samples forward",
+    model_agnostic=True,
+    channel_shared=True,
+    stochastic=True,
+)
 def _kernel_shap(
-    model, inputs, targets, n_samples: int = 200, n_segments: int = 50, seed: int = 0, **_
+    model, inputs, targets, *, n_samples: int = 200, n_segments: int = 50, seed: int = 0
 ):
     def one(x, t, i):
-        torch.manual_seed(seed + i)
+        torch.manual_seed(seed)  # the same tile gets the same map alone or in a batch
         return KernelShap(model).attribute(
             x,
             target=t,
@@ -210,19 +288,32 @@ def _kernel_shap(
     return _per_image(inputs, targets, one)
 
 
-@_register("lime")
+@register_method(
+    "lime",
+    label="LIME",
+    family="perturbation",
+    library="lime",
+    passes="num_samples forward",
+    model_agnostic=True,
+    channel_shared=True,
+    stochastic=True,
+)
 def _lime(
     model,
     inputs,
     targets,
+    *,
     num_samples: int = 500,
     num_features: int | None = None,
     positive_only: bool = False,
     seed: int = 0,
     batch_size: int = 50,
-    **_,
+    hide_color: float | None = 0,
 ):
     """LIME (``lime`` package) on quickshift superpixels; the map holds each segment's weight.
+
+    ``hide_color``: the value of a switched-off superpixel (0: black; None: the superpixel's
+    mean colour, ``lime``'s own default).
 
     Superpixels are ``lime``'s default quickshift (kernel 4, max_dist 200, ratio 0.2) computed
     on the image scaled to 0-255, the range those settings are made for. ``num_features`` keeps
@@ -249,7 +340,7 @@ def _lime(
             classifier_fn,
             labels=(t,),
             top_labels=None,
-            hide_color=0,
+            hide_color=hide_color,
             num_samples=num_samples,
             batch_size=batch_size,
             random_seed=seed,
@@ -269,17 +360,27 @@ def _lime(
     return _per_image(inputs, targets, one)
 
 
-@_register("rise")
+@register_method(
+    "rise",
+    label="RISE",
+    family="perturbation",
+    library="xaistudy",
+    passes="n_masks forward",
+    signed=False,
+    model_agnostic=True,
+    channel_shared=True,
+    stochastic=True,
+)
 def _rise(
     model,
     inputs,
     targets,
+    *,
     n_masks: int = 1000,
     cells: int = 8,
     p: float = 0.5,
     batch_size: int = 64,
     seed: int = 0,
-    **_,
 ):
     maps = [
         rise(
@@ -305,8 +406,14 @@ def _lrp_canonizers(model: nn.Module) -> list:
     return [ResNetCanonizer()] if isinstance(model, ResNet) else [SequentialMergeBatchNorm()]
 
 
-@_register("lrp")
-def _lrp(model, inputs, targets, composite: Any = None, **_):
+@register_method(
+    "lrp",
+    label="LRP (ε + z⁺ + flat)",
+    family="backpropagation",
+    library="zennit",
+    passes="1 forward + 1 modified backward",
+)
+def _lrp(model, inputs, targets, *, composite: Any = None):
     """LRP with zennit's EpsilonPlusFlat composite, starting from the target logit.
 
     Canonizers merge batch norms into convolutions; torchvision ResNets get zennit's ResNet
@@ -329,6 +436,12 @@ def _lrp(model, inputs, targets, composite: Any = None, **_):
     return relevance.detach()
 
 
+#: the attribution functions by name (every registered method that is not a CAM)
+ATTRIBUTIONS: dict[str, Callable[..., torch.Tensor]] = {
+    name: info.implementation for name, info in METHODS.items() if info.family != "cam"
+}
+
+
 def attribute(
     method: str,
     model: nn.Module,
@@ -338,14 +451,16 @@ def attribute(
 ) -> torch.Tensor:
     """Signed attributions (B, C, H, W) of ``inputs`` for ``target`` (one class per image).
 
-    ``options`` are the method's own settings (e.g. ``n_steps`` for integrated_gradients,
-    ``num_samples``/``num_features`` for lime, ``n_masks`` for rise, ``layer`` for
-    guided_gradcam, ``seed`` for the stochastic ones).
+    ``options`` are the method's own settings, its keyword-only parameters (e.g. ``n_steps``
+    for integrated_gradients, ``num_samples``/``num_features`` for lime, ``n_masks`` for rise,
+    ``layer`` for guided_gradcam, ``seed`` for the stochastic ones); any other name is a
+    one-line error listing the method's options.
     """
     if method not in ATTRIBUTIONS:
         raise ValueError(
             f"unknown attribution method '{method}'; allowed: {', '.join(ATTRIBUTIONS)}"
         )
+    check_options(method, options)
     device = next(model.parameters()).device
     inputs = inputs.to(device)
     targets = as_targets(target, len(inputs))

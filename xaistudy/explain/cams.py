@@ -26,20 +26,31 @@ from pytorch_grad_cam import (
 from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torch import nn
 
-CAM_METHODS: dict[str, type] = {
-    "gradcam": GradCAM,
-    "gradcam++": GradCAMPlusPlus,
-    "xgradcam": XGradCAM,
-    "hirescam": HiResCAM,
-    "layercam": LayerCAM,
-    "scorecam": ScoreCAM,
-    "ablationcam": AblationCAM,
-    "eigencam": EigenCAM,
-    "fullgrad": FullGrad,
-}
+from xaistudy.explain.registry import METHODS, register_cam
 
 #: methods whose constructor or call takes a batch size for their many forward passes
 _BATCHED = ("scorecam", "ablationcam")
+#: the call's options every CAM takes (pytorch-grad-cam's smoothing)
+_SMOOTHING = ("aug_smooth", "eigen_smooth")
+
+for _name, _cls, _label, _passes in [
+    ("gradcam", GradCAM, "Grad-CAM", "1 forward + 1 backward"),
+    ("gradcam++", GradCAMPlusPlus, "Grad-CAM++", "1 forward + 1 backward"),
+    ("xgradcam", XGradCAM, "XGrad-CAM", "1 forward + 1 backward"),
+    ("hirescam", HiResCAM, "HiResCAM", "1 forward + 1 backward"),
+    ("layercam", LayerCAM, "LayerCAM", "1 forward + 1 backward"),
+    ("scorecam", ScoreCAM, "Score-CAM", "1 + number of channels forward"),
+    ("ablationcam", AblationCAM, "Ablation-CAM", "1 + number of channels forward"),
+    ("eigencam", EigenCAM, "Eigen-CAM", "1 forward"),
+    ("fullgrad", FullGrad, "FullGrad", "1 forward + 1 backward"),
+]:
+    _batch = ("batch_size",) if _name in _BATCHED else ()
+    register_cam(_name, _cls, label=_label, passes=_passes, options=_SMOOTHING + _batch)
+
+#: the CAM methods' pytorch-grad-cam classes by name (from :data:`METHODS`)
+CAM_METHODS: dict[str, type] = {
+    name: info.implementation for name, info in METHODS.items() if info.family == "cam"
+}
 
 
 def as_targets(target: int | Sequence[int] | torch.Tensor, n: int) -> list[int]:
@@ -61,13 +72,17 @@ def compute_cam(
     targets: int | Sequence[int] | Sequence[Any] | torch.Tensor,
     target_layers: nn.Module | Sequence[nn.Module],
     batch_size: int = 32,
-    **options: Any,
+    *,
+    aug_smooth: bool = False,
+    eigen_smooth: bool = False,
 ) -> np.ndarray:
     """``method``'s CAM of ``inputs`` (B, C, H, W) for ``targets``: float32 (B, H, W) in [0, 1].
 
     ``targets`` are class indices (one per image, or one for all) or pytorch-grad-cam target
-    objects (e.g. ``SemanticSegmentationTarget``), one per image. ``options`` go to the call
-    (``aug_smooth``, ``eigen_smooth``). A wrong layer raises instead of passing silently.
+    objects (e.g. ``SemanticSegmentationTarget``), one per image. ``batch_size``: images per
+    forward pass of Score-CAM and Ablation-CAM; ``aug_smooth``/``eigen_smooth``: pytorch-grad-cam's
+    test-time augmentation and first-principal-component smoothing. A wrong layer raises instead
+    of passing silently.
     """
     if method not in CAM_METHODS:
         raise ValueError(f"unknown CAM method '{method}'; allowed: {', '.join(CAM_METHODS)}")
@@ -82,11 +97,18 @@ def compute_cam(
         raise ValueError(f"got {len(targets)} targets for {len(inputs)} images; give one per image")
     kwargs = {"batch_size": batch_size} if method == "ablationcam" else {}
     model.eval()
+    if method == "fullgrad":  # FullGrad hooks every bias layer itself and prints a warning
+        layers = []  # when given target layers
     with CAM_METHODS[method](model=model, target_layers=layers, **kwargs) as cam:
         if method == "scorecam":
             cam.batch_size = batch_size
         try:
-            maps = cam(input_tensor=inputs, targets=list(targets), **options)
+            maps = cam(
+                input_tensor=inputs,
+                targets=list(targets),
+                aug_smooth=aug_smooth,
+                eigen_smooth=eigen_smooth,
+            )
         except IndexError as err:  # BaseCAM.__exit__ would print and swallow it
             raise ValueError(f"{method} failed on the given layer/targets: {err}") from err
     return np.nan_to_num(np.asarray(maps, dtype=np.float32))

@@ -14,7 +14,12 @@ hook on each stage's output captures the relevance there. The CLRP start vector
 
 RelevanceCAM (Lee et al., 2021) weights channel ``k`` by the mean relevance of its map;
 XRelevanceCAM (You et al., 2024, Eq. 1) by ``sum_ij R_ij^k / sum_ij A_ij^k``. Both maps are
-``ReLU(sum_k w_k A^k)``, upsampled to the input and min-max scaled per image.
+``sum_k w_k A^k``, upsampled to the input and min-max scaled per image, with no ReLU before the
+scaling: the Relevance-CAM and XRelevanceCAM reference codes apply none (the gradient CAMs keep
+pytorch-grad-cam's ReLU).
+
+The paper's text names the LRP-epsilon and LRP-alpha-beta rules; the authors' code, like this
+module, propagates with z+ (alpha1-beta0).
 """
 
 from __future__ import annotations
@@ -53,16 +58,21 @@ log = logging.getLogger(__name__)
 
 #: initial CLRP relevance at the logits (t: target, N classes, L_t: the target's logit)
 CLRP_RULES: dict[str, str] = {
-    "paper": "L_t at the target, -L_t/(N-1) at every other class (the paper's related-work text)",
-    "unit": "1 at the target, -1/N elsewhere (the public Relevance-CAM code)",
-    "scaled": "L_t at the target, -L_t/N elsewhere (the paper's Sect. 3.2 derivation)",
+    "unit": "1 at the target, -1/N elsewhere (the public Relevance-CAM code; the default)",
+    "zero_sum": "L_t at the target, -L_t/(N-1) at every other class, total 0 (the paper's "
+    "related-work text)",
+    "logit": "L_t at the target, -L_t/N elsewhere, total L_t/N (the paper's Sect. 3.2 "
+    "contrastive score)",
 }
+DEFAULT_RULE = "unit"
 RELEVANCE_METHODS: tuple[str, ...] = ("relevancecam", "xrelevancecam")
 STAGES: tuple[str, ...] = ("layer1", "layer2", "layer3", "layer4")
 
 
 # -- CLRP start ---------------------------------------------------------------------------
-def clrp_initial(logits: torch.Tensor, targets: torch.Tensor, rule: str = "paper") -> torch.Tensor:
+def clrp_initial(
+    logits: torch.Tensor, targets: torch.Tensor, rule: str = DEFAULT_RULE
+) -> torch.Tensor:
     """The relevance put on the logits ``(B, N)`` before propagation (see :data:`CLRP_RULES`)."""
     if rule not in CLRP_RULES:
         raise ValueError(f"unknown CLRP rule '{rule}'; allowed: {', '.join(CLRP_RULES)}")
@@ -73,7 +83,7 @@ def clrp_initial(logits: torch.Tensor, targets: torch.Tensor, rule: str = "paper
     if len(targets) != b:
         raise ValueError(f"got {len(targets)} targets for {b} images; give one per image")
     lt = logits.detach().gather(1, targets[:, None])  # (B, 1)
-    if rule == "paper":
+    if rule == "zero_sum":
         start, other = lt, -lt / (n - 1)
     elif rule == "unit":
         start, other = torch.ones_like(lt), -torch.ones_like(lt) / n
@@ -84,11 +94,11 @@ def clrp_initial(logits: torch.Tensor, targets: torch.Tensor, rule: str = "paper
     return out
 
 
-def contrastive_score(logits: torch.Tensor, targets: torch.Tensor, rule: str = "scaled"):
+def contrastive_score(logits: torch.Tensor, targets: torch.Tensor, rule: str = "logit"):
     """The contrastive score: the total initial CLRP relevance, ``(B,)``.
 
-    With ``scaled`` it is the paper's ``S_c = L_c - (N-1) L_c / N``; ``paper`` gives 0 and
-    ``unit`` the constant ``1/N``, which is why the axiom evaluation uses ``scaled``.
+    With ``logit`` it is the paper's ``S_c = L_c - (N-1) L_c / N``; ``zero_sum`` gives 0 and
+    ``unit`` the constant ``1/N``, which is why the axiom evaluation uses ``logit``.
     """
     return clrp_initial(logits, targets, rule).sum(1)
 
@@ -247,7 +257,7 @@ def clrp_relevance(
     inputs: torch.Tensor,
     targets: int | Sequence[int] | torch.Tensor,
     layers: Sequence[str] | Mapping[str, nn.Module] = STAGES,
-    rule: str = "paper",
+    rule: str = DEFAULT_RULE,
     batch_size: int = 16,
     canonizers: Sequence[Canonizer] | None = None,
 ) -> tuple[dict[str, tuple[torch.Tensor, torch.Tensor]], torch.Tensor]:
@@ -337,18 +347,22 @@ def minmax(maps: np.ndarray) -> np.ndarray:
     return np.where(span > 0, (maps - lo) / np.where(span > 0, span, 1), 0).astype(np.float32)
 
 
-def finish_cam(cam: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """pytorch-grad-cam's post-processing: ReLU, min-max, resize to ``size`` (H, W), min-max."""
-    cam = np.maximum(np.asarray(cam, dtype=np.float32), 0)
+def finish_cam(cam: np.ndarray, size: tuple[int, int], relu: bool = True) -> np.ndarray:
+    """pytorch-grad-cam's post-processing: ReLU (when ``relu``), min-max, resize to ``size``
+    (H, W), min-max."""
+    cam = np.asarray(cam, dtype=np.float32)
+    if relu:
+        cam = np.maximum(cam, 0)
     return minmax(scale_cam_image(cam, (size[1], size[0])))
 
 
 def weighted_cam(
     weights: torch.Tensor, activations: torch.Tensor, size: tuple[int, int]
 ) -> np.ndarray:
-    """``ReLU(sum_k w_k A^k)`` upsampled to ``size``, min-max scaled: (B, H, W)."""
+    """``sum_k w_k A^k`` upsampled to ``size``, min-max scaled, no ReLU (as the relevance
+    CAMs' reference codes): (B, H, W)."""
     cam = (weights[:, :, None, None] * activations).sum(1)
-    return finish_cam(cam.float().numpy(), size)
+    return finish_cam(cam.float().numpy(), size, relu=False)
 
 
 def relevance_cams(
@@ -356,7 +370,7 @@ def relevance_cams(
     inputs: torch.Tensor,
     targets: int | Sequence[int] | torch.Tensor,
     layers: Sequence[str] | Mapping[str, nn.Module] = STAGES,
-    rule: str = "paper",
+    rule: str = DEFAULT_RULE,
     methods: Sequence[str] = RELEVANCE_METHODS,
     batch_size: int = 16,
 ) -> dict[str, dict[str, np.ndarray]]:
@@ -461,7 +475,7 @@ def layer_cams(
     targets: int | Sequence[int] | torch.Tensor,
     methods: Sequence[str] = LAYER_METHODS,
     layers: Sequence[str] = STAGES,
-    rule: str = "paper",
+    rule: str = DEFAULT_RULE,
     batch_size: int = 16,
     n_passes: int = 1,
     seed: int = 0,

@@ -51,6 +51,7 @@ def rise(
     p: float = 0.5,
     baseline: float = 0.0,
     normalise: str = "coverage",
+    masks: torch.Tensor | None = None,
 ) -> np.ndarray:
     """RISE maps (B, H, W) of ``inputs`` (B, C, H, W).
 
@@ -59,10 +60,19 @@ def rise(
     that pixel, ``sum_i M_i`` (``normalise="coverage"``, the default: the mean score when the
     pixel is visible, so the random mask pattern itself does not show in the map), or by
     ``n_masks * p`` as in Petsiuk et al. (``normalise="p"``). Masked pixels take ``baseline``.
+    ``masks``: masks drawn beforehand with :func:`rise_masks` (``n_masks`` of them, reused
+    across calls); None draws them here.
     """
     if normalise not in ("coverage", "p"):
         raise ValueError(f"normalise must be 'coverage' or 'p', got {normalise!r}")
-    masks = rise_masks(n_masks, tuple(inputs.shape[-2:]), cells, p, seed).to(inputs.device)
+    if masks is None:
+        masks = rise_masks(n_masks, tuple(inputs.shape[-2:]), cells, p, seed)
+    elif masks.shape != (n_masks, 1, *inputs.shape[-2:]):
+        raise ValueError(
+            f"masks must be (n_masks, 1, H, W) = {(n_masks, 1, *inputs.shape[-2:])}, "
+            f"got {tuple(masks.shape)}"
+        )
+    masks = masks.to(inputs.device)
     out = np.zeros((len(inputs), *inputs.shape[-2:]), np.float32)
     for b in tqdm(range(len(inputs)), desc="RISE", leave=False):
         image = inputs[b : b + 1]

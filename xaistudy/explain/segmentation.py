@@ -11,7 +11,9 @@ The survey of Hasany et al. compares five methods, all here behind :func:`explai
 ``seg-eigen-cam``     Eigen-CAM, gradient-free: the first principal component of the
                       activations (pytorch-grad-cam ``EigenCAM``; independent of M and c).
 ``seg-ablation-cam``  Ablation-CAM with the M score: a channel's weight is the relative drop
-                      of the score when that channel is zeroed (pytorch-grad-cam ``AblationCAM``).
+                      of the score when that channel is zeroed (pytorch-grad-cam ``AblationCAM``
+                      with :class:`ZeroAblationLayer`: its default layer writes ``min - 1e7``
+                      instead of zero wherever a layer's output has a non-zero minimum).
 ``rise``              RISE (Petsiuk et al.) with score = the summed probability of class c over
                       M on the masked image, via :func:`xaistudy.explain.rise.rise`.
 
@@ -29,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from pytorch_grad_cam import AblationCAM, EigenCAM, GradCAM
+from pytorch_grad_cam.ablation_layer import AblationLayer
 from pytorch_grad_cam.base_cam import BaseCAM
 from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
 from torch import nn
@@ -92,6 +95,16 @@ class SegXResCAM(BaseCAM):
         return (pooled.numpy() * activations).sum(axis=1)
 
 
+class ZeroAblationLayer(AblationLayer):
+    """Ablation as Desai & Ramaswamy define it: the ablated channel is set to zero."""
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        output = self.activations
+        for i in range(output.size(0)):
+            output[i, self.indices[i], :] = 0
+        return output
+
+
 def pool_gradients(grads: torch.Tensor, pool: int, mode: str = "max") -> torch.Tensor:
     """Pool (B, K, h, w) gradients with a ``pool`` window (stride = window), upsample back."""
     if pool == 1:
@@ -146,7 +159,9 @@ def seg_cam(
     elif method == "seg-eigen-cam":
         cam = EigenCAM(model, layers)
     else:
-        cam = AblationCAM(model, layers, batch_size=ablation_batch)
+        cam = AblationCAM(
+            model, layers, ablation_layer=ZeroAblationLayer(), batch_size=ablation_batch
+        )
     # BaseCAM.__exit__ swallows IndexError; call it directly and release the hooks ourselves
     try:
         out = cam(input_tensor=inputs, targets=targets)
@@ -181,18 +196,21 @@ def seg_rise(
     cells: int = 8,
     p: float = 0.5,
     baseline: float = 0.0,
+    normalise: str = "coverage",
 ) -> np.ndarray:
     """RISE for segmentation (B, H, W), min-max scaled to [0, 1] per image.
 
     Each image is explained by :func:`xaistudy.explain.rise.rise` with score = the summed
     probability of ``target`` over M (None: the predicted map of the class); masked-out
-    pixels take the value ``baseline``.
+    pixels take the value ``baseline``. The random masks are drawn once for all images.
+    ``normalise``: ``coverage`` (per-pixel mask coverage) or ``p`` (Petsiuk's ``N * p``).
     """
-    from xaistudy.explain.rise import rise
+    from xaistudy.explain.rise import rise, rise_masks
 
     c = model.class_index(target)
     model.eval()
     masks = _regions(model, inputs, c, regions)
+    shared = rise_masks(n_masks, tuple(inputs.shape[-2:]), cells, p, seed).to(inputs.device)
     maps = []
     for x, m in zip(inputs, masks, strict=True):
         sal = rise(
@@ -204,6 +222,8 @@ def seg_rise(
             cells=cells,
             p=p,
             baseline=baseline,
+            normalise=normalise,
+            masks=shared,
         )
         maps.append(np.asarray(sal, np.float32).reshape(x.shape[-2:]))
     return np.stack([minmax(s) for s in maps]).astype(np.float32)
@@ -239,11 +259,6 @@ def explain_segmentation(
     return seg_cam(method, model, inputs, target, regions, layer, **options)
 
 
-def method_labels(names: Sequence[str]) -> list[str]:
-    """Display labels of method names."""
-    return [SEG_METHODS[n].label for n in names]
-
-
 def roi_window(prediction: np.ndarray, size: int) -> np.ndarray:
     """A ``size`` x ``size`` window (bool, H x W) where ``prediction`` is densest.
 
@@ -260,3 +275,86 @@ def roi_window(prediction: np.ndarray, size: int) -> np.ndarray:
     window = np.zeros((h, w), bool)
     window[y : y + size, x : x + size] = True
     return window
+
+
+@torch.no_grad()
+def rise_curve(
+    model: Segmenter,
+    image: torch.Tensor,
+    target: int | str,
+    region: np.ndarray,
+    masks: torch.Tensor,
+    checkpoints: Sequence[int],
+    batch_size: int = 10,
+    baseline: float = 0.0,
+    p: float = 0.5,
+) -> dict[str, np.ndarray]:
+    """RISE maps of one image (3, H, W) after the first ``n`` of ``masks`` for every ``n`` in
+    ``checkpoints``, in one pass over the masks.
+
+    Returns ``coverage`` and ``p`` (n_checkpoints, H, W), min-max scaled: the score-weighted
+    mask sum divided per pixel by the masks' coverage, or by Petsiuk's ``n * p``; and
+    ``seconds`` (n_checkpoints,), the wall time to reach each checkpoint (what a run with ``n``
+    masks costs, masks drawn beforehand).
+    """
+    import time
+
+    checkpoints = sorted(int(n) for n in checkpoints)
+    if not checkpoints or checkpoints[0] < 1 or checkpoints[-1] > len(masks):
+        raise ValueError(f"checkpoints must be in 1..{len(masks)}, got {checkpoints}")
+    score = region_score(model, target, region)
+    hw = image.shape[-2:]
+    total = torch.zeros(hw, device=image.device)
+    coverage = torch.zeros(hw, device=image.device)
+    out = {"coverage": [], "p": [], "seconds": []}
+    start, done = time.perf_counter(), 0
+    for n in checkpoints:
+        while done < n:
+            m = masks[done : min(done + batch_size, n)]
+            scores = score(image[None] * m + baseline * (1 - m)).reshape(-1).to(total.dtype)
+            total += (scores[:, None, None] * m[:, 0]).sum(0)
+            coverage += m[:, 0].sum(0)
+            done += len(m)
+        if image.is_cuda:
+            torch.cuda.synchronize()
+        out["seconds"].append(time.perf_counter() - start)
+        out["coverage"].append(minmax((total / coverage.clamp(min=1e-6)).cpu().numpy()))
+        out["p"].append(minmax((total / (n * p)).cpu().numpy()))
+    return {k: np.asarray(v, np.float32 if k != "seconds" else np.float64) for k, v in out.items()}
+
+
+def border_band(shape: tuple[int, int], width: int) -> np.ndarray:
+    """Bool (H, W): the pixels within ``width`` of the image edge."""
+    h, w = shape
+    if not 0 <= 2 * width < min(h, w):
+        raise ValueError(f"border width must be in 0..{(min(h, w) - 1) // 2}, got {width}")
+    band = np.ones((h, w), bool)
+    band[width : h - width, width : w - width] = False
+    return band
+
+
+def map_diagnostics(
+    saliency: np.ndarray, prediction: np.ndarray, border: int, border_limit: float = 0.5
+) -> dict[str, np.ndarray]:
+    """Per map (B,): whether it is ``empty`` (all zero), the share of its saliency mass in the
+    ``border``-px band (``border_share``) and whether that share is at least ``border_limit``
+    (``border_map``), the share of its mass inside the prediction (``inside_share``) beside the
+    prediction's share of the image (``prediction_share``), and ``background_map``: a non-empty
+    map with less mass inside the prediction than a uniform map would put there."""
+    sal = np.asarray(saliency, np.float64)
+    pred = np.asarray(prediction, bool)
+    band = border_band(sal.shape[-2:], border)
+    total = sal.sum((1, 2))
+    safe = np.where(total > 0, total, 1.0)
+    empty = total <= 0
+    border_share = np.where(empty, np.nan, (sal * band).sum((1, 2)) / safe)
+    inside = np.where(empty, np.nan, (sal * pred).sum((1, 2)) / safe)
+    pred_share = pred.mean((1, 2))
+    return {
+        "empty": empty,
+        "border_share": border_share,
+        "border_map": ~empty & (np.nan_to_num(border_share) >= border_limit),
+        "inside_share": inside,
+        "prediction_share": pred_share,
+        "background_map": ~empty & (np.nan_to_num(inside) < pred_share),
+    }

@@ -9,7 +9,6 @@ red positive; non-negative maps: white to red; the ground-truth region outlined)
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -23,9 +22,15 @@ from matplotlib.colors import Normalize
 from torch import nn
 from torch.utils.data import Dataset
 
-from xaistudy.data.datasets import files_fingerprint
 from xaistudy.models.classifiers import WeightsNotFoundError, build_classifier
-from xaistudy.models.train import TrainResult, fit, make_loader, predict, seed_everything
+from xaistudy.models.train import (
+    TrainResult,
+    fit,
+    make_loader,
+    predict,
+    seed_everything,
+    weights_hash,
+)
 from xaistudy.store import Store
 
 log = logging.getLogger(__name__)
@@ -64,6 +69,7 @@ def train_classifier(
         try:
             net = build_classifier(arch, 2, pretrained=True)
             start = "fine-tuned from local ImageNet weights"
+            weights = {"weights": weights_hash(net)}
         except WeightsNotFoundError:
             start = "trained from scratch: no local ImageNet weights"
             log.warning("%s: %s", arch, start)
@@ -71,7 +77,7 @@ def train_classifier(
         path = Path(pretrained).expanduser()
         net = build_classifier(arch, 2, pretrained=path)
         start = f"fine-tuned from {path.name}"
-        weights = {"weights": files_fingerprint([path])}
+        weights = {"weights": weights_hash(net)}  # the starting weights, by their hash
     if net is None:
         seed_everything(seed)
         net = build_classifier(arch, 2)
@@ -128,13 +134,8 @@ def recalibrate_batchnorm(
     return model.eval()
 
 
-def weights_key(model: nn.Module) -> str:
-    """A short hash of ``model``'s weights and buffers: the cache key of what it explains."""
-    digest = hashlib.sha256()
-    for name, value in model.state_dict().items():
-        digest.update(name.encode())
-        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()[:16]
+#: the cache key of what a model explains: :func:`xaistudy.models.train.weights_hash`
+weights_key = weights_hash
 
 
 def stack(dataset: Dataset, indices: Sequence[int], key: str = "image") -> torch.Tensor:

@@ -15,6 +15,7 @@ from xaistudy.models.train import (
     make_loader,
     predict,
     seed_everything,
+    weights_hash,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "resolve_device",
     "seed_everything",
     "target_layer",
+    "weights_hash",
 ]

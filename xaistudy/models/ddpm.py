@@ -15,7 +15,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
@@ -108,6 +107,7 @@ def train_ddpm(
     batch_size: int = 32,
     lr: float = 2e-4,
     flips: bool = True,
+    ema_decay: float = 0.0,
     seed: int = 0,
     device: str | torch.device = "auto",
     store: Store | None = None,
@@ -117,9 +117,10 @@ def train_ddpm(
     """Train an unconditional DDPM (epsilon prediction, MSE) on ``images`` (N, 3, H, W) in [0, 1].
 
     ``flips``: random horizontal/vertical flips and 90-degree rotations (tissue has no
-    orientation). With ``store`` (then ``params`` must identify the data and every setting), a
-    finished model is loaded instead of trained, and an interrupted run resumes from the last
-    finished epoch.
+    orientation). ``ema_decay`` > 0 keeps an exponential moving average of the weights
+    (updated after every step) and returns it as the model. With ``store`` (then ``params``
+    must identify the data and every setting), a finished model is loaded instead of trained,
+    and an interrupted run resumes from the last finished epoch.
     """
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be (N, 3, H, W), got {tuple(images.shape)}")
@@ -137,18 +138,22 @@ def train_ddpm(
             log.info("loaded trained DDPM from %s", store.path(kind, params, ".pt"))
             return DDPMResult(unet.to(dev).eval(), scheduler, list(done["losses"]), True)
 
+    if not 0 <= ema_decay < 1:
+        raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
     unet.to(dev)
     opt = torch.optim.AdamW(unet.parameters(), lr=lr)
+    ema = [p.detach().clone() for p in unet.parameters()] if ema_decay else None
     gen = torch.Generator().manual_seed(seed)
     losses: list[float] = []
     start = 0
     if store is not None:
-        path = store.path(kind, params, CHECKPOINT_SUFFIX)
-        if path.exists():
-            ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        ckpt = store.load_state(kind, params, CHECKPOINT_SUFFIX)  # None when absent or corrupt
+        if ckpt is not None:
             unet.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
             gen.set_state(ckpt["generator"])
+            if ema is not None:
+                ema = [t.to(dev) for t in ckpt["ema"]]
             losses, start = list(ckpt["losses"]), int(ckpt["epoch"])
             log.info("resuming DDPM training from epoch %d", start)
 
@@ -176,6 +181,10 @@ def train_ddpm(
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
+            if ema is not None:
+                with torch.no_grad():
+                    for e, p in zip(ema, unet.parameters(), strict=True):
+                        e.lerp_(p.detach(), 1 - ema_decay)
             total += loss.item() * len(x0)
         losses.append(total / n)
         bar.update(1)
@@ -188,8 +197,14 @@ def train_ddpm(
                 "losses": losses,
                 "epoch": epoch + 1,
             }
+            if ema is not None:
+                state["ema"] = [t.detach().cpu() for t in ema]
             _save_checkpoint(store, kind, params, state)
     bar.close()
+    if ema is not None:
+        with torch.no_grad():
+            for e, p in zip(ema, unet.parameters(), strict=True):
+                p.copy_(e)
     unet.eval()
     if store is not None:
         model_state = {k: v.detach().cpu() for k, v in unet.state_dict().items()}
@@ -224,8 +239,3 @@ def sample(
     for t in tqdm(sched.timesteps, desc="DDPM samples", leave=False):
         x = sched.step(unet(x, t).sample, t, x, generator=gens).prev_sample
     return from_model_range(x).cpu()
-
-
-def losses_array(result: DDPMResult) -> np.ndarray:
-    """The per-epoch training loss as an array."""
-    return np.asarray(result.losses, dtype=np.float64)

@@ -16,18 +16,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 import torchvision.transforms.v2 as T
 from torch import nn
 from torch.utils.data import Dataset
 
-from xaistudy.data.datasets import get_dataset
+from xaistudy.data import synthetic
+from xaistudy.data.datasets import ArrayDataset, get_dataset
 from xaistudy.data.synthetic import PCLE_FOV_FRAC
-from xaistudy.models.classifiers import WeightsNotFoundError, build_classifier
+from xaistudy.models.classifiers import build_classifier, load_pretrained
 from xaistudy.models.stages import add_stage_dropout
 from xaistudy.models.train import TrainResult, fit, make_loader
 from xaistudy.store import Store
 
 log = logging.getLogger(__name__)
+
+#: synthetic tasks a stand-in pretraining can use
+STANDIN_DATASETS: tuple[str, ...] = ("synthetic-he", "synthetic-grading")
 
 
 def fov_crop_size(frame_size: int, fov_fraction: float = PCLE_FOV_FRAC) -> int:
@@ -71,6 +77,17 @@ class Augment:
         return sample
 
 
+class Standardise:
+    """Each frame's channels to mean 0 and std 1 (removes a patient's gain; see
+    :func:`xaistudy.data.shortcut_check.standardise_channels`)."""
+
+    def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
+        from xaistudy.data.shortcut_check import standardise_channels
+
+        sample["image"] = standardise_channels(sample["image"].float())
+        return sample
+
+
 class _Chain:
     def __init__(self, *steps):
         self.steps = [s for s in steps if s is not None]
@@ -92,6 +109,7 @@ def pcle_datasets(
     dataset: str = "synthetic-pcle",
     data_root: str | Path | None = None,
     data_options: Mapping[str, Any] | None = None,
+    standardise: bool = False,
 ) -> dict[str, Dataset]:
     """Train/val/test splits (by patient) of ``dataset``, cropped, train augmented.
 
@@ -99,7 +117,8 @@ def pcle_datasets(
     ``frame_size`` px; ``pcle-folder`` reads at most that many patients and frames per
     patient from ``data_root`` (see :func:`xaistudy.data.folders.pcle_folder`, options in
     ``data_options``), resized to ``frame_size``. The centre crop uses the dataset's
-    ``fov_fraction`` (the synthetic frames' when it has none).
+    ``fov_fraction`` (the synthetic frames' when it has none). ``standardise``: each frame's
+    channels to mean 0, std 1 after the augmentation (:class:`Standardise`).
     """
     out = {}
     for split in ("train", "val", "test"):
@@ -117,9 +136,49 @@ def pcle_datasets(
         fraction = getattr(ds, "fov_fraction", PCLE_FOV_FRAC)
         crop = CentreCrop(fov_crop_size(frame_size, fraction)) if centre_crop else None
         aug = Augment() if augment and split == "train" else None
-        ds.transform = _Chain(crop, aug)
+        ds.transform = _Chain(crop, aug, Standardise() if standardise else None)
         out[split] = ds
     return out
+
+
+def synthetic_cohort(
+    n_patients: int,
+    frames_per_patient: int,
+    frame_size: int,
+    centre_crop: bool = True,
+    seed: int = 0,
+    first_id: int = 0,
+    standardise: bool = False,
+) -> ArrayDataset:
+    """A test cohort of ``synthetic-pcle`` patients ``first_id .. first_id + 2 n - 1``: ``n``
+    meningioma (even ids) and ``n`` glioblastoma patients, ``frames_per_patient`` frames each.
+
+    With ``first_id`` at least the training set's patient count, no patient (and no frame) is
+    shared with the training data of the same seed. Samples carry ``patient_id``.
+    """
+    if n_patients < 1 or frames_per_patient < 1:
+        raise ValueError(
+            f"a cohort needs n_patients >= 1 and frames_per_patient >= 1, got "
+            f"{n_patients} and {frames_per_patient}"
+        )
+    start = first_id + first_id % 2  # an even id: meningioma first
+    tiles = [
+        synthetic.pcle_frame(
+            seed, pid * 10_000 + i, size=frame_size, meningioma=pid % 2 == 0, patient_id=pid
+        )
+        for pid in range(start, start + 2 * n_patients)
+        for i in range(frames_per_patient)
+    ]
+    ds = ArrayDataset(
+        np.stack([t.image for t in tiles]),
+        np.array([t.label for t in tiles]),
+        np.stack([t.mask for t in tiles]),
+        classes=synthetic.PCLE_CLASSES,
+        extra={"patient_id": np.array([t.meta["patient_id"] for t in tiles])},
+    )
+    crop = CentreCrop(fov_crop_size(frame_size)) if centre_crop else None
+    ds.transform = _Chain(crop, Standardise() if standardise else None)
+    return ds
 
 
 @dataclass
@@ -132,38 +191,99 @@ class PcleModel:
 
 
 def build_backbone(
-    name: str, pretrained: bool | str | Path, dropout: float = 0.0
+    name: str,
+    pretrained: bool | str | Path,
+    dropout: float = 0.0,
+    init_state: Mapping[str, torch.Tensor] | None = None,
+    init_label: str = "",
 ) -> tuple[nn.Module, str]:
-    """``name`` with 2 classes, local pretrained weights when asked and present, else scratch.
+    """``name`` with 2 classes and how it was initialised.
 
-    ``pretrained``: False, True (the standard local file) or a weights file; a file that does
-    not fit ``name``'s architecture (the chapter trains two) falls back to True for it.
+    ``init_state``: a state dict to start from (e.g. a stand-in pretraining; its head is
+    replaced), described by ``init_label``. Otherwise ``pretrained``: False (scratch), True (the
+    standard local ImageNet file; :class:`WeightsNotFoundError` when it is missing, never a
+    silent fall-back to scratch) or a weights file; a file that does not fit ``name``'s
+    architecture (the chapter trains two) falls back to True for it.
     """
-    init = "trained from scratch"
-    if isinstance(pretrained, str | Path) and str(pretrained):
+    if init_state is not None:
+        model = build_classifier(name, 2)
+        load_pretrained(model, init_state)
+        init = init_label or "fine-tuned from the given weights"
+    elif isinstance(pretrained, str | Path) and str(pretrained):
         try:
             model = build_classifier(name, 2, pretrained=Path(pretrained))
             init = f"fine-tuned from the weights file {Path(pretrained).name}"
-            if dropout > 0:
-                add_stage_dropout(model, dropout)
-            return model, init
         except ValueError as err:
             log.info(
                 "%s does not fit %s (%s); using the standard local weights", pretrained, name, err
             )
-            pretrained = True
-    if pretrained:
-        try:
             model = build_classifier(name, 2, pretrained=True)
             init = "fine-tuned from local ImageNet weights"
-        except WeightsNotFoundError:
-            model = build_classifier(name, 2)
-            init = "trained from scratch: no local ImageNet weights"
+    elif pretrained:
+        model = build_classifier(name, 2, pretrained=True)
+        init = "fine-tuned from local ImageNet weights"
     else:
         model = build_classifier(name, 2)
+        init = "trained from scratch"
     if dropout > 0:
         add_stage_dropout(model, dropout)
     return model, init
+
+
+def standin_pretraining(
+    name: str,
+    dataset: str = "synthetic-he",
+    n_tiles: int = 400,
+    size: int = 64,
+    *,
+    epochs: int = 3,
+    lr: float = 1e-3,
+    batch_size: int = 16,
+    seed: int = 0,
+    device: str = "auto",
+    store: Store | None = None,
+) -> dict[str, torch.Tensor]:
+    """Weights of ``name`` trained on a synthetic task (``synthetic-he`` or
+    ``synthetic-grading``): a stand-in for an ImageNet pretraining the book can run.
+
+    ``n_tiles`` training tiles (grading: split evenly over its classes), AdaMax, no early stop.
+    """
+    if dataset not in STANDIN_DATASETS:
+        raise ValueError(
+            f"unknown stand-in dataset '{dataset}'; allowed: {', '.join(STANDIN_DATASETS)}"
+        )
+
+    def sets(split: str, n: int) -> Dataset:
+        count = {"n": n} if dataset == "synthetic-he" else {"n_per_class": max(2, n // 7)}
+        return get_dataset(dataset, split, size=size, seed=seed, store=store, **count)
+
+    train, val = sets("train", n_tiles), sets("val", max(16, n_tiles // 8))
+    model = build_classifier(name, len(train.classes))
+    result = fit(
+        model,
+        make_loader(train, batch_size, shuffle=True, seed=seed),
+        make_loader(val, batch_size),
+        epochs=epochs,
+        lr=lr,
+        optimizer="adamax",
+        patience=None,
+        seed=seed,
+        device=device,
+        store=store or Store(),
+        kind="pcle-standin-pretraining",
+        params={
+            "backbone": name,
+            "dataset": dataset,
+            "n": n_tiles,
+            "size": size,
+            "epochs": epochs,
+            "lr": lr,
+            "batch_size": batch_size,
+            "seed": seed,
+        },
+        desc=f"stand-in pretraining {name} on {dataset}",
+    )
+    return {k: v.detach().cpu() for k, v in result.model.state_dict().items()}
 
 
 def train_pcle_classifier(
@@ -180,15 +300,20 @@ def train_pcle_classifier(
     seed: int = 0,
     device: str = "auto",
     store: Store | None = None,
+    init_state: Mapping[str, torch.Tensor] | None = None,
+    init_label: str = "",
+    init_key: Mapping[str, Any] | None = None,
 ) -> PcleModel:
     """Train (or load from the store) ``name`` on ``data`` with AdaMax and early stopping.
 
-    ``data_key`` names the data (it goes into the cache key with every training setting).
+    ``data_key`` names the data (it goes into the cache key with every training setting);
+    ``init_key`` names the ``init_state`` (a stand-in pretraining) for the key.
     """
-    model, init = build_backbone(name, pretrained, dropout)
+    model, init = build_backbone(name, pretrained, dropout, init_state, init_label)
     params = {
         "backbone": name,
         "init": init,
+        "init_key": dict(init_key or {}),
         "dropout": dropout,
         "epochs": epochs,
         "patience": patience,

@@ -321,9 +321,10 @@ def explanation_tiles(
     :func:`candidate_tiles`), out of ``pool * n`` test tiles.
 
     Returns ``images`` (n, 3, H, W) on ``device``, ``masks`` (the samples' masks, numpy),
-    ``truth`` (ground truth of ``target``), ``nuclei_type`` (numpy) and ``index`` (positions
-    in the test split). When fewer than ``n`` qualify, other candidates fill the list (with a
-    warning).
+    ``truth`` (ground truth of ``target``), ``nuclei_type`` (numpy), ``index`` (positions
+    in the test split) and ``predicted`` (bool: the model predicts some ``target`` pixels).
+    When fewer than ``n`` qualify, other candidates fill the list (with a warning naming the
+    class; their ``predicted`` is False).
     """
     dev = resolve_device(device)
     name = model.classes[model.class_index(target)]
@@ -337,8 +338,9 @@ def explanation_tiles(
             picked.append(i)
         if len(picked) == n:
             break
+    n_predicted = len(picked)
     if len(picked) < n:
-        log.warning("only %d of %d tiles have a predicted '%s' region", len(picked), n, target)
+        log.warning("only %d of %d tiles have a predicted '%s' region", len(picked), n, name)
         spare = [i for i in candidates if i not in picked]
         picked += spare[: n - len(picked)]  # explanations of an empty region: all-zero maps
     if not picked:
@@ -350,6 +352,7 @@ def explanation_tiles(
         "truth": class_truth(batch, name, getattr(data, "classes", ())).numpy(),
         "nuclei_type": batch["nuclei_type"].numpy(),
         "index": np.array(picked),
+        "predicted": np.arange(len(picked)) < n_predicted,
     }
 
 

@@ -5,8 +5,10 @@ Three convolutions (3x3, 5x5, 5x5; 16/32/64 channels, no padding), each followed
 first linear layer is sized from the input side, so the same class serves 64-px smoke tiles and
 the thesis's 256-px patches (64 x 27 x 27 features). As in the appendix code, batch
 normalisation follows the first convolution and the first linear layer (``batchnorm=False``
-drops both). Every operation is its own module so that hook-based explainers see it;
-:attr:`ThesisCNN.conv3` is the layer the thesis hooked for Grad-CAM.
+drops both). ``standardise=True`` puts :class:`~xaistudy.models.transforms.ChannelStandardise`
+in front (per-tile channel standardisation; not in the thesis). Every operation is its own
+module so that hook-based explainers see it; :attr:`ThesisCNN.conv3` is the layer the thesis
+hooked for Grad-CAM.
 
 :func:`rotation_balanced_indices` reproduces Table 1: classes with too few patches get the 90,
 180 and 270 degree rotations of their patches, then every class is cut to the same size.
@@ -22,6 +24,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from xaistudy.data.datasets import ArrayDataset
+from xaistudy.models.transforms import ChannelStandardise
 
 #: Channels of the three convolutions and their kernel sizes (appendix code).
 CONV_CHANNELS: tuple[int, int, int] = (16, 32, 64)
@@ -60,8 +63,10 @@ class ThesisCNN(nn.Module):
         fc_width: int = THESIS_FC_WIDTH,
         in_chans: int = 3,
         batchnorm: bool = True,
+        standardise: bool = False,
     ):
         super().__init__()
+        self.standardise = ChannelStandardise() if standardise else nn.Identity()
         c1, c2, c3 = CONV_CHANNELS
         k1, k2, k3 = CONV_KERNELS
         self.conv1 = nn.Conv2d(in_chans, c1, k1)
@@ -92,7 +97,7 @@ class ThesisCNN(nn.Module):
         return self.conv3
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.pool1(self.relu1(self.bn1(self.conv1(x))))
+        x = self.pool1(self.relu1(self.bn1(self.conv1(self.standardise(x)))))
         x = self.pool2(self.relu2(self.conv2(x)))
         return self.pool3(self.relu3(self.conv3(x)))
 

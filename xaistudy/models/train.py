@@ -7,10 +7,15 @@ interrupted run so that it ends with exactly the weights of an uninterrupted one
 
 Determinism needs a seeded shuffle: build training loaders with :func:`make_loader`, or pass
 ``generator=torch.Generator().manual_seed(seed)`` to ``DataLoader`` yourself.
+
+A trained model is keyed by its weights: :func:`weights_hash` (also
+:attr:`TrainResult.weights_hash`) is the cache key of everything computed from it (maps,
+scores), so results follow the weights, however they were made or loaded.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io
 import logging
 import math
@@ -219,6 +224,17 @@ def _set_rng_state(state: Mapping[str, Any], loader: DataLoader) -> None:
 
 
 # -- training state and checkpoints ---------------------------------------------------------
+def weights_hash(model: nn.Module) -> str:
+    """A short hash of ``model``'s parameters and buffers (names, dtypes, shapes, values): the
+    one cache key of a trained model and of everything computed from it."""
+    digest = hashlib.sha256()
+    for name, value in model.state_dict().items():
+        tensor = value.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{tuple(tensor.shape)};".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
 @dataclass
 class TrainResult:
     """What :func:`fit` returns."""
@@ -228,6 +244,11 @@ class TrainResult:
     best_epoch: int
     stopped_early: bool
     from_cache: bool = False
+
+    @property
+    def weights_hash(self) -> str:
+        """:func:`weights_hash` of the trained model: the key of what is computed from it."""
+        return weights_hash(self.model)
 
 
 @dataclass
@@ -308,7 +329,9 @@ def _resume(
     path = store.path(kind, params, CHECKPOINT_SUFFIX)
     if not path.exists():
         return _Progress()
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    ckpt = store.load_state(kind, params, CHECKPOINT_SUFFIX)  # None when corrupt
+    if ckpt is None:
+        return _Progress()
     if ckpt["settings"] != settings:
         log.warning("checkpoint %s was made with other settings; starting afresh", path.name)
         return _Progress()

@@ -1,7 +1,8 @@
 """A small U-Net for tissue segmentation, its BCE + Dice loss and a training objective.
 
 ``UNet(in_chans, out_chans)`` outputs one logit map per class (multi-label, sigmoid), e.g. a
-neoplastic and a non-neoplastic nuclei map as in the thesis chapter. Train it with
+neoplastic and a non-neoplastic nuclei map as in the thesis chapter. ``ThesisUNet`` is the
+smaller U-Net of Valatkaitė's appendix code. Train either with
 :func:`xaistudy.models.train.fit` and ``objective=segmentation_objective(...)``.
 """
 
@@ -15,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from xaistudy.models.train import Objective
+from xaistudy.models.transforms import ChannelStandardise
 
 
 def _double_conv(in_chans: int, out_chans: int) -> nn.Sequential:
@@ -35,10 +37,18 @@ class UNet(nn.Module):
     default layer for segmentation CAMs); ``head`` the final 1x1 convolution.
     """
 
-    def __init__(self, in_chans: int = 3, out_chans: int = 2, base: int = 16, depth: int = 4):
+    def __init__(
+        self,
+        in_chans: int = 3,
+        out_chans: int = 2,
+        base: int = 16,
+        depth: int = 4,
+        standardise: bool = False,
+    ):
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
+        self.standardise = ChannelStandardise() if standardise else nn.Identity()
         widths = [base * 2**i for i in range(depth + 1)]
         self.depth = depth
         self.down = nn.ModuleList(
@@ -64,6 +74,7 @@ class UNet(nn.Module):
                 f"got {tuple(x.shape[-2:])}"
             )
         skips = []
+        x = self.standardise(x)
         for block in self.down:
             x = block(x)
             skips.append(x)
@@ -72,6 +83,89 @@ class UNet(nn.Module):
         for up, conv, skip in zip(self.up, self.up_conv, reversed(skips), strict=True):
             x = conv(torch.cat([up(x), skip], dim=1))
         return self.head(x)
+
+
+def _thesis_contract(in_chans: int, out_chans: int, kernel: int, padding: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_chans, out_chans, kernel, padding=padding),
+        nn.BatchNorm2d(out_chans),
+        nn.ReLU(),
+        nn.Conv2d(out_chans, out_chans, kernel, padding=padding),
+        nn.BatchNorm2d(out_chans),
+        nn.ReLU(),
+        nn.MaxPool2d(3, stride=2, padding=1),
+    )
+
+
+def _thesis_expand(in_chans: int, out_chans: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_chans, out_chans, 3, padding=1),
+        nn.BatchNorm2d(out_chans),
+        nn.ReLU(),
+        nn.Conv2d(out_chans, out_chans, 3, padding=1),
+        nn.BatchNorm2d(out_chans),
+        nn.ReLU(),
+        nn.ConvTranspose2d(out_chans, out_chans, 3, stride=2, padding=1, output_padding=1),
+    )
+
+
+class ThesisUNet(nn.Module):
+    """The U-Net of the thesis's appendix (``UNET``): three contracting blocks (7x7 then 3x3
+    convolutions, each block two conv-BN-ReLU and a 3x3 max-pool of stride 2), three expanding
+    blocks ending in a stride-2 transposed convolution, skips by concatenation; the last
+    block's output (``out_chans`` maps) is the logit map. ``base`` = 32 in the thesis
+    (channels 32, 64, 128). Input sides must be divisible by 8. ``standardise=True`` puts a
+    per-tile channel standardisation in front (not in the thesis).
+    """
+
+    depth = 3
+
+    def __init__(
+        self, in_chans: int = 3, out_chans: int = 2, base: int = 32, standardise: bool = False
+    ):
+        super().__init__()
+        self.standardise = ChannelStandardise() if standardise else nn.Identity()
+        self.conv1 = _thesis_contract(in_chans, base, 7, 3)
+        self.conv2 = _thesis_contract(base, 2 * base, 3, 1)
+        self.conv3 = _thesis_contract(2 * base, 4 * base, 3, 1)
+        self.upconv3 = _thesis_expand(4 * base, 2 * base)
+        self.upconv2 = _thesis_expand(4 * base, base)
+        self.upconv1 = _thesis_expand(2 * base, out_chans)
+
+    @property
+    def bottleneck(self) -> nn.Module:
+        """The deepest block (the default layer for segmentation CAMs)."""
+        return self.conv3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[-1] % 8 or x.shape[-2] % 8:
+            raise ValueError(f"ThesisUNet needs sides divisible by 8, got {tuple(x.shape[-2:])}")
+        c1 = self.conv1(self.standardise(x))
+        c2 = self.conv2(c1)
+        u3 = self.upconv3(self.conv3(c2))
+        u2 = self.upconv2(torch.cat([u3, c2], 1))
+        return self.upconv1(torch.cat([u2, c1], 1))
+
+
+#: the named segmentation architectures: the textbook U-Net and the thesis's
+UNET_ARCHITECTURES = ("thesis", "textbook")
+
+
+def build_unet(
+    arch: str,
+    in_chans: int = 3,
+    out_chans: int = 2,
+    base: int = 32,
+    depth: int = 3,
+    standardise: bool = False,
+):
+    """``ThesisUNet(in, out, base)`` for ``"thesis"``, ``UNet(in, out, base, depth)`` for
+    ``"textbook"``; ``standardise`` puts a per-tile channel standardisation in front."""
+    if arch == "thesis":
+        return ThesisUNet(in_chans, out_chans, base, standardise=standardise)
+    if arch == "textbook":
+        return UNet(in_chans, out_chans, base=base, depth=depth, standardise=standardise)
+    raise ValueError(f"U-Net architecture must be one of {', '.join(UNET_ARCHITECTURES)}: {arch!r}")
 
 
 def dice_score(logits: torch.Tensor, target: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:

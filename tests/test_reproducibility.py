@@ -1,0 +1,95 @@
+"""Runs a user can trust: the same tables whatever the machine's thread settings, and a run
+started from any folder with relative paths."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from xaistudy import runtime
+
+pytestmark = pytest.mark.slow
+
+#: tables that measure wall-clock time (they differ between any two runs)
+TIMING_TABLES = {"generation_speed"}
+
+
+def _run_from(folder: Path, chapter: str, omp_threads: int, tag: str) -> Path:
+    """Run ``chapter`` (smoke, threads=2) from ``folder`` with a relative output folder and a
+    relative cache of its own, under ``OMP_NUM_THREADS=omp_threads``; return the output."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(omp_threads), "XAISTUDY_CACHE": f"cache-{tag}"}
+    argv = ["run", chapter, "--profile", "smoke", "-p", "threads", "2", "--out", f"out-{tag}"]
+    result = subprocess.run(
+        [sys.executable, "-m", "xaistudy.cli", *argv],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return folder / f"out-{tag}"
+
+
+def _tables(out: Path) -> dict[str, pd.DataFrame]:
+    """Every table of a run, without timing tables and columns of seconds."""
+    tables = {}
+    for path in sorted((out / "tables").glob("*.csv")):
+        if path.stem in TIMING_TABLES:
+            continue
+        table = pd.read_csv(path)
+        tables[path.stem] = table.drop(columns=[c for c in table if "second" in c.lower()])
+    return tables
+
+
+@pytest.mark.parametrize("chapter", ["data", "thesis_metrics"])
+def test_tables_do_not_depend_on_the_environments_thread_count(tmp_path, chapter):
+    one = _run_from(tmp_path, chapter, 1, "omp1")
+    two = _run_from(tmp_path, chapter, 2, "omp2")
+    a, b = _tables(one), _tables(two)
+    assert a.keys() == b.keys() and len(a) >= 4
+    for name in a:
+        pd.testing.assert_frame_equal(a[name], b[name], check_exact=True, obj=name)
+    # the kernel really used the chapter's threads, not OMP_NUM_THREADS
+    for out in (one, two):
+        record = pd.read_csv(out / "tables" / "run_record.csv").set_index("setting")["value"]
+        assert record["threads"] == "2"
+    # relative paths were resolved against the caller's folder: cache and output are here
+    for tag in ("omp1", "omp2"):
+        assert (tmp_path / f"out-{tag}" / f"{chapter}.ipynb").exists()
+        if chapter == "thesis_metrics":  # the data chapter caches nothing
+            assert any((tmp_path / f"cache-{tag}").rglob("*.pt"))
+    assert not list(tmp_path.glob("out-*/.staging-*"))
+
+
+def test_fix_threads_sets_torch_and_reports_what_it_set():
+    import torch
+
+    before = torch.get_num_threads()
+    try:
+        record = runtime.fix_threads(1)
+        assert record["threads"] == torch.get_num_threads() == 1
+        assert torch.are_deterministic_algorithms_enabled()
+    finally:
+        torch.set_num_threads(before)
+        torch.use_deterministic_algorithms(False)
+
+
+def test_libraries_loaded_after_fix_threads_use_the_same_threads():
+    """scipy's and scikit-learn's BLAS/OpenMP pools (loaded by LIME, after the chapter fixed
+    its threads) must not keep the size the caller's environment asked for."""
+    code = (
+        "from xaistudy.runtime import fix_threads; fix_threads(2)\n"
+        "import scipy.linalg, sklearn.linear_model\n"
+        "from threadpoolctl import threadpool_info\n"
+        "print(sorted({p['num_threads'] for p in threadpool_info()}))\n"
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[2]"
