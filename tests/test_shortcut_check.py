@@ -144,3 +144,11 @@ def test_small_cnn_learns_he_tumour_vs_normal(tmp_path) -> None:
     cnn = results[results["method"] == C.CNN]["value"].mean()
     assert cnn >= 0.90
     assert cnn > results[results["method"] == "mean RGB"]["value"].mean() + 0.3
+
+
+def test_small_cnn_learns_the_seven_grading_classes(tmp_path) -> None:
+    sizes = C.CheckSizes(100, 15, 30)  # the data chapter's quick sizes, per class
+    results = C.check("synthetic-grading", 0, sizes, store=Store(tmp_path), device="cpu")
+    cnn = results[results["method"] == C.CNN]["value"].mean()
+    assert cnn >= 0.90
+    assert cnn > results[results["method"] == "mean RGB"]["value"].mean() + 0.5
