@@ -397,3 +397,18 @@ def test_smoke_run_writes_the_claims(tmp_path):
     assert shared["table9.mard.ibo_vs_mean"] == chapter.SHARED_DDPM
     gate = pd.read_csv(out / "tables" / "ddpm_gate.csv")
     assert {"DDPM sample", "held-out normal tile"} <= set(gate.source)
+
+
+def test_benchmark_table_reads_only_the_repaint_results():
+    """Other benchmarks write beside RePaint's results; the table must list RePaint's alone."""
+    import json
+
+    from xaistudy.store import repo_root
+
+    results = repo_root() / "benchmarks" / "results"
+    repaint = sorted(p.name for p in results.glob("*.json") if "batched" in json.loads(p.read_text()))
+    table = chapter.benchmark_table()
+    assert repaint, "no RePaint benchmark result is recorded"
+    assert sorted(table["file"]) == repaint
+    assert (table["speedup"] > 0).all()
+    assert (table["max_pixel_difference"] >= 0).all()

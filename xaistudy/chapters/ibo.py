@@ -1080,7 +1080,7 @@ def benchmark_table() -> pd.DataFrame:
     from xaistudy.store import repo_root
 
     rows = []
-    for path in sorted((repo_root() / "benchmarks" / "results").glob("*.json")):
+    for path in sorted((repo_root() / "benchmarks" / "results").glob("repaint_*.json")):
         r = json.loads(path.read_text())
         rows.append(
             {
