@@ -381,7 +381,6 @@ def test_table1_margin_and_split_half_statistics():
     assert np.isnan(chapter._split_half_tau(3)(iou[iou.unit == 0]))  # one half is empty
 
 
-
 def test_smoke_run_writes_the_claims(tmp_path):
     from xaistudy import cli
 
@@ -406,7 +405,9 @@ def test_benchmark_table_reads_only_the_repaint_results():
     from xaistudy.store import repo_root
 
     results = repo_root() / "benchmarks" / "results"
-    repaint = sorted(p.name for p in results.glob("*.json") if "batched" in json.loads(p.read_text()))
+    repaint = sorted(
+        p.name for p in results.glob("*.json") if "batched" in json.loads(p.read_text())
+    )
     table = chapter.benchmark_table()
     assert repaint, "no RePaint benchmark result is recorded"
     assert sorted(table["file"]) == repaint
