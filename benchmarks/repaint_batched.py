@@ -2,7 +2,8 @@
 
     .venv/bin/python benchmarks/repaint_batched.py                 # tiny CPU default, < 3 min
     .venv/bin/python benchmarks/repaint_batched.py --size 256 --channels 128,128,256,256,512,512 \
-        --steps 250 --jump 10 --resample 10 --batch 32 --device cuda --out benchmarks/results/repaint_<machine>.json
+        --steps 250 --jump 10 --resample 10 --batch 32 --device cuda \
+        --out benchmarks/results/repaint_<machine>.json
 
 Both sides inpaint the same ``batch`` images, each with its own random mask and its own seed,
 with the same randomly initialised ``UNet2DModel`` and the same RePaint schedule (eta = 1).
