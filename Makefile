@@ -28,5 +28,5 @@ lint: $(STAMP)
 	$(BIN)/ruff check xaistudy tests
 
 clean:
-	rm -rf _build book/chapters data/cache .pytest_cache .ruff_cache
+	rm -rf _build book/chapters book/exercises data/cache .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

@@ -381,11 +381,8 @@ def test_table1_margin_and_split_half_statistics():
     assert np.isnan(chapter._split_half_tau(3)(iou[iou.unit == 0]))  # one half is empty
 
 
-def test_smoke_run_writes_the_claims(tmp_path):
-    from xaistudy import cli
-
-    out = tmp_path / "ibo"
-    assert cli.main(["run", "ibo", "--profile", "smoke", "--out", str(out)]) == 0
+def test_smoke_run_writes_the_claims(smoke_outputs):
+    out = smoke_outputs("ibo")
     claims = pd.read_csv(out / "tables" / "claims.csv")
     ids = set(claims.claim_id)
     for s in ("blackening", "histogram", "mean", "nli", "blurring"):

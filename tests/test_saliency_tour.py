@@ -118,8 +118,8 @@ def test_methods_parameter_is_validated_before_running():
 
 
 @pytest.mark.slow
-def test_smoke_run_writes_the_tables_claims_and_figures(tmp_path):
-    assert cli.main(["run", "saliency_tour", "--profile", "smoke", "--out", str(tmp_path)]) == 0
+def test_smoke_run_writes_the_tables_claims_and_figures(smoke_outputs):
+    tmp_path = smoke_outputs("saliency_tour")
     methods = pd.read_csv(tmp_path / "tables" / "methods.csv")
     required = [
         "method",

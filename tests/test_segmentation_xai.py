@@ -11,7 +11,6 @@ from pytorch_grad_cam import HiResCAM
 from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
 from torch import nn
 
-from xaistudy import cli
 from xaistudy.chapters import segmentation_xai as ch
 from xaistudy.chapters.segmentation_xai import SegmentationXaiParams
 from xaistudy.evaluate.segmentation_metrics import (
@@ -571,9 +570,8 @@ def test_params_layers_and_thresholds_are_checked():
 
 
 @pytest.mark.slow
-def test_smoke_run_writes_claims_checks_and_timings(tmp_path):
-    out = tmp_path / "out"
-    assert cli.main(["run", "segmentation_xai", "--profile", "smoke", "--out", str(out)]) == 0
+def test_smoke_run_writes_claims_checks_and_timings(smoke_outputs):
+    out = smoke_outputs("segmentation_xai")
     claims = pd.read_csv(out / "tables" / "claims.csv")
     ids = set(claims["claim_id"])
     for layer in ("bottleneck", "up_conv.0"):

@@ -393,10 +393,8 @@ def test_tendency_differences_are_within_class_by_hand():
 
 
 @pytest.mark.slow
-def test_smoke_run_writes_every_claim(tmp_path, monkeypatch):
-    monkeypatch.setenv("XAISTUDY_CACHE", str(tmp_path / "cache"))
-    out = tmp_path / "out"
-    assert cli.main(["run", "thesis_metrics", "--profile", "smoke", "--out", str(out)]) == 0
+def test_smoke_run_writes_every_claim(smoke_outputs):
+    out = smoke_outputs("thesis_metrics")
     claims = pd.read_csv(out / "tables" / "claims.csv")
     ids = set(claims["claim_id"])
     assert {f"table6.order.{m}" for m in q.METRICS} <= ids

@@ -370,11 +370,8 @@ def test_equal_channel_totals_make_the_two_relevance_maps_one_map():
 
 
 
-def test_smoke_run_writes_every_claim(tmp_path):
-    from xaistudy import cli
-
-    out = tmp_path / "xrelevancecam"
-    assert cli.main(["run", "xrelevancecam", "--profile", "smoke", "--out", str(out)]) == 0
+def test_smoke_run_writes_every_claim(smoke_outputs):
+    out = smoke_outputs("xrelevancecam")
     claims = pd.read_csv(out / "tables" / "claims.csv")
     ids = set(claims.claim_id)
     for start in ("scratch", "pretrained"):

@@ -79,12 +79,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     claims.add_argument("--csv", action="store_true", help="print CSV instead of a table")
 
+    ex = sub.add_parser(
+        "exercises",
+        help="list a chapter's exercises; --run computes their answer key",
+        epilog="--run runs the chapter once with its defaults and once per exercise "
+        "(smoke profile unless --profile), then writes answers.json for the book.",
+    )
+    ex.add_argument("chapter", help="the chapter (see 'xaistudy list')")
+    ex.add_argument("--run", action="store_true", help="run the exercises, print the answers")
+    ex.add_argument("--profile", default="smoke", choices=PROFILES, help="profile of --run")
+    ex.add_argument("--only", nargs="+", default=None, metavar="SLUG", help="these exercises")
+    ex.add_argument(
+        "--out", default=None, help="folder of the runs and answers.json (default book/exercises/)"
+    )
+
     book = sub.add_parser(
         "book", help="run every chapter, then build the HTML book", epilog=PROFILES_HELP
     )
     book.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILES)
     book.add_argument(
         "--no-run", action="store_true", help="only rebuild the HTML from executed notebooks"
+    )
+    book.add_argument(
+        "--no-exercises",
+        action="store_true",
+        help="skip running the exercises (their answer keys then say how to compute them)",
     )
     return p
 
@@ -169,6 +188,25 @@ def _print_claims(chapters_dir: str | None, as_csv: bool) -> None:
     print(claims.verdict_counts(table).to_string(index=False))
 
 
+def _exercises(args: argparse.Namespace) -> None:
+    from xaistudy import exercises
+    from xaistudy.chapters import get_chapter
+
+    chapter = get_chapter(args.chapter)
+    if not chapter.exercises:
+        raise ParamError(f"chapter '{chapter.name}' has no exercises")
+    if not args.run:
+        for i, e in enumerate(chapter.exercises, 1):
+            print(f"{i}. [{e.slug}] {e.question}")
+            print(f"   {e.command(chapter.name)}")
+            print(f"   look at: {e.where().replace('`', '')}")
+        return
+    result = exercises.run_exercises(chapter.name, args.profile, args.out, only=args.only)
+    for slug, item in result["exercises"].items():
+        print(f"[{slug}] {item['command']}")
+        print(f"   {item['answer']}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit status (2: bad input, 130: interrupted)."""
     try:
@@ -214,10 +252,16 @@ def _main(argv: list[str] | None = None) -> int:
                 args.chapter, args.profile, overrides, args.out, args.log_output
             )
             print(out)
+        elif args.command == "exercises":
+            _exercises(args)
         elif args.command == "claims":
             _print_claims(args.chapters_dir, args.csv)
         elif args.command == "book":
-            print(runner.build_book(args.profile, run=not args.no_run))
+            print(
+                runner.build_book(
+                    args.profile, run=not args.no_run, exercises=not args.no_exercises
+                )
+            )
     except ParamError as err:
         print(f"xaistudy: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -290,13 +290,24 @@ def build_html(root: Path | None = None) -> Path:
     return index
 
 
-def build_book(profile: str = DEFAULT_PROFILE, run: bool = True) -> Path:
+def build_book(profile: str = DEFAULT_PROFILE, run: bool = True, exercises: bool = True) -> Path:
     """Run every chapter with ``profile`` into ``book/chapters/`` (the Synthesis part last, as
-    it reads the others' claims), then build the HTML book."""
+    it reads the others' claims), then build the HTML book.
+
+    With ``exercises`` the chapters' exercises run first at the smoke profile, so that each
+    chapter's last section shows the answer key computed from them.
+    """
     if run:
+        from xaistudy import exercises as ex
+
         names = list(chapters())
         for name in names:
             prepare_run(name, profile, out=default_out(name))  # validate all before running any
+        if exercises:
+            for name, chapter in chapters().items():
+                if chapter.exercises:
+                    print(f"== exercises of {name} (profile smoke)", flush=True)
+                    ex.run_exercises(name, "smoke")
         for name in names:
             print(f"== chapter {name} (profile {profile})", flush=True)
             run_chapter(name, profile)

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from xaistudy.exercises import Exercise
 from xaistudy.params import BaseParams, ParamError
 from xaistudy.store import repo_root
 
@@ -82,6 +83,7 @@ class Chapter:
     part: str = "Chapters"
     paper: PaperRecord | None = None
     source: Path | None = None  # the notebook, when not notebooks/<name>.md
+    exercises: tuple[Exercise, ...] = ()  # see xaistudy.exercises
 
     @property
     def notebook(self) -> Path:

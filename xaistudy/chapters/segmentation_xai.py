@@ -27,6 +27,7 @@ from xaistudy.chapters import Chapter, PaperRecord, Setting
 from xaistudy.claims import Claim, judge, order_agreement, paired_difference
 from xaistudy.evaluate.segmentation_metrics import metric_steps, share_inside
 from xaistudy.evaluate.stats import mean_ci
+from xaistudy.exercises import Exercise, Outcome
 from xaistudy.explain.rise import rise_masks
 from xaistudy.explain.segmentation import (
     SEG_METHODS,
@@ -1132,10 +1133,70 @@ def claims(res: Results, profile: str) -> list[dict[str, object]]:
             for c, d, nb in tests]
 
 
+
+# --- exercises (xaistudy exercises segmentation_xai)
+
+
+def _answer_rise(o: Outcome) -> str:
+    t = o.table("rise_convergence")
+    t = t[t["estimator"] == t["estimator"].iloc[0]]
+    curve = ", ".join(f"{int(n)}: {m:.2f}" for n, m in zip(t["n_masks"], t["mean"], strict=True))
+    return (
+        f"Pearson correlation with the reference RISE map by number of masks "
+        f"({t['estimator'].iloc[0]}): {curve}."
+    )
+
+
+def _best(o: Outcome, baseline: bool = False) -> str:
+    t = o.table("table1", baseline).dropna(subset=["dice_explained"])
+    r = t.sort_values("dice_explained", ascending=False).iloc[0]
+    return f"{r['method']} at {r['layer']} ({r['dice_explained']:.2f})"
+
+
+def _answer_thresholds(o: Outcome) -> str:
+    return (
+        f"Highest Dice Explained with thresholds 0.3/0.5: {_best(o)}; with the survey's "
+        f"0.05/0.1: {_best(o, True)}; " + o.changed_verdicts() + "."
+    )
+
+
+def _answer_layer(o: Outcome) -> str:
+    return (
+        f"Explaining the first decoder block only, the highest Dice Explained is {_best(o)}; "
+        f"with both layers: {_best(o, True)}."
+    )
+
+
+EXERCISES = (
+    Exercise(
+        "rise-masks",
+        "How many RISE masks until the map stops changing?",
+        params={"rise_masks": [5, 10, 40, 80]},
+        look_at="table:rise_convergence",
+        answer=_answer_rise,
+    ),
+    Exercise(
+        "thresholds",
+        "Does the winner of Table 1 depend on the binarisation threshold?",
+        params={"cam_thresholds": [0.3, 0.5]},
+        look_at="table:table1",
+        answer=_answer_thresholds,
+    ),
+    Exercise(
+        "decoder-layer",
+        "Where in a U-Net should a CAM look: the bottleneck or the decoder?",
+        params={"layers": ["up_conv.0"]},
+        look_at="table:table1",
+        answer=_answer_layer,
+    ),
+)
+
+
 CHAPTER = Chapter(
     name="segmentation_xai",
     title="Explaining segmentation models",
     params=SegmentationXaiParams,
     order=60,
     paper=PAPER,
+    exercises=EXERCISES,
 )

@@ -1,0 +1,124 @@
+"""Exercises: data in the chapter modules, listed by the CLI, each one run at the smoke size."""
+
+import json
+
+import pandas as pd
+import pytest
+
+from xaistudy import cli, exercises
+from xaistudy.chapters import discover
+from xaistudy.exercises import Exercise, Outcome
+from xaistudy.params import PROFILES, build_params
+
+#: the chapters that reproduce a paper each end with exercises
+PAPER_CHAPTERS = [c.name for c in discover().values() if c.paper is not None]
+
+
+def _claims(folder, verdicts):
+    (folder / "tables").mkdir(parents=True)
+    rows = [{"claim_id": k, "verdict": v} for k, v in verdicts.items()]
+    pd.DataFrame(rows).to_csv(folder / "tables" / "claims.csv", index=False)
+    return folder
+
+
+def test_every_paper_chapter_has_three_to_six_exercises_with_valid_parameters():
+    assert PAPER_CHAPTERS  # the book reproduces papers
+    for name in PAPER_CHAPTERS:
+        chapter = discover()[name]
+        assert 3 <= len(chapter.exercises) <= 6, name
+        assert len({e.slug for e in chapter.exercises}) == len(chapter.exercises)
+        quick = build_params(chapter.params, "quick")
+        for e in chapter.exercises:
+            assert e.answer is not None and e.question.endswith("?"), (name, e.slug)
+            for key, value in e.params.items():  # an exercise moves a lever
+                assert getattr(quick, key) != value, (name, e.slug, key)
+            for profile in PROFILES:  # the levers are real parameters with allowed values
+                if profile != "paper":  # paper needs the real datasets' folders
+                    build_params(chapter.params, profile, e.overrides(chapter.has_seeds))
+
+
+def test_cli_lists_the_exercises_with_their_commands(capsys):
+    for name in PAPER_CHAPTERS:
+        assert cli.main(["exercises", name]) == 0
+        text = capsys.readouterr().out
+        for e in discover()[name].exercises:
+            assert e.command(name) in text and e.question in text
+
+
+def test_cli_refuses_a_chapter_without_exercises_and_an_unknown_slug(capsys):
+    assert cli.main(["exercises", "data"]) == 2
+    assert "has no exercises" in capsys.readouterr().err
+    assert cli.main(["exercises", "ibo", "--run", "--only", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown exercise" in err and "one-replicate" in err and len(err.splitlines()) == 1
+
+
+def test_command_quotes_values_and_lists():
+    e = Exercise("x", "Why?", params={"rise_masks": [5, 10], "average": "macro"}, look_at="table:t")
+    assert e.command("seg") == "xaistudy run seg -p rise_masks '[5, 10]' -p average macro"
+    assert e.command("seg", "smoke").startswith("xaistudy run seg --profile smoke ")
+    seeded = Exercise("y", "Why?", seeds=(0, 1), look_at="claim:c")
+    assert seeded.command("ibo").endswith("--seeds 0 1")
+    assert seeded.overrides() == {"seeds": [0, 1]}
+
+
+def test_a_bad_target_is_refused_when_the_exercise_is_defined():
+    with pytest.raises(ValueError, match="look_at must be one of"):
+        Exercise("x", "Why?", look_at="plot:t")
+    with pytest.raises(ValueError, match="look_at"):
+        Exercise("x", "Why?", look_at="table:")
+
+
+def test_check_target_names_what_the_run_lacks(tmp_path):
+    run = _claims(tmp_path / "run", {"a.b": "reproduced"})
+    Exercise("ok", "Why?", look_at="claim:a.b").check_target(run)
+    with pytest.raises(KeyError, match="no claim 'c.d'"):
+        Exercise("x", "Why?", look_at="claim:c.d").check_target(run)
+    with pytest.raises(FileNotFoundError, match="exercise 'y' points at .*missing.csv"):
+        Exercise("y", "Why?", look_at="table:missing").check_target(run)
+
+
+def test_changed_verdicts_compares_with_the_baseline(tmp_path):
+    base = _claims(tmp_path / "base", {"t.a": "reproduced", "t.b": "inconclusive", "u": "x"})
+    same = _claims(tmp_path / "same", {"t.a": "reproduced", "t.b": "inconclusive"})
+    moved = _claims(tmp_path / "moved", {"t.a": "contradicted", "t.b": "inconclusive"})
+    assert Outcome(same, base).changed_verdicts("t.") == (
+        "no verdict changes among the 2 claims compared"
+    )
+    assert Outcome(moved, base).changed_verdicts("t.") == (
+        "1 of 2 verdicts change (t.a: reproduced → contradicted)"
+    )
+    with pytest.raises(ValueError, match="no baseline"):
+        Outcome(same).table("claims", baseline=True)
+
+
+def test_html_collapses_the_answer_and_says_when_it_was_not_computed():
+    name = PAPER_CHAPTERS[0]
+    first = discover()[name].exercises[0]
+    empty = exercises.exercises_html(name, None)
+    assert empty.count("<details>") == len(discover()[name].exercises)
+    assert f"xaistudy exercises {name} --run" in empty
+    answers = {
+        "profile": "smoke",
+        "exercises": {first.slug: {"command": "cmd", "answer": "IoU <0.5> & more"}},
+    }
+    text = exercises.exercises_html(name, answers)
+    assert "IoU &lt;0.5&gt; &amp; more" in text  # escaped, inside the collapsed block
+    assert text.index("<summary>What you should see</summary><p>IoU") > 0
+
+
+@pytest.mark.parametrize("name", PAPER_CHAPTERS)
+def test_every_exercise_runs_at_smoke_size_and_computes_its_answer(
+    name, smoke_outputs, tmp_path, capsys
+):
+    out = tmp_path / name
+    result = exercises.run_exercises(name, "smoke", out, baseline=smoke_outputs(name))
+    slugs = [e.slug for e in discover()[name].exercises]
+    assert list(result["exercises"]) == slugs
+    for e in discover()[name].exercises:
+        answer = result["exercises"][e.slug]["answer"]
+        assert len(answer) > 20 and "nan" not in answer.lower(), (e.slug, answer)
+        e.check_target(out / e.slug)
+    assert json.loads((out / exercises.ANSWERS).read_text()) == result
+    html = exercises.exercises_html(name, exercises.load_answers(name, out))
+    assert "Not computed" not in html
