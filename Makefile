@@ -9,6 +9,7 @@ STAMP   := $(VENV)/.xaistudy-installed
 
 help:
 	@echo "make book     run every chapter ($(PROFILE) profile) and build _build/html/index.html"
+	@echo "              (EXERCISES=1: also run the exercises for their answer keys, ~8 min)"
 	@echo "make test     run the test suite"
 	@echo "make lint     ruff"
 	@echo "make clean    remove the built book, executed chapters and caches (keeps .venv)"
@@ -19,7 +20,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 book: $(STAMP)
-	$(BIN)/xaistudy book --profile $(PROFILE)
+	$(BIN)/xaistudy book --profile $(PROFILE) $(if $(EXERCISES),--exercises,)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

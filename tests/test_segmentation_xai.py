@@ -588,3 +588,11 @@ def test_smoke_run_writes_claims_checks_and_timings(smoke_outputs):
     timing = pd.read_csv(out / "tables" / "timing.csv")
     assert {"median_seconds", "ms_per_forward", "survey_ms_per_forward"} <= set(timing.columns)
     assert (out / "figures" / "fig2_methods.png").exists()
+
+
+def test_claims_quote_the_nearest_survey_threshold_for_other_thresholds():
+    survey = ch.PAPER.number("t1.seg-grad-cam.0.05.dice")
+    assert ch._num("seg-grad-cam", 0.05, None, "dice") == survey
+    other = ch._num("seg-grad-cam", 0.3, None, "dice")
+    assert other == ch.PAPER.number("t1.seg-grad-cam.0.1.dice") + " (the survey's threshold 0.1)"
+    assert ch._num("rise", 0.25, 100, "ratio").endswith("(the survey's threshold 0.2)")

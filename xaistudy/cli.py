@@ -101,9 +101,9 @@ def _parser() -> argparse.ArgumentParser:
         "--no-run", action="store_true", help="only rebuild the HTML from executed notebooks"
     )
     book.add_argument(
-        "--no-exercises",
+        "--exercises",
         action="store_true",
-        help="skip running the exercises (their answer keys then say how to compute them)",
+        help="first run every exercise at the smoke size (about 8 min) for the answer keys",
     )
     return p
 
@@ -257,11 +257,7 @@ def _main(argv: list[str] | None = None) -> int:
         elif args.command == "claims":
             _print_claims(args.chapters_dir, args.csv)
         elif args.command == "book":
-            print(
-                runner.build_book(
-                    args.profile, run=not args.no_run, exercises=not args.no_exercises
-                )
-            )
+            print(runner.build_book(args.profile, run=not args.no_run, exercises=args.exercises))
     except ParamError as err:
         print(f"xaistudy: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
