@@ -60,6 +60,9 @@ def test_command_quotes_values_and_lists():
     seeded = Exercise("y", "Why?", seeds=(0, 1), look_at="claim:c")
     assert seeded.command("ibo").endswith("--seeds 0 1")
     assert seeded.overrides() == {"seeds": [0, 1]}
+    assert Exercise("z", "Why?", seeds=(3,), look_at="claim:c").overrides(False) == {"seed": 3}
+    with pytest.raises(ValueError, match="runs one seed"):
+        seeded.overrides(seeds_param=False)
 
 
 def test_a_bad_target_is_refused_when_the_exercise_is_defined():

@@ -106,9 +106,16 @@ class Exercise:
         return kind, name
 
     def overrides(self, seeds_param: bool = True) -> dict[str, Any]:
+        """The parameters of the exercise's run (``seeds_param`` False: the chapter has a
+        single ``seed``, so the exercise may name one seed only)."""
         out = dict(self.params)
         if self.seeds is not None:
-            out["seeds" if seeds_param else "seed"] = list(self.seeds)
+            if seeds_param:
+                out["seeds"] = list(self.seeds)
+            elif len(self.seeds) == 1:
+                out["seed"] = self.seeds[0]
+            else:
+                raise ValueError(f"exercise '{self.slug}': this chapter runs one seed")
         return out
 
     def command(self, chapter: str, profile: str | None = None) -> str:
