@@ -9,7 +9,7 @@ STAMP   := $(VENV)/.xaistudy-installed
 
 help:
 	@echo "make book     run every chapter ($(PROFILE) profile) and build _build/html/index.html"
-	@echo "              (EXERCISES=1: also run the exercises for their answer keys, ~8 min)"
+	@echo "              (EXERCISES=1: also run the exercises for their answer keys, ~9 min)"
 	@echo "make test     run the test suite"
 	@echo "make lint     ruff"
 	@echo "make clean    remove the built book, executed chapters and caches (keeps .venv)"

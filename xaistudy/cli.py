@@ -103,7 +103,7 @@ def _parser() -> argparse.ArgumentParser:
     book.add_argument(
         "--exercises",
         action="store_true",
-        help="first run every exercise at the smoke size (about 8 min) for the answer keys",
+        help="first run every exercise at the smoke size (about 9 min) for the answer keys",
     )
     return p
 

@@ -294,7 +294,7 @@ def build_book(profile: str = DEFAULT_PROFILE, run: bool = True, exercises: bool
     """Run every chapter with ``profile`` into ``book/chapters/`` (the Synthesis part last, as
     it reads the others' claims), then build the HTML book.
 
-    With ``exercises`` the chapters' exercises run first at the smoke profile (about 8 min on
+    With ``exercises`` the chapters' exercises run first at the smoke profile (about 9 min on
     a 2-core CPU, beyond the quick book's 45 min), so that each chapter's last section shows
     the answer key computed from them; without, it shows the answer keys of an earlier
     ``xaistudy exercises CHAPTER --run``, or how to compute them.
