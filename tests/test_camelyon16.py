@@ -262,3 +262,16 @@ def test_bad_options_and_too_few_patches_are_one_line_errors(mini, store, tmp_pa
     with pytest.raises(DataRootError) as err:  # one slide per class: no val or test slides
         load(small, store, "val")
     assert "split 'val' has 0 tumour and 0 normal slides" in one_line_error(err)
+
+
+def test_large_extractions_stream_to_memory_mapped_files(mini, tmp_path, monkeypatch):
+    from xaistudy.data import camelyon16 as c16
+
+    root, _ = mini
+    in_memory = load(root, Store(tmp_path / "a"), n=12, level=0)
+    monkeypatch.setattr(c16, "STREAM_BYTES", 0)  # every extraction counts as large
+    streamed = load(root, Store(tmp_path / "b"), n=12, level=0)
+    assert isinstance(streamed.images, np.memmap) and not streamed.images.flags.writeable
+    for name in ("images", "labels", "masks"):
+        np.testing.assert_array_equal(getattr(streamed, name), getattr(in_memory, name))
+    assert list((tmp_path / "b").rglob("*.arrays"))  # one folder of .npy files

@@ -218,25 +218,6 @@ def test_classifier_gets_the_pretrained_weights_file(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-def test_smoke_run_on_a_mini_camelyon16_folder(mini_camelyon, tmp_path):
-    import nbformat
-    import pandas as pd
-
-    from xaistudy.runner import run_chapter
-
-    overrides = {"dataset": "camelyon16", "data_root": str(mini_camelyon)}
-    out = run_chapter("ibo", "smoke", overrides, out=tmp_path / "out")
-    splits = pd.read_csv(out / "tables" / "splits.csv").set_index("split")
-    assert splits.loc["train", "tumour"] == 24 and splits.loc["ddpm", "normal"] == 16
-    settings = pd.read_csv(out / "tables" / "settings.csv").set_index("setting")
-    assert settings.loc["data", "this run"] == "camelyon16"
-    mard = pd.read_csv(out / "tables" / "mard.csv")
-    assert set(mard.strategy) == set(study.STRATEGY_ORDER) and mard.mard.notna().all()
-    text = nbformat.read(out / "ibo.ipynb", as_version=4)
-    outputs = str([c.get("outputs") for c in text.cells if c.cell_type == "code"])
-    assert "Data of this run: `camelyon16`" in outputs and "Traceback" not in outputs
-
-
 def test_ddpm_ema_resumes_and_differs_from_the_raw_weights(tmp_path, monkeypatch):
     images = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(1))
     kw = dict(

@@ -29,9 +29,8 @@ def test_every_profile_of_every_chapter_validates(monkeypatch, tmp_path):
     for chapter in runner.chapters().values():
         for profile in PROFILES:
             params = chapter.params
-            real = {
-                params.profile_defaults(profile).get(field) for field in params.DATASET_FIELDS
-            } - {None}
+            named = {params.profile_defaults(profile).get(f) for f in params.DATASET_FIELDS}
+            real = {name for name in named - {None} if not name.startswith("synthetic")}
             if not real:
                 build_params(params, profile)
                 continue
@@ -41,6 +40,24 @@ def test_every_profile_of_every_chapter_validates(monkeypatch, tmp_path):
             message = str(err.value)
             assert "\n" not in message and str(tmp_path) in message and "does not exist" in message
             assert any(f"dataset '{name}'" in message for name in real)
+
+
+def test_gpu_profiles_are_the_paper_shapes_on_synthetic_data(capsys):
+    shapes = ("tile_size", "classifier", "model", "backbone", "ddpm_channels", "repaint_steps",
+              "jump_length", "resamplings", "n_samples", "rise_masks", "frame_size", "fc_width")
+    for name, chapter in runner.chapters().items():
+        params = chapter.params
+        gpu = build_params(params, "gpu")  # no real dataset needed
+        for field in params.DATASET_FIELDS:
+            assert getattr(gpu, field).startswith("synthetic"), (name, field)
+        paper = params.profile_defaults("paper")
+        own_model = {"segmentation_xai": {"model"}}.get(name, set())  # DeepLabv3 needs COCO
+        for field in set(shapes) & set(paper) - own_model:
+            assert getattr(gpu, field) == paper[field], (name, field)
+        if chapter.part == "Chapters":
+            assert cli.main(["params", name]) == 0
+            header = capsys.readouterr().out.splitlines()[0]
+            assert "gpu (the papers' model sizes" in header
 
 
 @pytest.mark.parametrize(

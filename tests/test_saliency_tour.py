@@ -421,6 +421,9 @@ def test_deeplift_runs_on_a_torchvision_resnet_and_sums_to_the_difference(resnet
         delta = (model(x)[:, 1] - model(torch.zeros_like(x))[:, 1]).item()
     assert attr.shape == (1, 32, 32)
     assert attr.sum() == pytest.approx(delta, rel=1e-3, abs=1e-5)
+    with tx.count_passes(model) as count:  # the ReLU copy's passes are the model's passes
+        explain("deeplift", model, x, 1)
+    assert (count.forward, count.backward) == (2, 2)  # input and baseline, one batch of two
 
 
 def test_relu_copy_refuses_untraceable_models_in_one_line():

@@ -596,3 +596,14 @@ def test_claims_quote_the_nearest_survey_threshold_for_other_thresholds():
     other = ch._num("seg-grad-cam", 0.3, None, "dice")
     assert other == ch.PAPER.number("t1.seg-grad-cam.0.1.dice") + " (the survey's threshold 0.1)"
     assert ch._num("rise", 0.25, 100, "ratio").endswith("(the survey's threshold 0.2)")
+
+
+def test_ablated_channel_count_is_pytorch_grad_cams():
+    from xaistudy.explain.segmentation import ZeroAblationLayer, ablated_channels
+
+    acts = np.random.default_rng(0).random((16, 4, 4)).astype(np.float32)
+    for ratio in (1.0, 0.5, 0.25, 0.1):
+        picked = ZeroAblationLayer().activations_to_be_ablated(acts, ratio)
+        assert len(set(picked.tolist())) == len(picked) == ablated_channels(16, ratio)
+    with pytest.raises(ValueError, match=r"ablation ratio must be 1 \(every channel\) or in"):
+        ablated_channels(16, 0.7)

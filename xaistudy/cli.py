@@ -21,7 +21,8 @@ EXIT_INTERRUPTED = 130
 
 PROFILES_HELP = (
     "profiles: smoke (seconds to a minute, for tests), quick (the default: minutes on a "
-    "laptop CPU), paper (the papers' settings and data)"
+    "laptop CPU), paper (the papers' settings and data), gpu (the papers' model sizes, image "
+    "sizes and schedules on the synthetic data: hours on a GPU)"
 )
 
 
@@ -72,6 +73,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out", default=None, help="output folder (default book/chapters/CHAPTER)")
     run.add_argument("--log-output", action="store_true", help="stream the notebook's output")
+
+    compute = sub.add_parser(
+        "compute",
+        help="compute a chapter's results into the cache, without its notebook",
+        epilog="e.g. 'accelerate launch --multi_gpu --num_processes 8 -m xaistudy compute ibo "
+        "--profile gpu' shares RePaint, DDPM training and sampling, and RISE out between 8 "
+        "GPUs; 'xaistudy run' with the same parameters then reads the cache.",
+    )
+    compute.add_argument("chapter", help="the chapter (see 'xaistudy list')")
+    compute.add_argument("--profile", default=DEFAULT_PROFILE, choices=PROFILES)
+    compute.add_argument(
+        "-p", dest="overrides", nargs=2, action="append", default=[], metavar=("KEY", "VALUE"),
+        help="override one parameter (repeatable), as for 'xaistudy run'",
+    )  # fmt: skip
+    compute.add_argument(f"--{_PAIR}", dest="pairs", action="append", default=[], help=SUPPRESS)
 
     claims = sub.add_parser("claims", help="print the scorecard: every executed chapter's claims")
     claims.add_argument(
@@ -252,6 +268,14 @@ def _main(argv: list[str] | None = None) -> int:
                 args.chapter, args.profile, overrides, args.out, args.log_output
             )
             print(out)
+        elif args.command == "compute":
+            from xaistudy import distributed
+
+            summary = runner.compute_chapter(
+                args.chapter, args.profile, _overrides(args.pairs, args.chapter)
+            )
+            if distributed.is_main():
+                print(summary)
         elif args.command == "exercises":
             _exercises(args)
         elif args.command == "claims":

@@ -1,7 +1,7 @@
 """The parameter machinery common to every chapter: base models, profiles, validation, CLI values.
 
 Each chapter's own pydantic model lives in its module, ``xaistudy.chapters.<name>``. A profile
-(``smoke``, ``quick``, ``paper``) is a set of defaults on top of the model's own
+(``smoke``, ``quick``, ``paper``, ``gpu``) is a set of defaults on top of the model's own
 field defaults (which are the ``quick`` values); any field can still be overridden. Values given
 on the command line arrive as strings and are parsed as JSON when they are valid JSON
 (``1e-3``, ``true``, ``[1, 2]``), else kept as strings, then validated by the model, so a bad
@@ -29,7 +29,7 @@ from pydantic import (
     field_validator,
 )
 
-PROFILES = ("smoke", "quick", "paper")
+PROFILES = ("smoke", "quick", "paper", "gpu")
 DEFAULT_PROFILE = "quick"
 
 
@@ -148,7 +148,12 @@ class BaseParams(BaseModel):
     )
 
     #: per-profile overrides of the field defaults (``quick`` = the field defaults)
-    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {"smoke": {}, "quick": {}, "paper": {}}
+    PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
+        "smoke": {},
+        "quick": {},
+        "paper": {},
+        "gpu": {},
+    }
     #: dataset parameter -> (its data_root parameter, its data_options parameter)
     DATASET_FIELDS: ClassVar[dict[str, tuple[str, str]]] = {}
 

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,7 @@ from typing import Any
 from xaistudy.chapters import Chapter, discover, get_chapter
 from xaistudy.params import DEFAULT_PROFILE, BaseParams, ParamError, build_params
 from xaistudy.runtime import thread_environment
-from xaistudy.store import repo_root
+from xaistudy.store import Store, repo_root
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,31 @@ def prepare_run(
     if out is not None:
         check_out(out)
     return chapter, params
+
+
+def compute_chapter(
+    name: str, profile: str = DEFAULT_PROFILE, overrides: Mapping[str, Any] | None = None
+) -> str:
+    """Run chapter ``name``'s computation in this process (no notebook), filling the artifact
+    cache that ``xaistudy run`` with the same parameters then reads; returns a one-line summary.
+
+    Under ``accelerate launch`` every process runs it and the sharded steps share their work
+    out (:mod:`xaistudy.distributed`).
+    """
+    from xaistudy import distributed
+    from xaistudy.runtime import fix_threads
+
+    chapter, params = prepare_run(name, profile, overrides)
+    if chapter.compute is None:
+        raise ParamError(f"chapter '{name}' has no separate computation; use 'xaistudy run {name}'")
+    fix_threads(params.threads)
+    start = time.perf_counter()
+    chapter.compute(params)
+    return (
+        f"{name} ({profile}) computed in {time.perf_counter() - start:.0f} s on "
+        f"{distributed.world_size()} process(es); results cached in {Store().root}; "
+        f"'xaistudy run {name} --profile {profile}' with the same parameters reads them"
+    )
 
 
 def _pid_alive(pid: int) -> bool:

@@ -19,6 +19,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -52,6 +53,12 @@ KEY_LIBRARIES = (
 DIGEST_SUFFIX = ".sha256"
 
 ENV_CACHE = "XAISTUDY_CACHE"
+#: arrays larger than this (bytes) are cached as memory-mapped ``.npy`` files written row by row
+#: (:meth:`Store.cached_arrays` with ``stream=True``) instead of one compressed ``.npz`` in memory
+STREAM_BYTES = 2**29
+
+#: ``allocate(name, shape, dtype)``: a writable array that becomes the cached array ``name``
+Allocate = Callable[[str, tuple[int, ...], Any], np.ndarray]
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
@@ -252,9 +259,19 @@ class Store:
         self,
         kind: str,
         params: Mapping[str, Any],
-        compute: Callable[[], Mapping[str, Any]],
+        compute: Callable[..., Mapping[str, Any]],
+        *,
+        stream: bool = False,
     ) -> dict[str, np.ndarray]:
-        """Return the stored arrays of ``kind``/``params``, computing and storing them once."""
+        """Return the stored arrays of ``kind``/``params``, computing and storing them once.
+
+        ``stream=True`` (for arrays too large to hold twice): ``compute(allocate)`` fills arrays
+        that ``allocate(name, shape, dtype)`` maps onto ``.npy`` files, row by row; any other
+        array it returns is saved beside them. The folder of files appears only once complete,
+        and the arrays come back memory-mapped read-only.
+        """
+        if stream:
+            return self._cached_npy_folder(kind, params, compute)
         found = self.load_arrays(kind, params)
         if found is not None:
             log.info("cache hit %s/%s", kind, params_key(kind, params))
@@ -262,6 +279,37 @@ class Store:
         arrays = {k: np.asarray(v) for k, v in compute().items()}
         self.save_arrays(kind, params, arrays)
         return arrays
+
+    def _cached_npy_folder(
+        self, kind: str, params: Mapping[str, Any], compute: Callable[[Allocate], Mapping]
+    ) -> dict[str, np.ndarray]:
+        folder = self.path(kind, params, ".arrays")
+        if folder.is_dir():
+            try:
+                return {p.stem: np.load(p, mmap_mode="r") for p in sorted(folder.glob("*.npy"))}
+            except (OSError, ValueError) as err:
+                log.warning("corrupt cache folder %s (%s); recomputing", folder, err)
+                shutil.rmtree(folder)
+        tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+
+        def allocate(name: str, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+            return np.lib.format.open_memmap(tmp / f"{name}.npy", "w+", dtype, tuple(shape))
+
+        try:
+            arrays = dict(compute(allocate))
+            for name, array in arrays.items():
+                if isinstance(array, np.memmap) and Path(array.filename) == tmp / f"{name}.npy":
+                    array.flush()
+                else:
+                    np.save(tmp / f"{name}.npy", np.asarray(array))
+            del arrays
+            os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return {p.stem: np.load(p, mmap_mode="r") for p in sorted(folder.glob("*.npy"))}
 
     def cached_table(
         self, kind: str, params: Mapping[str, Any], compute: Callable[[], pd.DataFrame]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,9 @@ class Chapter:
     paper: PaperRecord | None = None
     source: Path | None = None  # the notebook, when not notebooks/<name>.md
     exercises: tuple[Exercise, ...] = ()  # see xaistudy.exercises
+    #: the chapter's computation, ``compute(params)``, every stage cached: what ``xaistudy
+    #: compute`` runs outside the notebook (e.g. under ``accelerate launch``, work shared out)
+    compute: Callable[[Any], Any] | None = None
 
     @property
     def notebook(self) -> Path:

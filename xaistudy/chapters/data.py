@@ -87,6 +87,7 @@ class DataParams(SeedsParams):
         "quick": {},
         "paper": {"n_stats": 2000, "n_stats_per_grade": 200, "n_patients": 40},
     }
+    PROFILES["gpu"] = dict(PROFILES["paper"])  # synthetic data either way
 
 
 # -- galleries ----------------------------------------------------------------------------------

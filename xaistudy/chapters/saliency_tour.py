@@ -183,6 +183,8 @@ class SaliencyTourParams(DatasetSeedsParams):
             "pointing_tolerance": 15,
         },
     }
+    #: the paper profile's model, sizes and sample counts on the synthetic tiles
+    PROFILES["gpu"] = {**PROFILES["paper"], "dataset": "synthetic-he"}
 
 
 # -- the review: its Table B1 and Fig. 7 in one place ---------------------------------------------
@@ -1677,4 +1679,5 @@ CHAPTER = Chapter(
     order=20,
     paper=PAPER,
     exercises=EXERCISES,
+    compute=run_all,
 )

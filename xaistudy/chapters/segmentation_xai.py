@@ -31,7 +31,9 @@ from xaistudy.exercises import Exercise, Outcome
 from xaistudy.explain.rise import rise_masks
 from xaistudy.explain.segmentation import (
     SEG_METHODS,
+    ablated_channels,
     border_band,
+    check_ablation_ratio,
     explain_segmentation,
     map_diagnostics,
     rise_curve,
@@ -130,6 +132,13 @@ class SegmentationXaiParams(DatasetSeedsParams):
     ablation_batch: int = Field(
         64, ge=1, le=4096, description="ablated copies per forward pass (Seg-Ablation-CAM)"
     )
+    ablation_ratio: float = Field(
+        1.0,
+        gt=0,
+        le=1,
+        description="Seg-Ablation-CAM: 1 ablates every channel (the survey); r <= 0.5 only the "
+        "2 floor(r K) channels pytorch-grad-cam picks by objectness (ratio_channels_to_ablate)",
+    )
     fill: float = Field(
         1.0,
         ge=0,
@@ -196,6 +205,16 @@ class SegmentationXaiParams(DatasetSeedsParams):
             "n_show": 4,
         },
     }
+    #: the survey's image size, sample count, RISE mask counts and thresholds on the synthetic
+    #: tiles, with the U-Net trained here (DeepLabv3's COCO weights need -p weights)
+    PROFILES["gpu"] = {
+        **PROFILES["paper"],
+        "model": "unet",
+        "dataset": "synthetic-he",
+        "target_class": "neoplastic",
+        "layers": ["bottleneck", "up_conv.0"],
+        "fill": 1.0,
+    }
 
     def check_inputs(self) -> None:
         """The dataset's files, then DeepLabv3's weights file (one line naming what is missing)."""
@@ -249,6 +268,11 @@ class SegmentationXaiParams(DatasetSeedsParams):
         if 2 * self.border_px >= self.tile_size:
             raise ValueError(f"border_px must be below tile_size / 2 = {self.tile_size // 2}")
         return self
+
+    @field_validator("ablation_ratio")
+    @classmethod
+    def _ratio(cls, value: float) -> float:
+        return check_ablation_ratio(value)
 
     @field_validator("cam_thresholds", "rise_thresholds")
     @classmethod
@@ -433,6 +457,7 @@ def _cam_options(params: SegmentationXaiParams, layer: str) -> dict[str, Any]:
         "pool": params.xres_pool,
         "pool_mode": params.xres_pool_mode,
         "ablation_batch": params.ablation_batch,
+        "ablation_ratio": params.ablation_ratio,
     }
 
 
@@ -453,7 +478,8 @@ def warm_seconds(fn, repeats: int = 3, warmup: int = 1) -> float:
 def forward_passes(method: str, channels: int = 0, n_masks: int = 0) -> float:
     """Forward passes of one explanation of one image: Seg-Grad-CAM and Seg-XRes-CAM one
     forward and one backward (counted as 2), Seg-Eigen-CAM one, Seg-Ablation-CAM one per
-    channel plus two (pytorch-grad-cam's own and the score's), RISE one per mask."""
+    ablated channel (``channels``) plus two (pytorch-grad-cam's own and the score's), RISE one
+    per mask."""
     return {
         "seg-grad-cam": 2.0,
         "seg-xres-cam": 2.0,
@@ -719,7 +745,7 @@ def batching(params: SegmentationXaiParams, res: SeedResult) -> pd.DataFrame:
         sec = warm_seconds(lambda o=opts: explain_segmentation(
             "seg-ablation-cam", res.model, image[None], params.target_class, **o),
             params.timing_repeats)
-        f = forward_passes("seg-ablation-cam", channels)
+        f = forward_passes("seg-ablation-cam", ablated_channels(channels, params.ablation_ratio))
         rows.append({"method": "Seg-Ablation-CAM", "layer": layer, "batch": b, "forwards": f,
                      "seconds_per_image": sec, "ms_per_forward": 1000 * sec / f})
     return pd.DataFrame(rows)
@@ -842,7 +868,8 @@ def timing_table(res: Results) -> pd.DataFrame:
         name = names[method]
         for n, h in g.groupby(g["n_masks"].fillna(0).astype(int)):
             sec = float(h.drop_duplicates(["seed", "unit"])["seconds"].median())
-            f = forward_passes(name, res.channels.get(layer, 0), n)
+            ablated = ablated_channels(res.channels.get(layer, 0), res.params.ablation_ratio)
+            f = forward_passes(name, ablated, n)
             p = paper[(paper["method"] == method) & (paper["n_masks"].fillna(0) == n)]
             p_sec = float(p["seconds"].iloc[0]) if len(p) else np.nan
             p_f = forward_passes(name, int(PAPER.number("bottleneck_channels")), n)
@@ -1211,4 +1238,5 @@ CHAPTER = Chapter(
     order=60,
     paper=PAPER,
     exercises=EXERCISES,
+    compute=run,
 )

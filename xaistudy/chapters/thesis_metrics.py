@@ -433,6 +433,17 @@ class ThesisMetricsParams(DatasetSeedsParams):
             "lime_samples": 500,
         },
     }
+    #: the thesis's models, tile size and schedules on the synthetic tiles; fewer tiles than
+    #: DiagSet-A's (123,000 generated 256 px tiles would take hours on the CPU that draws them)
+    PROFILES["gpu"] = {
+        **PROFILES["paper"],
+        "dataset": "synthetic-grading",
+        "nuclei_dataset": "synthetic-he",
+        "nuclei_data_options": {},
+        "n_train_per_class": 2000,
+        "n_val_per_class": 500,
+        "n_test_per_class": 100,
+    }
 
 
 # -- one seed: data, CNN, U-Net, maps ---------------------------------------------------------
@@ -1436,4 +1447,5 @@ CHAPTER = Chapter(
     order=30,
     paper=PAPER,
     exercises=EXERCISES,
+    compute=run_all,
 )

@@ -33,6 +33,7 @@ from xaistudy.explain import relevance
 from xaistudy.models import pcle, stages
 from xaistudy.models.train import make_loader, predict
 from xaistudy.params import (
+    PROFILES,
     DatasetSeedsParams,
     ParamError,
     Pretrained,
@@ -235,6 +236,15 @@ class XRelevanceCamParams(DatasetSeedsParams):
             "axiom_channels": 0,
             "sanity_images": 50,
         },
+    }
+    #: the paper's backbones, frame size and schedules on synthetic frames; the pretrained start
+    #: is the stand-in pretraining unless ImageNet files are given with -p pretrained
+    PROFILES["gpu"] = {
+        **PROFILES["paper"],
+        "dataset": "synthetic-pcle",
+        "pretrained": False,
+        "n_patients": 40,
+        "frames_per_patient": 40,
     }
 
 
@@ -1221,7 +1231,7 @@ def paper_vs_book(res: Results, params: XRelevanceCamParams, profile: str) -> pd
 def profiles_table() -> pd.DataFrame:
     """What each profile trains and scores."""
     rows = []
-    for prof in ("smoke", "quick", "paper"):
+    for prof in PROFILES:
         p = XRelevanceCamParams.model_construct(
             **{
                 **{
@@ -1315,4 +1325,5 @@ CHAPTER = Chapter(
     order=40,
     paper=PAPER,
     exercises=EXERCISES,
+    compute=measure,
 )

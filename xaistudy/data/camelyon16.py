@@ -70,7 +70,7 @@ from xaistudy.data.registry import (
     register_dataset,
 )
 from xaistudy.data.synthetic import HE_CLASSES
-from xaistudy.store import Store
+from xaistudy.store import STREAM_BYTES, Allocate, Store
 
 log = logging.getLogger(__name__)
 
@@ -610,11 +610,14 @@ def _read_patches(
     level: int,
     size: int,
     desc: str,
+    allocate: Allocate | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Images (N, size, size, 3) uint8 and tumour masks (N, size, size) of the drawn patches."""
+    """Images (N, size, size, 3) uint8 and tumour masks (N, size, size) of the drawn patches
+    (in arrays from ``allocate(name, shape, dtype)`` when given, e.g. memory-mapped files)."""
     n = len(which)
-    images = np.zeros((n, size, size, 3), np.uint8)
-    masks = np.zeros((n, size, size), bool)
+    new = allocate or (lambda _name, shape, dtype: np.zeros(shape, dtype))
+    images = new("images", (n, size, size, 3), np.uint8)
+    masks = new("masks", (n, size, size), bool)
     bar = tqdm(total=n, desc=desc)
     for s in np.unique(which):
         info = slides[s]
@@ -720,7 +723,7 @@ def camelyon16(
         "files": fingerprint,
     }
 
-    def compute() -> dict[str, np.ndarray]:
+    def compute(allocate: Allocate | None = None) -> dict[str, np.ndarray]:
         cands = _candidates(
             slides,
             store,
@@ -752,8 +755,9 @@ def camelyon16(
         order = np.empty(n, np.int64)
         order[1::2], order[0::2] = picks[1], picks[0]
         images, masks = _read_patches(
-            slides, which[order], xs[order], ys[order], level, size, desc=f"{NAME} {split}: patches"
-        )
+            slides, which[order], xs[order], ys[order], level, size,
+            desc=f"{NAME} {split}: patches", allocate=allocate,
+        )  # fmt: skip
         slide_ids = np.array([s.slide_id for s in slides])[which[order]]
         return {
             "images": images,
@@ -764,7 +768,8 @@ def camelyon16(
             "y": ys[order],
         }
 
-    arrays = store.cached_arrays(NAME, params, compute)
+    big = n * size * size * 3 > STREAM_BYTES  # patches written to memory-mapped files
+    arrays = store.cached_arrays(NAME, params, compute, stream=big)
     dataset = ArrayDataset(
         arrays["images"],
         arrays["labels"],

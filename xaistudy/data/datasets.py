@@ -42,7 +42,7 @@ from xaistudy.data.registry import (
     require_glob,
     resolve_data_root,
 )
-from xaistudy.store import Store
+from xaistudy.store import STREAM_BYTES, Store
 
 __all__ = [
     "DATASETS",
@@ -162,6 +162,18 @@ def _stack(tiles: Sequence[synthetic.Tile]) -> dict[str, np.ndarray]:
     }
 
 
+def _row(tile: synthetic.Tile) -> dict[str, np.ndarray]:
+    row = {
+        "images": tile.image,
+        "labels": np.int64(tile.label),
+        "masks": tile.mask,
+        "nuclei_type": tile.nuclei_type,
+    }
+    if "patient_id" in tile.meta:
+        row["patient_id"] = np.int64(tile.meta["patient_id"])
+    return {k: np.asarray(v) for k, v in row.items()}
+
+
 def _generate(
     kind: str,
     params: Mapping[str, Any],
@@ -169,14 +181,30 @@ def _generate(
     n: int,
     store: Store | None,
 ) -> dict[str, np.ndarray]:
+    desc = f"{kind} {params.get('split', '')}".strip()
+
     def compute() -> dict[str, np.ndarray]:
-        tiles = [make(i) for i in tqdm(range(n), desc=f"{kind} {params.get('split', '')}".strip())]
+        tiles = [make(i) for i in tqdm(range(n), desc=desc)]
         arrays = _stack(tiles)
         if tiles and "patient_id" in tiles[0].meta:
             arrays["patient_id"] = np.array([t.meta["patient_id"] for t in tiles], np.int64)
         return arrays
 
-    return (store or Store()).cached_arrays(kind, dict(params), compute)
+    def stream(allocate) -> dict[str, np.ndarray]:  # each tile written once, never stacked
+        arrays: dict[str, np.ndarray] = {}
+        for i in tqdm(range(n), desc=desc):
+            row = _row(make(i))
+            if not arrays:
+                arrays = {k: allocate(k, (n, *v.shape), v.dtype) for k, v in row.items()}
+            for k, v in row.items():
+                arrays[k][i] = v
+        return arrays
+
+    size = int(params.get("size", 0))
+    big = n * size * size * 3 > STREAM_BYTES  # the images alone
+    return (store or Store()).cached_arrays(
+        kind, dict(params), stream if big else compute, stream=big
+    )
 
 
 @register_dataset("synthetic-he", kind="tumour-tiles")

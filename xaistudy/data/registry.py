@@ -187,7 +187,8 @@ class ArrayDataset(Dataset):
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=-1)
         sample = {
-            "image": torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).float() / 255,
+            # a copy: the arrays may be read-only memory-mapped files (Store, stream=True)
+            "image": torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255,
             "label": torch.tensor(self.labels[i]),
             "mask": torch.from_numpy(self.masks[i].astype(np.float32))[None],
             "nuclei_type": torch.from_numpy(self.nuclei_type[i].astype(np.int64)),

@@ -10,6 +10,7 @@ artifact store under keys that name everything that made them.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -20,11 +21,12 @@ import pandas as pd
 import torch
 from sklearn.metrics import accuracy_score, f1_score
 from torch import nn
-from torch.utils.data import TensorDataset
+from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from xaistudy.data import stain
 from xaistudy.data.datasets import get_dataset
+from xaistudy.data.tiles import Tiles, write_npy
 from xaistudy.evaluate import faithfulness, occlusion, perceptual
 from xaistudy.evaluate.stats import bootstrap_ci
 from xaistudy.explain import METHODS, explain
@@ -54,19 +56,15 @@ def parse_list(value: str, allowed: Sequence[str]) -> list[str]:
 # -- data -----------------------------------------------------------------------------------
 @dataclass
 class Split:
-    """Images (N, 3, H, W) in [0, 1], labels (N,), tumour masks (N, H, W) bool; for real
+    """Images (N, 3, H, W) in [0, 1] (:class:`~xaistudy.data.tiles.Tiles`, read from a
+    memory-mapped file), labels (N,), tumour masks (N, H, W) bool (memory-mapped); for real
     datasets the fingerprint of the files the tiles were read from and the slides' names."""
 
-    images: torch.Tensor
+    images: Tiles
     labels: torch.Tensor
     masks: np.ndarray
     fingerprint: str = ""
     slides: tuple[str, ...] = ()
-
-
-def _arrays(ds) -> tuple:
-    source = (getattr(ds, "fingerprint", ""), tuple(getattr(ds, "slides", ())))
-    return ds.images, ds.labels, ds.masks.astype(bool), source
 
 
 def load_splits(
@@ -87,48 +85,56 @@ def load_splits(
     ``dataset`` is a registered tumour-tiles dataset (``synthetic-he``, ``camelyon16``) read
     from ``data_root`` with the loader options ``data_options``. The DDPM split is the normal
     tiles among the first ``2 * ddpm_tiles`` training tiles (the training split is loaded once
-    at the larger of both sizes). Returns the splits and the reference tile (the first normal
-    training tile) the stain normaliser was fitted on.
+    at the larger of both sizes). The (normalised) tiles and masks are written in chunks to
+    memory-mapped files in the store, so a split is never held in memory as floats. Returns
+    the splits and the reference tile (the first normal training tile) the stain normaliser
+    was fitted on.
     """
-    n_gen = max(n_train, 2 * ddpm_tiles)
-    sizes = {"train": n_gen, "val": n_val, "test": n_test}
-    raw = {
-        split: _arrays(
-            get_dataset(
-                dataset,
-                split,
-                data_root=data_root or None,
-                n=n,
-                size=tile_size,
-                seed=seed,
-                store=store,
-                **dict(data_options or {}),
-            )
-        )
-        for split, n in sizes.items()
-    }
-    reference = raw["train"][0][int(np.flatnonzero(raw["train"][1] == 0)[0])]
-    if stain_norm:
-        normalizer = stain.fit_normalizer(reference)
-        raw = {k: (stain.normalize(v[0], normalizer), *v[1:]) for k, v in raw.items()}
-
-    def split(images, labels, masks, source) -> Split:
-        x = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).float() / 255
-        return Split(x, torch.from_numpy(labels.astype(np.int64)), masks, *source)
-
-    train_imgs, train_labels, train_masks, train_files = raw["train"]
-    splits = {
-        "train": split(
-            train_imgs[:n_train], train_labels[:n_train], train_masks[:n_train], train_files
-        ),
-        "val": split(*raw["val"]),
-        "test": split(*raw["test"]),
-    }
-    normal = np.flatnonzero(train_labels[: 2 * ddpm_tiles] == 0)
-    splits["ddpm"] = split(
-        train_imgs[normal], train_labels[normal], train_masks[normal], train_files
-    )
+    store = store or Store()
+    sizes = {"train": max(n_train, 2 * ddpm_tiles), "val": n_val, "test": n_test}
+    splits: dict[str, Split] = {}
+    reference = normalise = None
+    for name, n in sizes.items():  # one split's raw arrays in memory at a time
+        ds = get_dataset(dataset, name, data_root=data_root or None, n=n, size=tile_size,
+                         seed=seed, store=store, **dict(data_options or {}))  # fmt: skip
+        images, labels = ds.images, np.asarray(ds.labels)
+        if reference is None:
+            reference = np.array(images[int(np.flatnonzero(labels == 0)[0])])
+            if stain_norm:
+                normalizer = stain.fit_normalizer(reference)
+                normalise = functools.partial(stain.normalize, normalizer=normalizer)
+        fingerprint = getattr(ds, "fingerprint", "")
+        key = {"dataset": dataset, "data_options": dict(data_options or {}), "split": name,
+               "n": n, "size": tile_size, "seed": seed, "stain_norm": stain_norm,
+               "files": fingerprint}  # fmt: skip
+        tiles = _stored_npy(store, "ibo-tiles", key, images, normalise)
+        masks = _stored_npy(store, "ibo-masks", key, ds.masks, lambda m: m.astype(bool))
+        splits[name] = Split(Tiles(tiles), torch.from_numpy(labels.astype(np.int64)), masks,
+                             fingerprint, tuple(getattr(ds, "slides", ())))  # fmt: skip
+        del ds, images
+    train = splits["train"]
+    normal = np.flatnonzero(train.labels.numpy()[: 2 * ddpm_tiles] == 0)
+    splits["ddpm"] = _rows(train, normal)
+    splits["train"] = _rows(train, np.arange(n_train))
     return splits, reference
+
+
+def _stored_npy(
+    store: Store, kind: str, key: Mapping[str, Any], array: np.ndarray, transform=None
+) -> np.ndarray:
+    """``transform(array)`` as a read-only memory-mapped file of the store (written once)."""
+    path = store.path(kind, key, ".npy")
+    if path.is_file():
+        try:
+            return np.load(path, mmap_mode="r")
+        except ValueError:  # a corrupt file: computed again
+            path.unlink()
+    return write_npy(path, array, transform)
+
+
+def _rows(split: Split, rows: np.ndarray) -> Split:
+    return Split(split.images.subset(rows), split.labels[torch.as_tensor(rows)],
+                 split.masks[rows], split.fingerprint, split.slides)  # fmt: skip
 
 
 def data_identity(
@@ -146,6 +152,21 @@ def data_identity(
         "data_options": dict(data_options or {}),
         "files": {k: splits[k].fingerprint for k in ("train", "val", "test")},
     }
+
+
+class LabelledTiles(Dataset):
+    """(image, label) pairs of a split, each image read when the loader asks for it."""
+
+    def __init__(self, images: Tiles | torch.Tensor, labels: torch.Tensor):
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} images but {len(labels)} labels")
+        self.images, self.labels = images, labels
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.images[i], self.labels[i]
 
 
 # -- classifier -----------------------------------------------------------------------------
@@ -167,8 +188,8 @@ def train_classifier(
     """
     torch.manual_seed(seed)
     model = build_classifier(name, 2, pretrained=pretrained)
-    train = TensorDataset(splits["train"].images, splits["train"].labels)
-    val = TensorDataset(splits["val"].images, splits["val"].labels)
+    train = LabelledTiles(splits["train"].images, splits["train"].labels)
+    val = LabelledTiles(splits["val"].images, splits["val"].labels)
     result = fit(
         model,
         make_loader(train, batch_size, shuffle=True, seed=seed),
@@ -307,6 +328,11 @@ def _unique_jobs(
     return np.array(first, dtype=np.int64), np.array(inverse, dtype=np.int64)
 
 
+#: samples occluded and measured together: bounds the memory of a strategy's evaluation
+#: (at 512 px, 8 samples x 7 methods x 4 masks are 0.7 GB of float32 images) whatever n_samples
+SAMPLE_CHUNK = 8
+
+
 def evaluate_strategy(
     strategy: str,
     model: nn.Module,
@@ -317,6 +343,7 @@ def evaluate_strategy(
     ood: perceptual.Mahalanobis,
     n_examples: int = 2,
     alexnet_weights: str = "",
+    sample_chunk: int = SAMPLE_CHUNK,
     **options: Any,
 ) -> dict[str, np.ndarray]:
     """Occlude with ``strategy`` and measure everything the tables need, per (sample, method).
@@ -325,8 +352,36 @@ def evaluate_strategy(
     ``ssim``, ``feature_lpips``, ``mahalanobis`` and, with an AlexNet weights file
     (``alexnet_weights``, or the standard local file when empty), ``lpips_alex``
     (S, M, n_masks); ``examples`` (n_examples, M, n_masks, H, W, 3) uint8; ``seconds`` and
-    ``unet_calls`` (UNet forward calls, IBO only).
+    ``unet_calls`` (UNet forward calls, IBO only). The samples are processed ``sample_chunk``
+    at a time (each sample's occlusion depends on its own seeds only).
     """
+    parts = []
+    for i in tqdm(range(0, len(images), sample_chunk), desc=strategy, leave=False,
+                  disable=len(images) <= sample_chunk):  # fmt: skip
+        j = i + sample_chunk
+        parts.append(_evaluate_samples(strategy, model, images[i:j], levels[i:j], seeds[i:j],
+                                       n_masks, ood, alexnet_weights, max(n_examples - i, 0),
+                                       **options))  # fmt: skip
+    out = {k: np.concatenate([p[k] for p in parts]) for k in parts[0] if k not in _TOTALS}
+    out.update({k: np.sum([p[k] for p in parts]) for k in _TOTALS})
+    return out
+
+
+_TOTALS = ("seconds", "unet_calls")
+
+
+def _evaluate_samples(
+    strategy: str,
+    model: nn.Module,
+    images: torch.Tensor,
+    levels: np.ndarray,
+    seeds: np.ndarray,
+    n_masks: int,
+    ood: perceptual.Mahalanobis,
+    alexnet_weights: str,
+    n_examples: int,
+    **options: Any,
+) -> dict[str, np.ndarray]:
     import time
 
     from xaistudy.evaluate.inpaint import count_unet_calls

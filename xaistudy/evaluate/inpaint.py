@@ -30,6 +30,7 @@ from diffusers import DDPMScheduler, RePaintScheduler, UNet2DModel
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
+from xaistudy import distributed
 from xaistudy.evaluate.occlusion import check_images_and_mask
 from xaistudy.models.classifiers import resolve_device
 from xaistudy.models.ddpm import from_model_range, generators, to_model_range
@@ -164,7 +165,8 @@ def repaint(
 
     Each image has its own mask and its own generator seeded with ``seeds[i]``; ``batch_size``
     (default: all at once) only trades memory for speed, never the result. Pixels where
-    ``keep == 1`` are returned unchanged (the final composite is exact).
+    ``keep == 1`` are returned unchanged (the final composite is exact). Under ``accelerate
+    launch`` the images are shared out between the processes (:mod:`xaistudy.distributed`).
     """
     _check_inputs(images, keep, seeds)
     dev = resolve_device(device)
@@ -175,15 +177,20 @@ def repaint(
     sched.set_timesteps(num_inference_steps, jump_length, jump_n_sample, device=dev)
     unet = unet.to(dev).eval()
     keep = (keep > 0.5).float()
-    bs = batch_size or len(images)
-    out = []
-    starts = range(0, len(images), bs)
-    for i in tqdm(starts, desc=desc or "RePaint", leave=False, disable=len(starts) < 2):
-        x0 = to_model_range(images[i : i + bs].float()).to(dev)
-        m = keep[i : i + bs].to(dev)
-        gens = generators(seeds[i : i + bs], "cpu")
-        out.append(from_model_range(_repaint_chunk(unet, sched, x0, m, gens)).cpu())
-    result = torch.cat(out) if out else images.clone()
+    seeds = list(seeds)
+
+    def inpaint(rows: range) -> torch.Tensor:
+        bs = batch_size or max(len(rows), 1)
+        out = []
+        starts = range(rows.start, rows.stop, bs)
+        for i in tqdm(starts, desc=desc or "RePaint", leave=False, disable=len(starts) < 2):
+            j = min(i + bs, rows.stop)
+            x0 = to_model_range(images[i:j].float()).to(dev)
+            gens = generators(seeds[i:j], "cpu")
+            out.append(from_model_range(_repaint_chunk(unet, sched, x0, keep[i:j].to(dev), gens)))
+        return torch.cat(out).cpu() if out else images[rows.start : rows.stop].float().cpu()
+
+    result = distributed.map_rows(inpaint, len(images))  # shared out under accelerate launch
     keep_cpu = keep.cpu()
     return keep_cpu * images.float().cpu() + (1 - keep_cpu) * result
 

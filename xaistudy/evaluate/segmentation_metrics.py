@@ -148,7 +148,9 @@ def benchmark(
     saliency maps per config name (``method`` or ``rise-<n>``).
     """
     cam_opts = {
-        k: v for k, v in options.items() if k in ("layer", "pool", "pool_mode", "ablation_batch")
+        k: v
+        for k, v in options.items()
+        if k in ("layer", "pool", "pool_mode", "ablation_batch", "ablation_ratio")
     }
     rise_opts = {
         k: v for k, v in options.items() if k in ("batch_size", "seed", "cells", "p", "baseline")

@@ -14,6 +14,8 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from xaistudy import distributed
+
 
 def rise_masks(
     n: int, size: int | tuple[int, int], cells: int = 8, p: float = 0.5, seed: int = 0
@@ -61,7 +63,8 @@ def rise(
     pixel is visible, so the random mask pattern itself does not show in the map), or by
     ``n_masks * p`` as in Petsiuk et al. (``normalise="p"``). Masked pixels take ``baseline``.
     ``masks``: masks drawn beforehand with :func:`rise_masks` (``n_masks`` of them, reused
-    across calls); None draws them here.
+    across calls); None draws them here. Under ``accelerate launch`` the masks are shared out
+    between the processes and the sums added (:mod:`xaistudy.distributed`).
     """
     if normalise not in ("coverage", "p"):
         raise ValueError(f"normalise must be 'coverage' or 'p', got {normalise!r}")
@@ -73,15 +76,17 @@ def rise(
             f"got {tuple(masks.shape)}"
         )
     masks = masks.to(inputs.device)
+    mine = distributed.shard(n_masks)  # all masks outside accelerate launch
     out = np.zeros((len(inputs), *inputs.shape[-2:]), np.float32)
     for b in tqdm(range(len(inputs)), desc="RISE", leave=False):
         image = inputs[b : b + 1]
         total = torch.zeros(inputs.shape[-2:], device=inputs.device)
-        for start in range(0, n_masks, batch_size):
-            m = masks[start : start + batch_size]
+        for start in range(mine.start, mine.stop, batch_size):
+            m = masks[start : min(start + batch_size, mine.stop)]
             masked = image * m + baseline * (1 - m)
             scores = score_fn(masked).reshape(-1).to(total.dtype)
             total += (scores[:, None, None] * m[:, 0]).sum(0)
+        total = distributed.sum_across(total)
         if normalise == "coverage":
             denominator = masks[:, 0].sum(0).clamp(min=1e-6)
         else:

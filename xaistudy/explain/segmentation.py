@@ -105,6 +105,22 @@ class ZeroAblationLayer(AblationLayer):
         return output
 
 
+def check_ablation_ratio(ratio: float) -> float:
+    """``ratio`` when it is 1 or in (0, 0.5]; else a one-line ValueError.
+
+    pytorch-grad-cam ablates the floor(r K) channels most inside its SVD objectness mask and as
+    many least inside it, so a ratio above 0.5 would list channels twice.
+    """
+    if not (ratio == 1.0 or 0.0 < ratio <= 0.5):
+        raise ValueError(f"ablation ratio must be 1 (every channel) or in (0, 0.5], got {ratio}")
+    return float(ratio)
+
+
+def ablated_channels(channels: int, ratio: float = 1.0) -> int:
+    """Channels Seg-Ablation-CAM ablates in a layer of ``channels`` at ``ratio``."""
+    return channels if check_ablation_ratio(ratio) == 1.0 else 2 * int(channels * ratio)
+
+
 def pool_gradients(grads: torch.Tensor, pool: int, mode: str = "max") -> torch.Tensor:
     """Pool (B, K, h, w) gradients with a ``pool`` window (stride = window), upsample back."""
     if pool == 1:
@@ -138,11 +154,15 @@ def seg_cam(
     pool: int = 2,
     pool_mode: str = "max",
     ablation_batch: int = 32,
+    ablation_ratio: float = 1.0,
 ) -> np.ndarray:
     """A segmentation CAM (B, H, W) in [0, 1] of class ``target`` over ``regions`` M.
 
     ``regions``: (B, H, W) or (H, W) binary; None explains the whole predicted map of the
     class. ``layer``: a module name of ``model.net`` ("bottleneck" = the model's bottleneck).
+    ``ablation_ratio`` (Seg-Ablation-CAM): 1 ablates every channel; r <= 0.5 the 2 floor(r K)
+    channels pytorch-grad-cam picks (``ratio_channels_to_ablate``, see
+    :func:`ablated_channels`); the others get weight 0.
     """
     if method not in SEG_METHODS or method == "rise":
         cams = ", ".join(m for m in SEG_METHODS if m != "rise")
@@ -160,7 +180,11 @@ def seg_cam(
         cam = EigenCAM(model, layers)
     else:
         cam = AblationCAM(
-            model, layers, ablation_layer=ZeroAblationLayer(), batch_size=ablation_batch
+            model,
+            layers,
+            ablation_layer=ZeroAblationLayer(),
+            batch_size=ablation_batch,
+            ratio_channels_to_ablate=check_ablation_ratio(ablation_ratio),
         )
     # BaseCAM.__exit__ swallows IndexError; call it directly and release the hooks ourselves
     try:
@@ -247,7 +271,8 @@ def explain_segmentation(
 ) -> np.ndarray:
     """Saliency (B, H, W) in [0, 1] of ``method`` (see :data:`SEG_METHODS`) for class ``target``.
 
-    Options: ``pool``, ``pool_mode`` (Seg-XRes-CAM), ``ablation_batch`` (Seg-Ablation-CAM),
+    Options: ``pool``, ``pool_mode`` (Seg-XRes-CAM), ``ablation_batch`` and
+    ``ablation_ratio`` (Seg-Ablation-CAM),
     ``n_masks``, ``batch_size``, ``seed``, ``cells``, ``p``, ``baseline`` (RISE).
     """
     if method not in SEG_METHODS:

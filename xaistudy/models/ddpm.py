@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 from tqdm.auto import tqdm
 
+from xaistudy import distributed
 from xaistudy.models.classifiers import resolve_device
 from xaistudy.models.train import seed_everything
 from xaistudy.store import Store, atomic_write_bytes
@@ -96,6 +97,33 @@ def _save_checkpoint(store, kind, params, state) -> None:
     atomic_write_bytes(store.path(kind, params, CHECKPOINT_SUFFIX), buf.getvalue())
 
 
+def batch_gradient(
+    unet: UNet2DModel,
+    alphas_cumprod: torch.Tensor,
+    x0: torch.Tensor,
+    noise: torch.Tensor,
+    t: torch.Tensor,
+) -> float:
+    """Accumulate into ``unet``'s ``.grad`` the gradient of the batch's epsilon-prediction MSE
+    (clean images ``x0`` in model range, their ``noise`` and timesteps ``t``); return the loss.
+
+    Under ``accelerate launch`` every process holds the whole batch (drawn from the same
+    generator), takes its share of the rows, and the gradients are summed over the processes,
+    so each one ends with the whole batch's gradient (:mod:`xaistudy.distributed`).
+    """
+    dev = alphas_cumprod.device
+    batch, rows = len(x0), distributed.shard(len(x0))
+    x0, noise, t = (v[rows.start : rows.stop].to(dev) for v in (x0, noise, t))
+    loss = torch.zeros((), device=dev)
+    if len(rows):  # a share may be empty (a last batch smaller than the processes)
+        a = alphas_cumprod[t].view(-1, 1, 1, 1)
+        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        loss = F.mse_loss(unet(xt, t).sample, noise) * (len(rows) / batch)
+        loss.backward()
+    distributed.sum_gradients(unet)
+    return float(distributed.sum_across(loss.detach()))
+
+
 def train_ddpm(
     images: torch.Tensor,
     *,
@@ -114,7 +142,8 @@ def train_ddpm(
     kind: str = "ddpm",
     params: Mapping[str, Any] | None = None,
 ) -> DDPMResult:
-    """Train an unconditional DDPM (epsilon prediction, MSE) on ``images`` (N, 3, H, W) in [0, 1].
+    """Train an unconditional DDPM (epsilon prediction, MSE) on ``images`` (N, 3, H, W) in [0, 1]
+    (a tensor, or :class:`~xaistudy.data.tiles.Tiles` converted batch by batch).
 
     ``flips``: random horizontal/vertical flips and 90-degree rotations (tissue has no
     orientation). ``ema_decay`` > 0 keeps an exponential moving average of the weights
@@ -157,7 +186,7 @@ def train_ddpm(
             losses, start = list(ckpt["losses"]), int(ckpt["epoch"])
             log.info("resuming DDPM training from epoch %d", start)
 
-    data = to_model_range(images.float())
+    data = images  # a tensor or tiles read on demand (xaistudy.data.tiles); batches converted
     n = len(data)
     alphas = scheduler.alphas_cumprod.to(dev)
     bar = tqdm(total=epochs, initial=start, desc="DDPM (normal tiles)", unit="epoch")
@@ -166,30 +195,26 @@ def train_ddpm(
         order = torch.randperm(n, generator=gen)
         total = 0.0
         for i in range(0, n, batch_size):
-            x0 = data[order[i : i + batch_size]]
+            x0 = to_model_range(data[order[i : i + batch_size]].float())
             if flips:
                 k = int(torch.randint(0, 4, (1,), generator=gen))
                 x0 = torch.rot90(x0, k, dims=(2, 3))
                 if torch.rand(1, generator=gen) < 0.5:
                     x0 = x0.flip(3)
-            x0 = x0.to(dev)
-            noise = torch.randn(x0.shape, generator=gen).to(dev)
-            t = torch.randint(0, num_train_timesteps, (len(x0),), generator=gen).to(dev)
-            a = alphas[t].view(-1, 1, 1, 1)
-            xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-            loss = F.mse_loss(unet(xt, t).sample, noise)
+            noise = torch.randn(x0.shape, generator=gen)
+            t = torch.randint(0, num_train_timesteps, (len(x0),), generator=gen)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = batch_gradient(unet, alphas, x0, noise, t)
             opt.step()
             if ema is not None:
                 with torch.no_grad():
                     for e, p in zip(ema, unet.parameters(), strict=True):
                         e.lerp_(p.detach(), 1 - ema_decay)
-            total += loss.item() * len(x0)
+            total += loss * len(x0)
         losses.append(total / n)
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if store is not None:
+        if store is not None and distributed.is_main():  # one writer under accelerate launch
             state = {
                 "model": {k: v.detach().cpu() for k, v in unet.state_dict().items()},
                 "optimizer": opt.state_dict(),
@@ -206,7 +231,7 @@ def train_ddpm(
             for e, p in zip(ema, unet.parameters(), strict=True):
                 p.copy_(e)
     unet.eval()
-    if store is not None:
+    if store is not None and distributed.is_main():
         model_state = {k: v.detach().cpu() for k, v in unet.state_dict().items()}
         store.save_state(kind, params, {"model": model_state, "losses": losses})
         store.path(kind, params, CHECKPOINT_SUFFIX).unlink(missing_ok=True)
@@ -226,16 +251,24 @@ def sample(
     num_inference_steps: int = 50,
     device: str | torch.device = "auto",
 ) -> torch.Tensor:
-    """Ancestral DDPM samples (len(seeds), 3, H, W) in [0, 1], one seeded generator per image."""
+    """Ancestral DDPM samples (len(seeds), 3, H, W) in [0, 1], one seeded generator per image
+    (under ``accelerate launch`` the images are shared out between the processes)."""
     from diffusers.utils.torch_utils import randn_tensor
 
     dev = resolve_device(device)
     unet = unet.to(dev).eval()
     size = unet.config.sample_size
-    gens = generators(seeds, dev)
-    x = randn_tensor((len(seeds), 3, size, size), generator=gens, device=dev)
-    sched = DDPMScheduler.from_config(scheduler.config)
-    sched.set_timesteps(num_inference_steps, device=dev)
-    for t in tqdm(sched.timesteps, desc="DDPM samples", leave=False):
-        x = sched.step(unet(x, t).sample, t, x, generator=gens).prev_sample
-    return from_model_range(x).cpu()
+    seeds = list(seeds)
+
+    def draw(rows: range) -> torch.Tensor:
+        if not len(rows):
+            return torch.zeros(0, 3, size, size)
+        gens = generators(seeds[rows.start : rows.stop], dev)
+        x = randn_tensor((len(rows), 3, size, size), generator=gens, device=dev)
+        sched = DDPMScheduler.from_config(scheduler.config)
+        sched.set_timesteps(num_inference_steps, device=dev)
+        for t in tqdm(sched.timesteps, desc="DDPM samples", leave=False):
+            x = sched.step(unet(x, t).sample, t, x, generator=gens).prev_sample
+        return from_model_range(x).cpu()
+
+    return distributed.map_rows(draw, len(seeds))

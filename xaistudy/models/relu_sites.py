@@ -4,8 +4,8 @@ captum's DeepLIFT keeps per-module state (the module's input and output of the l
 a ReLU module called several times per forward pass, as in torchvision's ResNet blocks
 (``self.relu`` after both convolutions and after the skip connection), is refused.
 :func:`relu_per_call_site` traces the model with ``torch.fx`` and gives every call of a ReLU
-its own (non-in-place) ``nn.ReLU``; weights are shared with the original model, and the copy
-computes the same function.
+its own (non-in-place) ``nn.ReLU``; weights are shared with the original model, the copy
+computes the same function, and the hooks on the model's own call fire on the copy's.
 """
 
 from __future__ import annotations
@@ -57,4 +57,7 @@ def relu_per_call_site(model: nn.Module) -> nn.Module:
     traced.graph.lint()
     traced.recompile()
     traced.delete_all_unused_submodules()
+    # the copy stands in for the model: hooks on the model's own call (e.g. pass counting) fire
+    traced._forward_pre_hooks.update(model._forward_pre_hooks)
+    traced._forward_hooks.update(model._forward_hooks)
     return traced.train(model.training)
