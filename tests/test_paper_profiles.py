@@ -136,8 +136,9 @@ def test_saliency_tour_paper_profile(paper_root, tmp_path):
     tables, v = run_paper("saliency_tour", paper_root, tmp_path)
     clf = tables["classifier"].iloc[0]
     assert (clf["data"], clf["model"], clf["test_tiles"]) == ("camelyon16", "resnet50", v["n_test"])
+    assert list(tables["methods"]["method"]) == [*TOUR_METHODS, "rise_np"]
     methods = tables["methods"].set_index("method")
-    assert set(TOUR_METHODS) <= set(methods.index)
+    assert methods[["seconds", "iou", "deletion_auc"]].notna().all().all()
     # every method's cost is counted on the ResNet itself (DeepLIFT runs on a ReLU copy of it)
     assert (methods["passes"] > 0).all(), methods.loc[methods["passes"] <= 0, "passes"]
     assert methods.loc["scorecam", "passes"] == 2048 + 1  # one per layer4 channel, plus one

@@ -174,7 +174,10 @@ def _snapshot(out: Path) -> dict[str, bytes]:
 def _start_run(out: Path, cache: Path) -> subprocess.Popen:
     """The data chapter (smoke) in a subprocess of its own session, as a terminal runs it."""
     env = {**os.environ, "XAISTUDY_CACHE": str(cache), "OMP_NUM_THREADS": "1"}
-    argv = ["run", "data", "--profile", "smoke", "-p", "threads", "1", "--out", str(out)]
+    # larger statistics sets: the run still has seconds of work left after its first figure,
+    # so a signal sent then lands in the run, not after it (which made this test flaky)
+    sizes = ["-p", "n_stats", "400", "-p", "n_stats_per_grade", "40"]
+    argv = ["run", "data", "--profile", "smoke", "-p", "threads", "1", *sizes, "--out", str(out)]
     return subprocess.Popen(
         [sys.executable, "-m", "xaistudy.cli", *argv],
         env=env,

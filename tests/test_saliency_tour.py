@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch import nn
 
-from xaistudy import cli
 from xaistudy.chapters import saliency_tour as st
 from xaistudy.chapters.saliency_tour import SaliencyTourParams
 from xaistudy.claims import VERDICTS
@@ -180,14 +179,6 @@ EXPECTED_CLAIMS = [
 
 
 @pytest.mark.slow
-def test_smoke_run_on_a_torchvision_resnet18_runs_every_method(tmp_path):
-    args = ["run", "saliency_tour", "--profile", "smoke", "--out", str(tmp_path)]
-    assert cli.main([*args, "-p", "model", "resnet18", "-p", "sanity_top_k", "1"]) == 0
-    methods = pd.read_csv(tmp_path / "tables" / "methods.csv")
-    assert list(methods.method) == [*tx.TOUR_METHODS, "rise_np"]
-    assert methods[["seconds", "iou", "deletion_auc"]].notna().all().all()
-
-
 def test_weights_key_follows_the_weights(tiny):
     from xaistudy.explain.tour import weights_key
 
