@@ -118,6 +118,7 @@ def compute_chapter(
     chapter, params = prepare_run(name, profile, overrides)
     if chapter.compute is None:
         raise ParamError(f"chapter '{name}' has no separate computation; use 'xaistudy run {name}'")
+    distributed.world_size()  # under a launch: join the processes first (one GPU each)
     fix_threads(params.threads)
     start = time.perf_counter()
     chapter.compute(params)
