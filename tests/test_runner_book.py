@@ -185,6 +185,9 @@ def _start_run(out: Path, cache: Path) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        # as from a terminal: Ctrl-C acts even when this test process ignores SIGINT (a child
+        # inherits an ignored SIGINT, and then Python never raises KeyboardInterrupt)
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
