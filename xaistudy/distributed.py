@@ -1,7 +1,9 @@
 """The same code on one process or many: sharding with Hugging Face ``accelerate``.
 
-Run any entry point under ``accelerate launch --num_processes N`` (N GPUs, or N CPU processes
-with ``--cpu``) and the heaviest loops split their work between the processes:
+Run any entry point under ``accelerate launch --multi_gpu --num_processes N`` (N GPUs; N CPU
+processes on gloo when there is no GPU or ``ACCELERATE_USE_CPU=true``; accelerate's ``--cpu``
+flag starts several processes only through MPI) and the heaviest loops split their work between
+the processes:
 
 - **RePaint** (:func:`xaistudy.evaluate.inpaint.repaint`) splits the *images*. Every image has
   its own seeded generator, so which process inpaints it does not change its noise.
@@ -14,7 +16,7 @@ with ``--cpu``) and the heaviest loops split their work between the processes:
 
 Outside a launch these functions see one process and do nothing. The sharded results equal the
 single-process ones up to the order of floating-point sums (``tests/test_distributed.py``
-checks it with ``accelerate launch --cpu --num_processes 2``).
+checks it with two CPU processes).
 """
 
 from __future__ import annotations
