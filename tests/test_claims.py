@@ -141,3 +141,23 @@ def test_claims_table_and_scorecard_round_trip(tmp_path):
 
 def test_verdict_of_non_finite_interval_is_inconclusive():
     assert verdict_of(float("nan"), 1.0, ">") == INCONCLUSIVE
+
+
+def test_a_single_unit_gives_no_verdict():
+    row = judge(claim(">"), diffs({0: np.array([0.7])}))
+    assert row["verdict"] == INCONCLUSIVE and row["n_units"] == 1
+    assert row["note"].startswith("one unit only")
+    two = judge(claim(">"), diffs({0: np.array([0.7]), 1: POSITIVE[1]}))
+    assert two["seed_verdicts"] == f"0: {INCONCLUSIVE}; 1: {REPRODUCED}"
+
+
+def test_an_array_statistic_gives_the_same_interval_as_the_table_statistic():
+    from xaistudy.claims import ArrayStatistic, bootstrap_interval
+
+    data = diffs(POSITIVE)
+    data["w"] = np.linspace(1, 2, len(data))
+    weighted = ArrayStatistic(("value", "w"), lambda v, w: float((v * w).sum() / w.sum()))
+    table = lambda rows: float((rows["value"] * rows["w"]).sum() / rows["w"].sum())  # noqa: E731
+    assert bootstrap_interval(data, weighted, n_boot=300) == bootstrap_interval(
+        data, table, n_boot=300
+    )

@@ -237,8 +237,8 @@ def test_smoke_book_builds_html_with_figures_and_no_errors(smoke_outputs, tmp_pa
     shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("chapters"))
     (root / "data").mkdir()
     shutil.copy(ROOT / "data" / "README.md", root / "data")
-    for name, chapter in runner.chapters().items():
-        if chapter.part == "Synthesis":  # reads the other chapters' claims beside it
+    for name in runner.chapters():
+        if name == "synthesis":  # reads the other chapters' claims beside it
             runner.run_chapter(name, "smoke", out=root / "book" / "chapters" / name)
         else:
             shutil.copytree(smoke_outputs(name), root / "book" / "chapters" / name)

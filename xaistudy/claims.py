@@ -10,7 +10,8 @@ with one row per measured unit (a tile, a patient, a pair of maps) and seed:
 - its 95 % interval is a bootstrap that resamples the seeds and, within each seed, the units
   (all rows of a unit stay together, so differences stay paired);
 - **reproduced** when the interval lies on the paper's side of the null value, **contradicted**
-  when it lies on the other side, **inconclusive** when it contains the null value;
+  when it lies on the other side, **inconclusive** when it contains the null value (or when
+  there is a single unit, whose resampling measures no uncertainty);
   **not testable here** when the run cannot measure the quantity (the claim says why).
 
 The same rule runs once per seed (bootstrap over that seed's units), so a table shows whether
@@ -62,6 +63,21 @@ Statistic = Callable[[pd.DataFrame], float]
 def mean_value(rows: pd.DataFrame) -> float:
     """The default statistic: the mean of column ``value``."""
     return float(rows["value"].mean())
+
+
+@dataclass(frozen=True)
+class ArrayStatistic:
+    """A statistic of a few columns, computed on their numpy arrays: ``fn(*arrays)``.
+
+    It is called like any statistic (on rows); :func:`bootstrap_interval` hands it the
+    resampled arrays directly, which is much faster than resampling the table.
+    """
+
+    columns: tuple[str, ...]
+    fn: Callable[..., float]
+
+    def __call__(self, rows: pd.DataFrame) -> float:
+        return float(self.fn(*(rows[c].to_numpy() for c in self.columns)))
 
 
 @dataclass(frozen=True)
@@ -135,6 +151,11 @@ def bootstrap_interval(
     flat = {s: np.concatenate(units) for s, units in groups.items()} if single else {}
     rng = np.random.default_rng(rng_seed)
     values = data["value"].to_numpy(float) if statistic is mean_value else None
+    arrays = (
+        [data[c].to_numpy() for c in statistic.columns]
+        if isinstance(statistic, ArrayStatistic)
+        else None
+    )
     stats = np.empty(n_boot)
     for b in range(n_boot):
         drawn = rng.choice(len(seeds), size=len(seeds)) if len(seeds) > 1 else [0]
@@ -144,7 +165,12 @@ def bootstrap_interval(
             pick = rng.integers(0, len(units), size=len(units))
             parts.extend([flat[seeds[k]][pick]] if single else [units[i] for i in pick])
         index = np.concatenate(parts)
-        stats[b] = values[index].mean() if values is not None else statistic(data.iloc[index])
+        if values is not None:
+            stats[b] = values[index].mean()
+        elif arrays is not None:
+            stats[b] = statistic.fn(*(a[index] for a in arrays))
+        else:
+            stats[b] = statistic(data.iloc[index])
     stats = stats[np.isfinite(stats)]
     if stats.size == 0:
         return estimate, float("nan"), float("nan")
@@ -205,13 +231,20 @@ def judge(
     est, low, high = bootstrap_interval(
         data, claim.statistic, unit=unit, n_boot=n_boot, level=level
     )
-    verdict = verdict_of(low, high, claim.expect, claim.null)
+    n_units = int(data.groupby(["seed", unit]).ngroups)
+    # one unit resamples to itself: its zero-width "interval" measures no uncertainty
+    verdict = verdict_of(low, high, claim.expect, claim.null) if n_units > 1 else INCONCLUSIVE
+    if n_units < 2:
+        notes.insert(0, "one unit only: no interval, no verdict")
     per_seed = []
     for s, rows in data.groupby("seed", sort=True):
         _, lo_s, hi_s = bootstrap_interval(
             rows, claim.statistic, unit=unit, n_boot=max(200, n_boot // 2), level=level
         )
-        per_seed.append((s, verdict_of(lo_s, hi_s, claim.expect, claim.null)))
+        single = rows[unit].nunique() < 2
+        per_seed.append(
+            (s, INCONCLUSIVE if single else verdict_of(lo_s, hi_s, claim.expect, claim.null))
+        )
     seeds = [s for s, _ in per_seed]
     row.update(
         book_value=est,
@@ -221,7 +254,7 @@ def judge(
         verdict=verdict,
         seed_verdicts="; ".join(f"{s}: {v}" for s, v in per_seed),
         seeds_agree=len({v for _, v in per_seed}) == 1,
-        n_units=int(data.groupby(["seed", unit]).ngroups),
+        n_units=n_units,
         note="; ".join(notes),
     )
     return {c: row[c] for c in COLUMNS}

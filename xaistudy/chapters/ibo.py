@@ -405,10 +405,10 @@ def ddpm_stage_key(params: IboParams, seed: int, data_id: dict[str, Any]) -> dic
 
 
 # -- the steps ------------------------------------------------------------------------------------
-def prepare_seed(params: IboParams, seed: int, store: Store) -> SeedRun:
-    """Data splits and the trained classifier of one seed (both cached)."""
+def load_seed_splits(params: IboParams, seed: int, store: Store) -> tuple[dict, Any]:
+    """The stain-normalised splits of one seed and the normalisation's reference (cached)."""
     p = params
-    splits, reference = study.load_splits(
+    return study.load_splits(
         p.tile_size,
         p.n_train,
         p.n_val,
@@ -421,6 +421,12 @@ def prepare_seed(params: IboParams, seed: int, store: Store) -> SeedRun:
         data_root=p.data_root,
         data_options=p.data_options,
     )
+
+
+def prepare_seed(params: IboParams, seed: int, store: Store) -> SeedRun:
+    """Data splits and the trained classifier of one seed (both cached)."""
+    p = params
+    splits, reference = load_seed_splits(p, seed, store)
     keys = stage_keys(p, seed, study.data_identity(p.dataset, p.data_options, splits))
     model, _ = study.train_classifier(
         splits,
@@ -444,11 +450,25 @@ def prepare_seed(params: IboParams, seed: int, store: Store) -> SeedRun:
 
 def train_shared_ddpm(params: IboParams, first: SeedRun, store: Store) -> tuple:
     """The DDPM of normal tissue, trained once on the first seed's normal tiles."""
+    return _train_ddpm(params, first.seed, first.splits, store)
+
+
+def shared_ddpm(params: IboParams, store: Store | None = None) -> tuple:
+    """(the DDPM, its cache key): the chapter's DDPM of normal tissue for ``params``, without
+    the classifiers; what another chapter's IBO occlusion uses (cached: a run of this chapter
+    with the same parameters trains it once for both)."""
+    store = store or Store()
+    seed = params.seeds[0]
+    splits, _ = load_seed_splits(params, seed, store)
+    return _train_ddpm(params, seed, splits, store)
+
+
+def _train_ddpm(params: IboParams, seed: int, splits: dict, store: Store) -> tuple:
     p = params
-    data_id = study.data_identity(p.dataset, p.data_options, first.splits)
-    key = ddpm_stage_key(p, first.seed, data_id)
+    data_id = study.data_identity(p.dataset, p.data_options, splits)
+    key = ddpm_stage_key(p, seed, data_id)
     dm = ddpm.train_ddpm(
-        first.splits["ddpm"].images,
+        splits["ddpm"].images,
         channels=p.ddpm_channels,
         layers_per_block=p.ddpm_layers,
         attention=p.ddpm_attention,
@@ -456,7 +476,7 @@ def train_shared_ddpm(params: IboParams, first: SeedRun, store: Store) -> tuple:
         epochs=p.ddpm_epochs,
         batch_size=p.ddpm_batch_size,
         lr=p.ddpm_lr,
-        seed=first.seed,
+        seed=seed,
         device=p.device,
         store=store,
         kind="ibo-ddpm",
@@ -515,10 +535,14 @@ def explain_seed(params: IboParams, run: SeedRun, store: Store) -> None:
     run.masks = occlusion.nested_masks(run.levels, p.kmeans_k - 1)
 
 
-def _strategy_options(params: IboParams, run: SeedRun, dm, ddpm_key: dict) -> dict[str, tuple]:
-    """Per strategy: (options that go into the cache key, options passed to the occlusion)."""
+def strategy_options(
+    params: IboParams, mean: Sequence[float], dm, ddpm_key: dict
+) -> dict[str, tuple[dict, dict]]:
+    """Per strategy: (options that go into the cache key, options passed to the occlusion);
+    ``mean`` is the training tiles' channel mean (the Mean strategy's fill); without a DDPM
+    (``dm`` None) there is no IBO entry."""
     p = params
-    mean = run.splits["train"].images.channel_mean()
+    mean = list(mean)
     ibo_key = {
         "ddpm": ddpm_key,
         "repaint_steps": p.repaint_steps,
@@ -529,8 +553,8 @@ def _strategy_options(params: IboParams, run: SeedRun, dm, ddpm_key: dict) -> di
         "device": str(resolve_device(p.device)),
     }
     ibo_run = dict(
-        unet=dm.unet,
-        ddpm_scheduler=dm.scheduler,
+        unet=getattr(dm, "unet", None),
+        ddpm_scheduler=getattr(dm, "scheduler", None),
         num_inference_steps=p.repaint_steps,
         jump_length=p.jump_length,
         jump_n_sample=p.resamplings,
@@ -538,14 +562,16 @@ def _strategy_options(params: IboParams, run: SeedRun, dm, ddpm_key: dict) -> di
         batch_size=p.repaint_batch,
         device=p.device,
     )
-    return {
+    options = {
         "blackening": ({}, {}),
         "mean": ({"dataset_mean": mean}, {"dataset_mean": mean}),
         "histogram": ({}, {}),
         "blurring": ({"blur_sigma": p.blur_sigma}, {"blur_sigma": p.blur_sigma}),
         "nli": ({"nli_noise": p.nli_noise}, {"nli_noise": p.nli_noise}),
-        "ibo": (ibo_key, ibo_run),
     }
+    if dm is not None:
+        options["ibo"] = (ibo_key, ibo_run)
+    return options
 
 
 def occlude_seed(params: IboParams, run: SeedRun, dm, ddpm_key: dict, store: Store) -> None:
@@ -554,7 +580,7 @@ def occlude_seed(params: IboParams, run: SeedRun, dm, ddpm_key: dict, store: Sto
     p, methods = params, methods_of(params)
     x = run.splits["test"].images[run.sample_ids]
     alex = perceptual.alexnet_weights_path(p.alexnet_weights)
-    options = _strategy_options(p, run, dm, ddpm_key)
+    options = strategy_options(p, run.splits["train"].images.channel_mean(), dm, ddpm_key)
     base = dict(
         run.keys["heatmaps"],
         samples=run.sample_ids.tolist(),

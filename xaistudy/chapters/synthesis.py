@@ -1,7 +1,8 @@
 """Chapter ``synthesis``: every chapter's claims in one scorecard.
 
 Reads ``tables/claims.csv`` of each executed chapter (the folder the book renders, by default)
-and shows the papers' findings next to this book's verdicts. It runs last, computes nothing
+and shows the papers' findings next to this book's verdicts, with the meta-evaluation's table of
+the papers' metrics against known truth beside them. It runs last, computes nothing
 new, and says which chapters have not been run. The notebook is ``notebooks/synthesis.md``.
 """
 
@@ -54,8 +55,14 @@ def chapters_folder(params: SynthesisParams) -> Path:
 
 
 def paper_chapters() -> list[str]:
-    """Every chapter except this one, in book order."""
-    return [name for name, ch in discover().items() if ch.part != "Synthesis"]
+    """Every chapter that judges claims, in book order: all but this one."""
+    return [name for name in discover() if name != "synthesis"]
+
+
+def metric_agreement(params: SynthesisParams) -> pd.DataFrame | None:
+    """The meta-evaluation's table of metrics against known truth, when that chapter ran."""
+    path = chapters_folder(params) / "meta_evaluation" / "tables" / "metric_agreement.csv"
+    return pd.read_csv(path, keep_default_na=False, na_values=[""]) if path.exists() else None
 
 
 def collect(params: SynthesisParams) -> tuple[pd.DataFrame, list[str]]:

@@ -96,6 +96,14 @@ class SmallCNN(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(self.dropout(self.flatten(self.pool(self.features(x)))))
 
+    def forward_from(self, stage: str, features: torch.Tensor) -> torch.Tensor:
+        """Logits when block ``stage`` (``features.0`` ... ``features.3``) outputs ``features``."""
+        names = [f"features.{i}" for i in range(len(self.features))]
+        if stage not in names:
+            raise ValueError(f"unknown stage '{stage}'; allowed: {', '.join(names)}")
+        x = self.features[names.index(stage) + 1 :](features)
+        return self.classifier(self.dropout(self.flatten(self.pool(x))))
+
 
 # -- finding pretrained weights -------------------------------------------------------------
 def _torch_checkpoint_dir() -> Path:

@@ -41,7 +41,13 @@ def head(model: nn.Module, features: torch.Tensor) -> torch.Tensor:
 
 
 def forward_from(model: nn.Module, stage: str, features: torch.Tensor) -> torch.Tensor:
-    """Logits of ``model`` when ``stage``'s output is ``features`` (the later stages, the head)."""
+    """Logits of ``model`` when ``stage``'s output is ``features`` (the later stages, the head).
+
+    A model with its own ``forward_from(stage, features)`` (e.g. ``small_cnn``, whose stages
+    are its blocks ``features.0``..``features.3``) runs that instead.
+    """
+    if hasattr(model, "forward_from"):
+        return model.forward_from(stage, features)
     check_stages(model)
     if stage not in STAGES:
         raise ValueError(f"unknown stage '{stage}'; allowed: {', '.join(STAGES)}")
