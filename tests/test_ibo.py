@@ -59,6 +59,10 @@ def test_ddpm_is_cached_and_sampling_is_seeded_per_image(tmp_path):
     one = ddpm.sample(first.unet, first.scheduler, [2], num_inference_steps=5, device="cpu")
     assert both.shape == (2, 3, 16, 16) and 0 <= both.min() and both.max() <= 1
     assert torch.allclose(both[1:], one, atol=1e-5)
+    chunked = ddpm.sample(
+        first.unet, first.scheduler, [1, 2], num_inference_steps=5, device="cpu", batch_size=1
+    )
+    assert torch.allclose(chunked, both, atol=1e-5)
     with pytest.raises(ValueError, match=r"\(N, 3, H, W\)"):
         ddpm.train_ddpm(images[:, :1], epochs=1, device="cpu")
 
@@ -85,6 +89,61 @@ def test_ddpm_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     resumed = ddpm.train_ddpm(images, store=store, params=key, **kw)
     assert resumed.losses == pytest.approx(straight.losses, rel=1e-5)
     assert not store.path("ddpm", key, ddpm.CHECKPOINT_SUFFIX).exists()
+
+
+def test_scaling_centres_each_channel_inside_the_clip_range():
+    gen = torch.Generator().manual_seed(3)
+    images = torch.rand(5, 3, 8, 8, generator=gen) * torch.tensor([0.3, 0.6, 0.9]).view(1, 3, 1, 1)
+    scaling = ddpm.Scaling.of(images, chunk=2)  # chunks: sums over several reads
+    mean = images.permute(1, 0, 2, 3).reshape(3, -1).double().numpy().mean(1)
+    assert np.allclose(scaling.mean, mean)
+    assert np.allclose(scaling.scale, np.maximum(mean, 1 - mean))
+    z = scaling.to_model(images)
+    assert torch.allclose(z.mean(dim=(0, 2, 3)), torch.zeros(3), atol=1e-5)
+    ends = scaling.to_model(torch.tensor([0.0, 1.0]).view(2, 1, 1, 1).expand(2, 3, 1, 1))
+    assert ends.min() >= -1 and ends.max() <= 1 and (ends.abs() == 1).any(dim=0).all()
+    assert torch.allclose(scaling.from_model(z), images, atol=1e-6)
+    assert scaling.from_model(z * 10).min() >= 0 and scaling.from_model(z * 10).max() <= 1
+    default = ddpm.Scaling()  # [0, 1] -> [-1, 1] bit for bit, as before
+    assert torch.equal(default.to_model(images), ddpm.to_model_range(images))
+    assert torch.equal(default.from_model(z), ddpm.from_model_range(z))
+    with pytest.raises(ValueError, match="no images"):
+        ddpm.Scaling.of(images[:0])
+
+
+def test_centred_ddpm_keeps_its_scaling_through_the_cache(tmp_path):
+    images = 0.6 + 0.3 * torch.rand(6, 3, 16, 16, generator=torch.Generator().manual_seed(4))
+    kw = dict(
+        channels=(8, 16), num_train_timesteps=50, epochs=1, batch_size=4, seed=0, device="cpu"
+    )
+    store, key = Store(tmp_path), {"centred": 1}
+    plain = ddpm.train_ddpm(images, **kw)
+    first = ddpm.train_ddpm(images, centre=True, store=store, params=key, **kw)
+    again = ddpm.train_ddpm(images, centre=True, store=store, params=key, **kw)
+    assert plain.scaling == ddpm.Scaling() and first.scaling == ddpm.Scaling.of(images)
+    assert again.from_cache and again.scaling == first.scaling
+    assert first.losses != plain.losses  # the model saw other numbers
+    out = ddpm.sample(
+        first.unet, first.scheduler, [1], num_inference_steps=5, device="cpu", scaling=first.scaling
+    )
+    assert out.shape == (1, 3, 16, 16) and 0 <= out.min() and out.max() <= 1
+    keep = torch.zeros(2, 1, 16, 16)
+    keep[..., :8] = 1
+    from xaistudy.evaluate.inpaint import repaint
+
+    filled = repaint(
+        first.unet,
+        images[:2],
+        keep,
+        [0, 1],
+        ddpm_scheduler=first.scheduler,
+        scaling=first.scaling,
+        num_inference_steps=5,
+        jump_length=2,
+        jump_n_sample=2,
+        device="cpu",
+    )
+    assert torch.equal(filled[..., :8], images[:2, :, :, :8])  # known pixels exact
 
 
 def test_study_helpers(tmp_path):
@@ -391,3 +450,17 @@ def test_benchmark_table_reads_only_the_repaint_results():
     assert sorted(table["file"]) == repaint
     assert (table["speedup"] > 0).all()
     assert (table["max_pixel_difference"] >= 0).all()
+
+
+def test_gate_benchmark_table_reads_the_stored_gate_results():
+    import json
+
+    from xaistudy.store import repo_root
+
+    files = sorted((repo_root() / "benchmarks" / "results").glob("ddpm_gate_*.json"))
+    assert files, "no DDPM gate measurement is recorded"
+    table = chapter.gate_benchmark_table()
+    runs = sum(len(json.loads(f.read_text())["runs"]) for f in files)
+    assert len(table) == runs and set(table.file) == {f.name for f in files}
+    gap = (table.p_tumour_samples - table.p_tumour_normal).abs()
+    assert (~table.passes | (gap <= 0.1)).all()  # no row passes with a P(tumour) gap over 0.1

@@ -82,12 +82,17 @@ class IboParams(DatasetSeedsParams):
     )
     ddpm_layers: int = Field(1, ge=1, le=4, description="ResNet blocks per UNet level")
     ddpm_attention: bool = Field(False, description="self-attention at the lowest resolution")
-    ddpm_epochs: int = Field(40, ge=1, le=2000, description="DDPM training epochs")
-    ddpm_batch_size: int = Field(32, ge=2, le=1024, description="DDPM batch size")
-    ddpm_lr: float = Field(5e-4, gt=0, le=1, description="DDPM AdamW learning rate")
+    ddpm_epochs: int = Field(35, ge=1, le=2000, description="DDPM training epochs")
+    ddpm_batch_size: int = Field(8, ge=2, le=1024, description="DDPM batch size")
+    ddpm_lr: float = Field(1e-3, gt=0, le=1, description="DDPM AdamW learning rate")
     train_timesteps: int = Field(1000, ge=10, le=4000, description="DDPM training noise steps")
     ddpm_ema: float = Field(
-        0.0, ge=0, lt=1, description="EMA decay of the DDPM weights used for sampling (0: off)"
+        0.995, ge=0, lt=1, description="EMA decay of the DDPM weights used for sampling (0: off)"
+    )
+    ddpm_centre: bool = Field(
+        True,
+        description="the DDPM learns each channel centred on the tiles' mean colour (scaled "
+        "into [-1, 1]) instead of [0, 1] mapped to [-1, 1] (Ho et al.)",
     )
     repaint_steps: int = Field(
         10,
@@ -213,6 +218,7 @@ class IboParams(DatasetSeedsParams):
             "ddpm_epochs": 140,
             "ddpm_batch_size": 16,
             "ddpm_lr": 1e-4,
+            "ddpm_ema": 0.9999,  # Ho et al.'s; the paper does not state one
             "repaint_steps": 250,
             "jump_length": 10,
             "resamplings": 10,
@@ -259,6 +265,9 @@ PAPER = PaperRecord(
         Setting("classifier epochs", "20", "epochs"),
         Setting("classifier train patches", "not stated", "n_train"),
         Setting("DDPM epochs (normal patches only)", "140", "ddpm_epochs"),
+        Setting(
+            "DDPM input scaling", "not stated", "ddpm_centre", "Ho et al.'s DDPM: [0, 1] to [-1, 1]"
+        ),
         Setting("RePaint steps T", "not stated", "repaint_steps", "RePaint's own default is 250"),
         Setting("RePaint jump length j", "10", "jump_length"),
         Setting("RePaint resamplings r", "10", "resamplings"),
@@ -401,6 +410,8 @@ def ddpm_stage_key(params: IboParams, seed: int, data_id: dict[str, Any]) -> dic
     }
     if p.ddpm_ema:
         key["ema"] = p.ddpm_ema
+    if p.ddpm_centre:
+        key["centre"] = True
     return key
 
 
@@ -482,6 +493,7 @@ def _train_ddpm(params: IboParams, seed: int, splits: dict, store: Store) -> tup
         kind="ibo-ddpm",
         params=key,
         ema_decay=p.ddpm_ema,
+        centre=p.ddpm_centre,
     )
     return dm, key
 
@@ -499,6 +511,8 @@ def gate_samples(params: IboParams, dm: ddpm.DDPMResult, key: dict, store: Store
                 [900_000 + i for i in range(n)],
                 num_inference_steps=steps,
                 device=params.device,
+                scaling=dm.scaling,
+                batch_size=params.repaint_batch,
             ).numpy()
         },
     )
@@ -555,6 +569,7 @@ def strategy_options(
     ibo_run = dict(
         unet=getattr(dm, "unet", None),
         ddpm_scheduler=getattr(dm, "scheduler", None),
+        scaling=getattr(dm, "scaling", None),
         num_inference_steps=p.repaint_steps,
         jump_length=p.jump_length,
         jump_n_sample=p.resamplings,
@@ -878,12 +893,18 @@ def classifier_table(st: Study) -> pd.DataFrame:
 def gate_rows(st: Study) -> pd.DataFrame:
     """P(tumour) and OoD score of the DDPM's samples and of held-out test tiles, per seed's
     classifier (``source``: ddpm sample / held-out normal / held-out tumour)."""
+    return gate_scores(st.runs, st.gate_images)
+
+
+def gate_scores(runs: Sequence[SeedRun], samples: torch.Tensor) -> pd.DataFrame:
+    """:func:`gate_rows` for any ``samples`` (N, 3, H, W) in [0, 1], scored by ``runs``'
+    classifiers and OoD detectors against their held-out test tiles."""
     frames = []
-    for run in st.runs:
+    for run in runs:
         test = run.splits["test"]
         y = test.labels.numpy()
         for source, images in (
-            ("DDPM sample", st.gate_images),
+            ("DDPM sample", samples),
             ("held-out normal tile", test.images[y == 0]),
             ("held-out tumour tile", test.images[y == 1]),
         ):
@@ -1129,6 +1150,40 @@ def benchmark_table() -> pd.DataFrame:
                 "max_pixel_difference": r["max_abs_difference_in_inpainted_pixels"],
             }
         )
+    return pd.DataFrame(rows)
+
+
+def gate_benchmark_table() -> pd.DataFrame:
+    """The stored results of ``benchmarks/ddpm_gate.py`` (the gate against training length and
+    the DDPM's settings), one row per file and epoch count, with their machines."""
+    import json
+
+    from xaistudy.store import repo_root
+
+    rows = []
+    for path in sorted((repo_root() / "benchmarks" / "results").glob("ddpm_gate_*.json")):
+        r = json.loads(path.read_text())
+        st, m = r["settings"], r["machine"]
+        for run in r["runs"]:
+            rows.append(
+                {
+                    "file": path.name,
+                    "machine": m.get("gpu") or f"{m['cpu_count']}-core {m['processor']}",
+                    "centred": st.get("ddpm_centre", False),
+                    "batch": st["ddpm_batch_size"],
+                    "lr": st["ddpm_lr"],
+                    "ema": st["ddpm_ema"],
+                    "sampling_steps": st["gate_steps"],
+                    "epochs": run["ddpm_epochs"],
+                    "optimiser_steps": run["optimiser_steps"],
+                    "train_s": run["train_seconds"],
+                    "p_tumour_samples": run["p_tumour_samples"],
+                    "p_tumour_normal": run["p_tumour_normal"],
+                    "ood_median_samples": run["ood_median_samples"],
+                    "ood_median_normal": run["ood_median_normal"],
+                    "passes": run["passes"],
+                }
+            )
     return pd.DataFrame(rows)
 
 
@@ -1590,7 +1645,6 @@ def agreement_figure(mard: pd.DataFrame) -> plt.Figure:
     return fig
 
 
-
 # --- exercises (xaistudy exercises ibo)
 
 
@@ -1605,9 +1659,7 @@ def _evals(o: Outcome, baseline: bool = False) -> int:
 def _answer_resamplings(o: Outcome) -> str:
     return (
         f"RePaint with r = 1 calls the UNet {_evals(o)} times per image and level, against "
-        f"{_evals(o, True)} with the default r; "
-        + o.changed_verdicts("table1")
-        + " of Table 1."
+        f"{_evals(o, True)} with the default r; " + o.changed_verdicts("table1") + " of Table 1."
     )
 
 

@@ -30,7 +30,6 @@ from xaistudy.data.tiles import Tiles, write_npy
 from xaistudy.evaluate import faithfulness, occlusion, perceptual
 from xaistudy.evaluate.stats import bootstrap_ci
 from xaistudy.explain import METHODS, explain
-from xaistudy.models import ddpm
 from xaistudy.models.classifiers import build_classifier, target_layer
 from xaistudy.models.train import fit, make_loader
 from xaistudy.store import Store
@@ -522,17 +521,3 @@ def mard_table(
             row[f"{key}_ci_low"], row[f"{key}_ci_high"] = ci[key]
         rows.append(row)
     return pd.DataFrame(rows)
-
-
-def ddpm_samples_and_reals(
-    result: ddpm.DDPMResult, normals: torch.Tensor, n: int, steps: int, seed: int, device: str
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` DDPM samples (ancestral, ``steps`` steps) and ``n`` real normal tiles."""
-    samples = ddpm.sample(
-        result.unet,
-        result.scheduler,
-        [seed * 100 + i for i in range(n)],
-        num_inference_steps=steps,
-        device=device,
-    )
-    return samples, normals[:n]

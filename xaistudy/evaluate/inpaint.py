@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from xaistudy import distributed
 from xaistudy.evaluate.occlusion import check_images_and_mask
 from xaistudy.models.classifiers import resolve_device
-from xaistudy.models.ddpm import from_model_range, generators, to_model_range
+from xaistudy.models.ddpm import Scaling, generators
 
 log = logging.getLogger(__name__)
 
@@ -160,8 +160,13 @@ def repaint(
     batch_size: int | None = None,
     device: str | torch.device = "auto",
     desc: str | None = None,
+    scaling: Scaling | None = None,
 ) -> torch.Tensor:
     """Inpaint ``images`` (B, 3, H, W) in [0, 1] where ``keep`` (B, 1, H, W) is 0.
+
+    ``scaling`` is how images enter ``unet`` (a trained
+    :class:`~xaistudy.models.ddpm.DDPMResult`'s ``scaling``); the default maps [0, 1] to
+    [-1, 1], as diffusers' pipeline does.
 
     Each image has its own mask and its own generator seeded with ``seeds[i]``; ``batch_size``
     (default: all at once) only trades memory for speed, never the result. Pixels where
@@ -169,6 +174,7 @@ def repaint(
     launch`` the images are shared out between the processes (:mod:`xaistudy.distributed`).
     """
     _check_inputs(images, keep, seeds)
+    scaling = scaling or Scaling()
     dev = resolve_device(device)
     sched = repaint_scheduler(ddpm_scheduler, eta=eta)
     check_schedule(
@@ -185,9 +191,10 @@ def repaint(
         starts = range(rows.start, rows.stop, bs)
         for i in tqdm(starts, desc=desc or "RePaint", leave=False, disable=len(starts) < 2):
             j = min(i + bs, rows.stop)
-            x0 = to_model_range(images[i:j].float()).to(dev)
+            x0 = scaling.to_model(images[i:j].float().to(dev))
             gens = generators(seeds[i:j], "cpu")
-            out.append(from_model_range(_repaint_chunk(unet, sched, x0, keep[i:j].to(dev), gens)))
+            x = _repaint_chunk(unet, sched, x0, keep[i:j].to(dev), gens)
+            out.append(scaling.from_model(x))
         return torch.cat(out).cpu() if out else images[rows.start : rows.stop].float().cpu()
 
     result = distributed.map_rows(inpaint, len(images))  # shared out under accelerate launch

@@ -231,6 +231,7 @@ def ibo(
         "eta",
         "batch_size",
         "device",
+        "scaling",
     }
     kwargs = {k: v for k, v in options.items() if k in allowed}
     return repaint(unet, images, 1 - mask.float(), seeds, **kwargs)

@@ -61,7 +61,9 @@ def build_unet(
 
 
 def make_scheduler(num_train_timesteps: int = 1000) -> DDPMScheduler:
-    """The linear-beta DDPM noise schedule of Ho et al. (betas 1e-4 .. 0.02 over 1000 steps)."""
+    """The linear-beta DDPM noise schedule of Ho et al. (betas 1e-4 .. 0.02 over 1000 steps);
+    each step's predicted clean image is clipped to [-1, 1], which holds every pixel of [0, 1]
+    under both the default and the centred :class:`Scaling`."""
     return DDPMScheduler(
         num_train_timesteps=num_train_timesteps,
         beta_start=1e-4 * 1000 / num_train_timesteps,
@@ -71,8 +73,48 @@ def make_scheduler(num_train_timesteps: int = 1000) -> DDPMScheduler:
     )
 
 
+@dataclass(frozen=True)
+class Scaling:
+    """How [0, 1] images enter a DDPM: ``(x - mean) / scale`` per channel.
+
+    The default maps [0, 1] to [-1, 1] (Ho et al.). :meth:`of` centres each channel on the
+    training images' mean, so that the tissue's mean colour is the model's zero, with the
+    smallest scale that keeps [0, 1] inside [-1, 1] (the range the sampler clips to). A small
+    DDPM trained briefly on [-1, 1] gets its samples' overall colour wrong, and the classifier
+    reads them as tumour (``benchmarks/ddpm_gate.py`` measures both).
+    """
+
+    mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    scale: tuple[float, ...] = (0.5, 0.5, 0.5)
+
+    @classmethod
+    def of(cls, images, chunk: int = 256) -> Scaling:
+        """Centred on each channel's mean over every pixel of ``images`` (N, C, H, W) in
+        [0, 1] (a tensor, or tiles read on demand, in chunks of ``chunk``); scale
+        ``max(mean, 1 - mean)``."""
+        total = torch.zeros(images.shape[1], dtype=torch.float64)
+        for i in range(0, len(images), chunk):
+            total += images[i : i + chunk].double().sum(dim=(0, 2, 3))
+        n = len(images) * images.shape[2] * images.shape[3]
+        if n == 0:
+            raise ValueError("Scaling.of: no images")
+        mean = total / n
+        return cls(tuple(mean.tolist()), tuple(torch.maximum(mean, 1 - mean).tolist()))
+
+    def _view(self, values: tuple[float, ...], like: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(values, dtype=like.dtype, device=like.device).view(1, -1, 1, 1)
+
+    def to_model(self, images: torch.Tensor) -> torch.Tensor:
+        """[0, 1] images -> the model's space."""
+        return (images - self._view(self.mean, images)) / self._view(self.scale, images)
+
+    def from_model(self, x: torch.Tensor) -> torch.Tensor:
+        """The model's space -> [0, 1] images, clamped."""
+        return (x * self._view(self.scale, x) + self._view(self.mean, x)).clamp(0, 1)
+
+
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
-    """[0, 1] -> [-1, 1]."""
+    """[0, 1] -> [-1, 1] (the default :class:`Scaling`)."""
     return images * 2 - 1
 
 
@@ -83,12 +125,14 @@ def from_model_range(images: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class DDPMResult:
-    """A trained DDPM: the UNet, its noise schedule and the loss per epoch."""
+    """A trained DDPM: the UNet, its noise schedule, the loss per epoch and how images enter
+    the model (its :class:`Scaling`)."""
 
     unet: UNet2DModel
     scheduler: DDPMScheduler
     losses: list[float]
     from_cache: bool = False
+    scaling: Scaling = Scaling()
 
 
 def _save_checkpoint(store, kind, params, state) -> None:
@@ -136,6 +180,7 @@ def train_ddpm(
     lr: float = 2e-4,
     flips: bool = True,
     ema_decay: float = 0.0,
+    centre: bool = False,
     seed: int = 0,
     device: str | torch.device = "auto",
     store: Store | None = None,
@@ -147,7 +192,9 @@ def train_ddpm(
 
     ``flips``: random horizontal/vertical flips and 90-degree rotations (tissue has no
     orientation). ``ema_decay`` > 0 keeps an exponential moving average of the weights
-    (updated after every step) and returns it as the model. With ``store`` (then ``params``
+    (updated after every step) and returns it as the model. ``centre``: the model learns the
+    channels centred on their mean (:meth:`Scaling.of` the images) instead of [-1, 1]; sample
+    and inpaint with the result's ``scaling``. With ``store`` (then ``params``
     must identify the data and every setting), a finished model is loaded instead of trained,
     and an interrupted run resumes from the last finished epoch.
     """
@@ -165,7 +212,9 @@ def train_ddpm(
         if done is not None:
             unet.load_state_dict(done["model"])
             log.info("loaded trained DDPM from %s", store.path(kind, params, ".pt"))
-            return DDPMResult(unet.to(dev).eval(), scheduler, list(done["losses"]), True)
+            scaling = Scaling(*map(tuple, done["scaling"])) if "scaling" in done else Scaling()
+            return DDPMResult(unet.to(dev).eval(), scheduler, list(done["losses"]), True, scaling)
+    scaling = Scaling.of(images) if centre else Scaling()
 
     if not 0 <= ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
@@ -195,7 +244,7 @@ def train_ddpm(
         order = torch.randperm(n, generator=gen)
         total = 0.0
         for i in range(0, n, batch_size):
-            x0 = to_model_range(data[order[i : i + batch_size]].float())
+            x0 = scaling.to_model(data[order[i : i + batch_size]].float())
             if flips:
                 k = int(torch.randint(0, 4, (1,), generator=gen))
                 x0 = torch.rot90(x0, k, dims=(2, 3))
@@ -233,9 +282,12 @@ def train_ddpm(
     unet.eval()
     if store is not None and distributed.is_main():
         model_state = {k: v.detach().cpu() for k, v in unet.state_dict().items()}
-        store.save_state(kind, params, {"model": model_state, "losses": losses})
+        state = {"model": model_state, "losses": losses}
+        if centre:
+            state["scaling"] = [list(scaling.mean), list(scaling.scale)]
+        store.save_state(kind, params, state)
         store.path(kind, params, CHECKPOINT_SUFFIX).unlink(missing_ok=True)
-    return DDPMResult(unet, scheduler, losses)
+    return DDPMResult(unet, scheduler, losses, scaling=scaling)
 
 
 def generators(seeds: Sequence[int], device: str | torch.device = "cpu") -> list[torch.Generator]:
@@ -250,9 +302,13 @@ def sample(
     seeds: Sequence[int],
     num_inference_steps: int = 50,
     device: str | torch.device = "auto",
+    scaling: Scaling = Scaling(),
+    batch_size: int | None = None,
 ) -> torch.Tensor:
     """Ancestral DDPM samples (len(seeds), 3, H, W) in [0, 1], one seeded generator per image
-    (under ``accelerate launch`` the images are shared out between the processes)."""
+    (under ``accelerate launch`` the images are shared out between the processes);
+    ``scaling``: the model's (a :class:`DDPMResult`'s ``scaling``); ``batch_size`` (default: all
+    at once) only bounds the memory, each image's noise comes from its own generator."""
     from diffusers.utils.torch_utils import randn_tensor
 
     dev = resolve_device(device)
@@ -260,15 +316,21 @@ def sample(
     size = unet.config.sample_size
     seeds = list(seeds)
 
-    def draw(rows: range) -> torch.Tensor:
-        if not len(rows):
-            return torch.zeros(0, 3, size, size)
-        gens = generators(seeds[rows.start : rows.stop], dev)
-        x = randn_tensor((len(rows), 3, size, size), generator=gens, device=dev)
+    def chunk(start: int, stop: int) -> torch.Tensor:
+        gens = generators(seeds[start:stop], dev)
+        x = randn_tensor((stop - start, 3, size, size), generator=gens, device=dev)
         sched = DDPMScheduler.from_config(scheduler.config)
         sched.set_timesteps(num_inference_steps, device=dev)
         for t in tqdm(sched.timesteps, desc="DDPM samples", leave=False):
             x = sched.step(unet(x, t).sample, t, x, generator=gens).prev_sample
-        return from_model_range(x).cpu()
+        return scaling.from_model(x).cpu()
+
+    def draw(rows: range) -> torch.Tensor:
+        if not len(rows):
+            return torch.zeros(0, 3, size, size)
+        bs = batch_size or len(rows)
+        return torch.cat(
+            [chunk(i, min(i + bs, rows.stop)) for i in range(rows.start, rows.stop, bs)]
+        )
 
     return distributed.map_rows(draw, len(seeds))
