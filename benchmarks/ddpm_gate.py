@@ -31,7 +31,7 @@ from benchmarks.repaint_batched import machine, sync  # noqa: E402
 from xaistudy.chapters import ibo  # noqa: E402
 from xaistudy.models.classifiers import resolve_device  # noqa: E402
 from xaistudy.params import build_params, parse_param_value  # noqa: E402
-from xaistudy.store import Store  # noqa: E402
+from xaistudy.store import Store, atomic_write_bytes  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -112,10 +112,7 @@ def _result(args, base, overrides, dev, run, rows) -> dict:
 
 
 def _write(path: Path, obj: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    tmp.replace(path)
+    atomic_write_bytes(path, (json.dumps(obj, indent=2) + "\n").encode())
 
 
 if __name__ == "__main__":

@@ -37,6 +37,7 @@ from xaistudy.evaluate.inpaint import unet_calls_per_image  # noqa: E402
 from xaistudy.models import ddpm  # noqa: E402
 from xaistudy.models.classifiers import build_classifier, resolve_device  # noqa: E402
 from xaistudy.params import build_params  # noqa: E402
+from xaistudy.store import atomic_write_bytes  # noqa: E402
 
 
 def median_seconds(fn, dev: torch.device, repeats: int) -> float:
@@ -151,8 +152,7 @@ def main(argv: list[str] | None = None) -> dict:
         out["machine"]["peak_gpu_memory_gb"] = torch.cuda.max_memory_allocated(dev) / 1e9
     print(json.dumps(out, indent=2))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(out, indent=2) + "\n")
+        atomic_write_bytes(args.out, (json.dumps(out, indent=2) + "\n").encode())
     return out
 
 
