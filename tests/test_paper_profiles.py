@@ -161,7 +161,11 @@ def test_xrelevancecam_paper_profile(paper_root, tmp_path):
     started = models[models["start"] == "pretrained"]["initialisation"]
     assert len(started) == 3 and started.str.contains("local ImageNet weights").all()
     per_layer = tables["miou_per_layer"]
-    assert set(per_layer["start"]) == {"scratch", "pretrained"}
+    # a start has per-layer IoUs exactly when its SK model classified some meningioma frame
+    # correctly (the scored frames); at these sizes a one-epoch model may score none
+    sk = models[models["model"] == "sk"]
+    scored = set(sk.loc[sk["frames scored"] > 0, "start"])
+    assert scored and set(per_layer["start"]) == scored
     assert set(per_layer["method"]) >= {"Grad-CAM", "RelevanceCAM", "XRelevanceCAM"}
     assert per_layer[["layer1", "layer2", "layer3", "layer4"]].notna().all().all()
 
