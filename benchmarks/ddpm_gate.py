@@ -3,8 +3,11 @@
     .venv/bin/python benchmarks/ddpm_gate.py --epochs 40 160 640 \
         --out benchmarks/results/ddpm_gate_<machine>.json
     .venv/bin/python benchmarks/ddpm_gate.py -p ddpm_channels '[32, 64, 128]' -p ddpm_ema 0.999
+    .venv/bin/python benchmarks/ddpm_gate.py --epochs 140 --ddpm-seeds 0 1 2
 
-For each epoch count, trains the chapter's DDPM from scratch on the first seed's normal tiles
+For each epoch count (and DDPM training seed: the initial weights, batches, noise and windows;
+the data and the classifier stay the first seed's), trains the chapter's DDPM from scratch on
+the first seed's normal tiles
 (the chapter's own ``_train_ddpm``, the profile's settings with the ``-p`` overrides), draws
 the gate's samples (``gate_samples``) and scores them exactly as the chapter's gate does
 (``gate_scores``, ``gate_table``): mean P(tumour) and median OoD score of the samples against
@@ -17,6 +20,7 @@ fresh temporary cache, so nothing is reused between them. Writes one JSON object
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 import tempfile
@@ -41,6 +45,9 @@ def main(argv: list[str] | None = None) -> dict:
         "-p", dest="pairs", nargs=2, action="append", default=[], metavar=("KEY", "VALUE")
     )
     ap.add_argument("--epochs", type=int, nargs="+", default=[40, 160, 640])
+    ap.add_argument(
+        "--ddpm-seeds", type=int, nargs="+", default=[0], help="DDPM training seeds (default 0)"
+    )
     ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
     ap.add_argument("--out", type=Path, default=None, help="also write the JSON here")
     args = ap.parse_args(argv)
@@ -54,12 +61,12 @@ def main(argv: list[str] | None = None) -> dict:
     with tempfile.TemporaryDirectory(prefix="ddpm-gate-") as tmp:
         data_store = Store(Path(tmp) / "data")
         run = ibo.prepare_seed(base, base.seeds[0], data_store)
-        for epochs in args.epochs:
+        for epochs, ddpm_seed in itertools.product(args.epochs, args.ddpm_seeds):
             values = {**overrides, "seeds": [0], "ddpm_epochs": epochs}
             p = build_params(model, args.profile, values)
-            store = Store(Path(tmp) / f"ddpm-{epochs}")
+            store = Store(Path(tmp) / f"ddpm-{epochs}-{ddpm_seed}")
             t0 = time.perf_counter()
-            dm, key = ibo._train_ddpm(p, run.seed, run.splits, store)
+            dm, key = ibo._train_ddpm(p, ddpm_seed, run.splits, store)
             sync(dev)
             t_train = time.perf_counter() - t0
             t0 = time.perf_counter()
@@ -72,6 +79,7 @@ def main(argv: list[str] | None = None) -> dict:
             rows.append(
                 {
                     "ddpm_epochs": epochs,
+                    "ddpm_seed": ddpm_seed,
                     "optimiser_steps": epochs * -(-p.ddpm_tiles // p.ddpm_batch_size),
                     "train_seconds": round(t_train, 2),
                     "sample_seconds": round(t_sample, 2),
@@ -104,6 +112,7 @@ def _result(args, base, overrides, dev, run, rows) -> dict:
         "overrides": overrides,
         "settings": settings,
         "classifier_test_accuracy": run.metrics["accuracy"],
+        "x0_clip": "data range",
         "criterion": "passes: |mean P(tumour) of samples - of normal tiles| <= 0.1 and the "
         "samples' median OoD score <= the normal tiles' 95th percentile (ibo.gate_table)",
         "runs": rows,

@@ -146,6 +146,78 @@ def test_centred_ddpm_keeps_its_scaling_through_the_cache(tmp_path):
     assert torch.equal(filled[..., :8], images[:2, :, :, :8])  # known pixels exact
 
 
+def test_bounded_noise_keeps_the_predicted_clean_image_in_the_data_range():
+    gen = torch.Generator().manual_seed(5)
+    scaling = ddpm.Scaling((0.8, 0.4, 0.7), (0.8, 0.6, 0.7))  # [0, 1] -> a box inside [-1, 1]
+    x, noise = torch.randn(4, 3, 6, 6, generator=gen), torch.randn(4, 3, 6, 6, generator=gen)
+    a = torch.tensor(0.3)
+    out = scaling.bound_noise(noise, x, a)
+    # independently: the clean image implied by the noise, clipped per channel in numpy
+    xn, en, an = x.double().numpy(), noise.double().numpy(), 0.3
+    x0 = (xn - np.sqrt(1 - an) * en) / np.sqrt(an)
+    lo = ((0 - np.array(scaling.mean)) / np.array(scaling.scale)).reshape(1, 3, 1, 1)
+    hi = ((1 - np.array(scaling.mean)) / np.array(scaling.scale)).reshape(1, 3, 1, 1)
+    clipped = np.clip(x0, lo, hi)
+    implied = (xn - np.sqrt(1 - an) * out.double().numpy()) / np.sqrt(an)
+    assert np.allclose(implied, clipped, atol=1e-5)
+    inside = (x0 >= lo) & (x0 <= hi)
+    assert inside.any() and (~inside).any()  # the test covers both cases
+    assert torch.equal(out[torch.from_numpy(inside)], noise[torch.from_numpy(inside)])
+    assert ddpm.Scaling().bound_noise(noise, x, a) is noise  # default: the scheduler's own clip
+
+
+def test_random_crops_are_windows_of_their_own_image():
+    images = torch.arange(3 * 3 * 8 * 8, dtype=torch.float32).view(3, 3, 8, 8)
+    crops = ddpm.random_crops(images, 4, torch.Generator().manual_seed(0))
+    again = ddpm.random_crops(images, 4, torch.Generator().manual_seed(0))
+    assert crops.shape == (3, 3, 4, 4) and torch.equal(crops, again)
+    for im, crop in zip(images, crops, strict=True):
+        y, x = divmod(int(crop[0, 0, 0]) - int(im[0, 0, 0]), 8)  # arange: value -> position
+        assert torch.equal(crop, im[:, y : y + 4, x : x + 4])
+
+
+def test_min_snr_weighting_matches_a_hand_computed_loss():
+    torch.manual_seed(0)
+    unet = ddpm.build_unet(8, (8, 8))
+    alphas = ddpm.make_scheduler(100).alphas_cumprod
+    gen = torch.Generator().manual_seed(1)
+    x0, noise = torch.randn(4, 3, 8, 8, generator=gen), torch.randn(4, 3, 8, 8, generator=gen)
+    t = torch.tensor([0, 10, 50, 99])
+    a = alphas[t].view(-1, 1, 1, 1)
+    with torch.no_grad():
+        err = (unet(a.sqrt() * x0 + (1 - a).sqrt() * noise, t).sample - noise) ** 2
+    per_image = err.double().mean(dim=(1, 2, 3)).numpy()
+    snr = (alphas[t] / (1 - alphas[t])).double().numpy()
+    expected = np.mean(per_image * np.minimum(snr, 5.0) / snr)
+    assert snr.max() > 5 > snr.min()  # the weight bites on some images only
+    assert ddpm.batch_gradient(unet, alphas, x0, noise, t, 5.0) == pytest.approx(expected, rel=1e-5)
+    assert ddpm.batch_gradient(unet, alphas, x0, noise, t) == pytest.approx(per_image.mean(), 1e-5)
+
+
+def test_ddpm_learns_from_crops_and_checks_its_options(tmp_path):
+    images = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(2))
+    kw = dict(channels=(8, 16), num_train_timesteps=50, epochs=1, batch_size=2, device="cpu")
+    seen = []
+    unet_forward = ddpm.UNet2DModel.forward
+
+    def spy(self, x, t, *args, **kwargs):
+        seen.append(tuple(x.shape[-2:]))
+        return unet_forward(self, x, t, *args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ddpm.UNet2DModel, "forward", spy)
+        dm = ddpm.train_ddpm(images, crop=8, snr_gamma=5.0, **kw)
+    assert set(seen) == {(8, 8)} and dm.unet.config.sample_size == 16
+    out = ddpm.sample(dm.unet, dm.scheduler, [0], num_inference_steps=3, device="cpu")
+    assert out.shape == (1, 3, 16, 16)  # whole tiles from a model that saw 8 x 8 windows
+    with pytest.raises(ValueError, match="crop must be at most 16 and divisible by 2"):
+        ddpm.train_ddpm(images, crop=7, **kw)
+    with pytest.raises(ValueError, match="crop must be at most 16"):
+        ddpm.train_ddpm(images, crop=32, **kw)
+    with pytest.raises(ValueError, match="snr_gamma must be >= 0"):
+        ddpm.train_ddpm(images, snr_gamma=-1.0, **kw)
+
+
 def test_study_helpers(tmp_path):
     assert study.parse_list("all", study.CAMS) == list(study.CAMS)
     assert study.parse_list("fullgrad,gradcam", study.CAMS) == ["gradcam", "fullgrad"]
@@ -212,6 +284,11 @@ def test_params_profiles_and_errors(mini_camelyon):
         build_params(IboParams, "quick", {"strategies": "ibo,paint"})
     with pytest.raises(ParamError, match="ddpm_channels.*divisible"):
         build_params(IboParams, "quick", {"tile_size": 80, "ddpm_channels": [8, 8, 8, 8, 8, 8]})
+    with pytest.raises(ParamError, match="ddpm_crop.*at most tile_size"):
+        build_params(IboParams, "quick", {"ddpm_crop": 128})
+    with pytest.raises(ParamError, match=r"ddpm_crop.*divisible by 2\*\*2"):
+        build_params(IboParams, "quick", {"ddpm_crop": 30})
+    assert (paper.ddpm_crop, paper.ddpm_snr_gamma) == (0, 0)  # the paper's whole patches
 
 
 def test_cli_names_the_missing_camelyon16_root_in_one_line(capsys):

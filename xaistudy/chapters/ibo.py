@@ -82,9 +82,9 @@ class IboParams(DatasetSeedsParams):
     )
     ddpm_layers: int = Field(1, ge=1, le=4, description="ResNet blocks per UNet level")
     ddpm_attention: bool = Field(False, description="self-attention at the lowest resolution")
-    ddpm_epochs: int = Field(35, ge=1, le=2000, description="DDPM training epochs")
+    ddpm_epochs: int = Field(140, ge=1, le=2000, description="DDPM training epochs")
     ddpm_batch_size: int = Field(8, ge=2, le=1024, description="DDPM batch size")
-    ddpm_lr: float = Field(1e-3, gt=0, le=1, description="DDPM AdamW learning rate")
+    ddpm_lr: float = Field(2e-3, gt=0, le=1, description="DDPM AdamW learning rate")
     train_timesteps: int = Field(1000, ge=10, le=4000, description="DDPM training noise steps")
     ddpm_ema: float = Field(
         0.995, ge=0, lt=1, description="EMA decay of the DDPM weights used for sampling (0: off)"
@@ -93,6 +93,16 @@ class IboParams(DatasetSeedsParams):
         True,
         description="the DDPM learns each channel centred on the tiles' mean colour (scaled "
         "into [-1, 1]) instead of [0, 1] mapped to [-1, 1] (Ho et al.)",
+    )
+    ddpm_crop: int = Field(
+        32,
+        ge=0,
+        le=512,
+        description="0: the DDPM learns whole tiles; n: random n x n windows of them (it still "
+        "samples and inpaints whole tiles; n must divide by 2**(levels - 1))",
+    )
+    ddpm_snr_gamma: float = Field(
+        5.0, ge=0, le=100, description="Min-SNR loss weighting gamma (Hang et al. 2023; 0: off)"
     )
     repaint_steps: int = Field(
         10,
@@ -171,6 +181,16 @@ class IboParams(DatasetSeedsParams):
             raise ValueError(f"tile_size {size} must be divisible by 2**{len(value) - 1}")
         return value
 
+    @field_validator("ddpm_crop")
+    @classmethod
+    def _crop_fits_unet(cls, value: int, info) -> int:
+        size, widths = info.data.get("tile_size"), info.data.get("ddpm_channels")
+        if value and size is not None and value > size:
+            raise ValueError(f"must be at most tile_size ({size}); 0 learns whole tiles")
+        if value and widths is not None and value % 2 ** (len(widths) - 1):
+            raise ValueError(f"must be divisible by 2**{len(widths) - 1} (the UNet's levels)")
+        return value
+
     @field_validator("repaint_steps")
     @classmethod
     def _steps_divide(cls, value: int, info) -> int:
@@ -219,6 +239,8 @@ class IboParams(DatasetSeedsParams):
             "ddpm_batch_size": 16,
             "ddpm_lr": 1e-4,
             "ddpm_ema": 0.9999,  # Ho et al.'s; the paper does not state one
+            "ddpm_crop": 0,  # whole patches, unweighted loss: Ho et al.'s training
+            "ddpm_snr_gamma": 0.0,
             "repaint_steps": 250,
             "jump_length": 10,
             "resamplings": 10,
@@ -268,6 +290,8 @@ PAPER = PaperRecord(
         Setting(
             "DDPM input scaling", "not stated", "ddpm_centre", "Ho et al.'s DDPM: [0, 1] to [-1, 1]"
         ),
+        Setting("DDPM training windows", "whole patches (implied)", "ddpm_crop", "0: whole tiles"),
+        Setting("DDPM loss weighting", "not stated", "ddpm_snr_gamma", "Ho et al.: none (0)"),
         Setting("RePaint steps T", "not stated", "repaint_steps", "RePaint's own default is 250"),
         Setting("RePaint jump length j", "10", "jump_length"),
         Setting("RePaint resamplings r", "10", "resamplings"),
@@ -412,6 +436,10 @@ def ddpm_stage_key(params: IboParams, seed: int, data_id: dict[str, Any]) -> dic
         key["ema"] = p.ddpm_ema
     if p.ddpm_centre:
         key["centre"] = True
+    if p.ddpm_crop and p.ddpm_crop < p.tile_size:
+        key["crop"] = p.ddpm_crop
+    if p.ddpm_snr_gamma:
+        key["snr_gamma"] = p.ddpm_snr_gamma
     return key
 
 
@@ -494,6 +522,8 @@ def _train_ddpm(params: IboParams, seed: int, splits: dict, store: Store) -> tup
         params=key,
         ema_decay=p.ddpm_ema,
         centre=p.ddpm_centre,
+        crop=p.ddpm_crop,
+        snr_gamma=p.ddpm_snr_gamma,
     )
     return dm, key
 
@@ -1155,7 +1185,11 @@ def benchmark_table() -> pd.DataFrame:
 
 def gate_benchmark_table() -> pd.DataFrame:
     """The stored results of ``benchmarks/ddpm_gate.py`` (the gate against training length and
-    the DDPM's settings), one row per file and epoch count, with their machines."""
+    the DDPM's settings), one row per file and epoch count, with their machines.
+
+    ``x0_clip``: the range the sampler clipped each predicted clean image to. Results stored
+    before the sampler kept it in the data's range (:meth:`ddpm.Scaling.bound_noise`) clipped
+    a centred model's prediction to [-1, 1], which lets bright pixels overshoot."""
     import json
 
     from xaistudy.store import repo_root
@@ -1170,11 +1204,15 @@ def gate_benchmark_table() -> pd.DataFrame:
                     "file": path.name,
                     "machine": m.get("gpu") or f"{m['cpu_count']}-core {m['processor']}",
                     "centred": st.get("ddpm_centre", False),
+                    "x0_clip": r.get("x0_clip", "[-1, 1]"),
+                    "crop": st.get("ddpm_crop", 0) or st["tile_size"],
+                    "snr_gamma": st.get("ddpm_snr_gamma", 0.0),
                     "batch": st["ddpm_batch_size"],
                     "lr": st["ddpm_lr"],
                     "ema": st["ddpm_ema"],
                     "sampling_steps": st["gate_steps"],
                     "epochs": run["ddpm_epochs"],
+                    "ddpm_seed": run.get("ddpm_seed", 0),
                     "optimiser_steps": run["optimiser_steps"],
                     "train_s": run["train_seconds"],
                     "p_tumour_samples": run["p_tumour_samples"],

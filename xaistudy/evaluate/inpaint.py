@@ -131,14 +131,17 @@ def _repaint_chunk(
     original: torch.Tensor,
     keep: torch.Tensor,
     gens: list[torch.Generator],
+    scaling: Scaling,
 ) -> torch.Tensor:
-    """RePaint of one chunk in model range, exactly the loop of diffusers' ``RePaintPipeline``."""
+    """RePaint of one chunk in model range, exactly the loop of diffusers' ``RePaintPipeline``
+    (with a centred ``scaling``, each predicted clean image is kept in the data's range:
+    :meth:`~xaistudy.models.ddpm.Scaling.bound_noise`)."""
     dev = original.device
     x = randn_tensor(original.shape, generator=gens, device=dev, dtype=original.dtype)
     t_last = sched.timesteps[0] + 1
     for t in sched.timesteps:
         if t < t_last:
-            eps = unet(x, t).sample
+            eps = scaling.bound_noise(unet(x, t).sample, x, sched.alphas_cumprod[int(t)])
             x = sched.step(eps, t, x, original, keep, gens).prev_sample
         else:
             x = sched.undo_step(x, t_last, gens)
@@ -193,7 +196,7 @@ def repaint(
             j = min(i + bs, rows.stop)
             x0 = scaling.to_model(images[i:j].float().to(dev))
             gens = generators(seeds[i:j], "cpu")
-            x = _repaint_chunk(unet, sched, x0, keep[i:j].to(dev), gens)
+            x = _repaint_chunk(unet, sched, x0, keep[i:j].to(dev), gens, scaling)
             out.append(scaling.from_model(x))
         return torch.cat(out).cpu() if out else images[rows.start : rows.stop].float().cpu()
 

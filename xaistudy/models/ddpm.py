@@ -62,8 +62,8 @@ def build_unet(
 
 def make_scheduler(num_train_timesteps: int = 1000) -> DDPMScheduler:
     """The linear-beta DDPM noise schedule of Ho et al. (betas 1e-4 .. 0.02 over 1000 steps);
-    each step's predicted clean image is clipped to [-1, 1], which holds every pixel of [0, 1]
-    under both the default and the centred :class:`Scaling`."""
+    each step's predicted clean image is clipped to [-1, 1], which is [0, 1] under the default
+    :class:`Scaling` (a centred one's tighter box is :meth:`Scaling.bound_noise`'s)."""
     return DDPMScheduler(
         num_train_timesteps=num_train_timesteps,
         beta_start=1e-4 * 1000 / num_train_timesteps,
@@ -79,9 +79,10 @@ class Scaling:
 
     The default maps [0, 1] to [-1, 1] (Ho et al.). :meth:`of` centres each channel on the
     training images' mean, so that the tissue's mean colour is the model's zero, with the
-    smallest scale that keeps [0, 1] inside [-1, 1] (the range the sampler clips to). A small
-    DDPM trained briefly on [-1, 1] gets its samples' overall colour wrong, and the classifier
-    reads them as tumour (``benchmarks/ddpm_gate.py`` measures both).
+    smallest scale that keeps [0, 1] inside [-1, 1] (the range the schedulers clip to;
+    :meth:`bound_noise` clips to the box [0, 1] maps to). A small DDPM trained briefly on
+    [-1, 1] gets its samples' overall colour wrong, and the classifier reads them as tumour
+    (``benchmarks/ddpm_gate.py`` measures both).
     """
 
     mean: tuple[float, ...] = (0.5, 0.5, 0.5)
@@ -111,6 +112,30 @@ class Scaling:
     def from_model(self, x: torch.Tensor) -> torch.Tensor:
         """The model's space -> [0, 1] images, clamped."""
         return (x * self._view(self.scale, x) + self._view(self.mean, x)).clamp(0, 1)
+
+    @property
+    def fills_clip_range(self) -> bool:
+        """Whether [0, 1] maps onto exactly [-1, 1] in every channel (the default), so the
+        schedulers' own clipping of the predicted clean image keeps it in the data's range."""
+        return all(m == 0.5 and s == 0.5 for m, s in zip(self.mean, self.scale, strict=True))
+
+    def bound_noise(
+        self, noise: torch.Tensor, x: torch.Tensor, alpha_bar: torch.Tensor
+    ) -> torch.Tensor:
+        """The noise prediction at ``x`` (noise level ``alpha_bar``, the cumulative alpha) whose
+        implied clean image is clipped to [0, 1] in every channel.
+
+        The schedulers clip the predicted clean image to [-1, 1]; a centred scaling maps [0, 1]
+        to a smaller box, and a clean image predicted outside it comes out saturated (white
+        or black patches). Where the prediction is inside, ``noise`` is returned unchanged.
+        """
+        if self.fills_clip_range:
+            return noise
+        lo = self.to_model(torch.zeros(1, len(self.mean), 1, 1, dtype=x.dtype, device=x.device))
+        hi = self.to_model(torch.ones_like(lo))
+        a = torch.as_tensor(alpha_bar, dtype=x.dtype, device=x.device)
+        x0 = (x - (1 - a).sqrt() * noise) / a.sqrt()
+        return noise + (a / (1 - a)).sqrt() * (x0 - torch.maximum(torch.minimum(x0, hi), lo))
 
 
 def to_model_range(images: torch.Tensor) -> torch.Tensor:
@@ -147,9 +172,12 @@ def batch_gradient(
     x0: torch.Tensor,
     noise: torch.Tensor,
     t: torch.Tensor,
+    snr_gamma: float = 0.0,
 ) -> float:
     """Accumulate into ``unet``'s ``.grad`` the gradient of the batch's epsilon-prediction MSE
     (clean images ``x0`` in model range, their ``noise`` and timesteps ``t``); return the loss.
+    ``snr_gamma`` > 0 weights each image's error by ``min(SNR(t), gamma) / SNR(t)`` (Min-SNR,
+    Hang et al. 2023), which stops the nearly clean timesteps from dominating the gradient.
 
     Under ``accelerate launch`` every process holds the whole batch (drawn from the same
     generator), takes its share of the rows, and the gradients are summed over the processes,
@@ -162,7 +190,13 @@ def batch_gradient(
     if len(rows):  # a share may be empty (a last batch smaller than the processes)
         a = alphas_cumprod[t].view(-1, 1, 1, 1)
         xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
-        loss = F.mse_loss(unet(xt, t).sample, noise) * (len(rows) / batch)
+        if snr_gamma:
+            snr = (a / (1 - a)).flatten()
+            error = F.mse_loss(unet(xt, t).sample, noise, reduction="none").mean(dim=(1, 2, 3))
+            loss = (error * snr.clamp(max=snr_gamma) / snr).mean()
+        else:
+            loss = F.mse_loss(unet(xt, t).sample, noise)
+        loss = loss * (len(rows) / batch)
         loss.backward()
     distributed.sum_gradients(unet)
     return float(distributed.sum_across(loss.detach()))
@@ -181,6 +215,8 @@ def train_ddpm(
     flips: bool = True,
     ema_decay: float = 0.0,
     centre: bool = False,
+    crop: int = 0,
+    snr_gamma: float = 0.0,
     seed: int = 0,
     device: str | torch.device = "auto",
     store: Store | None = None,
@@ -194,9 +230,12 @@ def train_ddpm(
     orientation). ``ema_decay`` > 0 keeps an exponential moving average of the weights
     (updated after every step) and returns it as the model. ``centre``: the model learns the
     channels centred on their mean (:meth:`Scaling.of` the images) instead of [-1, 1]; sample
-    and inpaint with the result's ``scaling``. With ``store`` (then ``params``
-    must identify the data and every setting), a finished model is loaded instead of trained,
-    and an interrupted run resumes from the last finished epoch.
+    and inpaint with the result's ``scaling``. ``crop`` > 0: every step learns from a random
+    ``crop``×``crop`` window of each image (the convolutional UNet still samples and inpaints
+    whole images; on stationary tissue texture this buys ``(size / crop)**2`` times the steps
+    for the same compute). ``snr_gamma``: see :func:`batch_gradient`. With ``store`` (then
+    ``params`` must identify the data and every setting), a finished model is loaded instead of
+    trained, and an interrupted run resumes from the last finished epoch.
     """
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be (N, 3, H, W), got {tuple(images.shape)}")
@@ -204,6 +243,11 @@ def train_ddpm(
         raise ValueError("train_ddpm: pass params (what identifies this model) together with store")
     dev = resolve_device(device)
     size = images.shape[-1]
+    depth = 2 ** (len(tuple(channels)) - 1)
+    if crop and (crop > size or crop % depth):
+        raise ValueError(f"crop must be at most {size} and divisible by {depth}, got {crop}")
+    if snr_gamma < 0:
+        raise ValueError(f"snr_gamma must be >= 0, got {snr_gamma}")
     seed_everything(seed)  # the initial weights depend on the seed only
     unet = build_unet(size, channels, layers_per_block, attention)
     scheduler = make_scheduler(num_train_timesteps)
@@ -245,6 +289,8 @@ def train_ddpm(
         total = 0.0
         for i in range(0, n, batch_size):
             x0 = scaling.to_model(data[order[i : i + batch_size]].float())
+            if crop and crop < size:
+                x0 = random_crops(x0, crop, gen)
             if flips:
                 k = int(torch.randint(0, 4, (1,), generator=gen))
                 x0 = torch.rot90(x0, k, dims=(2, 3))
@@ -253,7 +299,7 @@ def train_ddpm(
             noise = torch.randn(x0.shape, generator=gen)
             t = torch.randint(0, num_train_timesteps, (len(x0),), generator=gen)
             opt.zero_grad(set_to_none=True)
-            loss = batch_gradient(unet, alphas, x0, noise, t)
+            loss = batch_gradient(unet, alphas, x0, noise, t, snr_gamma)
             opt.step()
             if ema is not None:
                 with torch.no_grad():
@@ -290,6 +336,16 @@ def train_ddpm(
     return DDPMResult(unet, scheduler, losses, scaling=scaling)
 
 
+def random_crops(images: torch.Tensor, size: int, gen: torch.Generator) -> torch.Tensor:
+    """One random ``size``×``size`` window of each image (N, C, H, W), offsets from ``gen``."""
+    n, _, h, w = images.shape
+    top = torch.randint(0, h - size + 1, (n,), generator=gen).tolist()
+    left = torch.randint(0, w - size + 1, (n,), generator=gen).tolist()
+    return torch.stack(
+        [im[:, y : y + size, x : x + size] for im, y, x in zip(images, top, left, strict=True)]
+    )
+
+
 def generators(seeds: Sequence[int], device: str | torch.device = "cpu") -> list[torch.Generator]:
     """One seeded ``torch.Generator`` per image, so an image's noise never depends on its batch."""
     return [torch.Generator(device=torch.device(device)).manual_seed(int(s)) for s in seeds]
@@ -307,7 +363,8 @@ def sample(
 ) -> torch.Tensor:
     """Ancestral DDPM samples (len(seeds), 3, H, W) in [0, 1], one seeded generator per image
     (under ``accelerate launch`` the images are shared out between the processes);
-    ``scaling``: the model's (a :class:`DDPMResult`'s ``scaling``); ``batch_size`` (default: all
+    ``scaling``: the model's (a :class:`DDPMResult`'s ``scaling``; each step's predicted clean
+    image is kept in [0, 1], :meth:`Scaling.bound_noise`); ``batch_size`` (default: all
     at once) only bounds the memory, each image's noise comes from its own generator."""
     from diffusers.utils.torch_utils import randn_tensor
 
@@ -322,7 +379,8 @@ def sample(
         sched = DDPMScheduler.from_config(scheduler.config)
         sched.set_timesteps(num_inference_steps, device=dev)
         for t in tqdm(sched.timesteps, desc="DDPM samples", leave=False):
-            x = sched.step(unet(x, t).sample, t, x, generator=gens).prev_sample
+            noise = scaling.bound_noise(unet(x, t).sample, x, sched.alphas_cumprod[int(t)])
+            x = sched.step(noise, t, x, generator=gens).prev_sample
         return scaling.from_model(x).cpu()
 
     def draw(rows: range) -> torch.Tensor:
