@@ -5,16 +5,16 @@
     .venv/bin/python benchmarks/ddpm_gate.py -p ddpm_channels '[32, 64, 128]' -p ddpm_ema 0.999
     .venv/bin/python benchmarks/ddpm_gate.py --epochs 140 --ddpm-seeds 0 1 2
 
-For each epoch count (and DDPM training seed: the initial weights, batches, noise and windows;
+For each epoch count and DDPM training seed (the initial weights, batches, noise and windows;
 the data and the classifier stay the first seed's), trains the chapter's DDPM from scratch on
-the first seed's normal tiles
-(the chapter's own ``_train_ddpm``, the profile's settings with the ``-p`` overrides), draws
-the gate's samples (``gate_samples``) and scores them exactly as the chapter's gate does
-(``gate_scores``, ``gate_table``): mean P(tumour) and median OoD score of the samples against
-the held-out normal tiles, with the first seed's classifier. Each epoch count trains in a
-fresh temporary cache, so nothing is reused between them. Writes one JSON object (stdout, and
-``--out`` when given): per epoch count the optimiser steps, training and sampling seconds
-(wall clock, synchronised on a GPU), the gate's numbers and whether it passes; and the machine.
+the first seed's normal tiles (the chapter's own ``_train_ddpm``, the profile's settings with
+the ``-p`` overrides), draws the gate's samples (``gate_samples``) and scores them exactly as
+the chapter's gate does (``gate_scores``, ``gate_table``): mean P(tumour) and median OoD score
+of the samples against the held-out normal tiles, with the first seed's classifier. Each
+model trains in a fresh temporary cache, so nothing is reused between them. Writes one JSON
+object (stdout, and ``--out`` when given): per model the optimiser steps, training and
+sampling seconds (wall clock, synchronised on a GPU), the gate's numbers and whether it
+passes; and the machine.
 """
 
 from __future__ import annotations

@@ -194,7 +194,7 @@ def test_min_snr_weighting_matches_a_hand_computed_loss():
     assert ddpm.batch_gradient(unet, alphas, x0, noise, t) == pytest.approx(per_image.mean(), 1e-5)
 
 
-def test_ddpm_learns_from_crops_and_checks_its_options(tmp_path):
+def test_ddpm_learns_from_crops_and_checks_its_options():
     images = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(2))
     kw = dict(channels=(8, 16), num_train_timesteps=50, epochs=1, batch_size=2, device="cpu")
     seen = []

@@ -232,10 +232,11 @@ def train_ddpm(
     channels centred on their mean (:meth:`Scaling.of` the images) instead of [-1, 1]; sample
     and inpaint with the result's ``scaling``. ``crop`` > 0: every step learns from a random
     ``crop``×``crop`` window of each image (the convolutional UNet still samples and inpaints
-    whole images; on stationary tissue texture this buys ``(size / crop)**2`` times the steps
-    for the same compute). ``snr_gamma``: see :func:`batch_gradient`. With ``store`` (then
-    ``params`` must identify the data and every setting), a finished model is loaded instead of
-    trained, and an interrupted run resumes from the last finished epoch.
+    whole images; on stationary tissue texture a step costs less for much the same lesson;
+    ``benchmarks/ddpm_gate.py`` measures the gate with and without). ``snr_gamma``: see
+    :func:`batch_gradient`. With ``store`` (then ``params`` must identify the data and every
+    setting), a finished model is loaded instead of trained, and an interrupted run resumes
+    from the last finished epoch.
     """
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be (N, 3, H, W), got {tuple(images.shape)}")
