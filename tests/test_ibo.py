@@ -334,6 +334,25 @@ def test_load_splits_reads_camelyon16_by_slide(mini_camelyon, tmp_path):
     assert study.data_identity("synthetic-he", {}, synthetic) == {}
 
 
+def test_load_splits_normalises_every_seed_to_one_reference(tmp_path):
+    """Seed 1 normalised to seed 0's reference tile: the first normal training tile of seed 0's
+    draw, and each stored tile is that normaliser applied to seed 1's raw tile."""
+    from xaistudy.data.datasets import get_dataset
+
+    sizes = dict(tile_size=64, n_train=12, n_val=4, n_test=4, ddpm_tiles=4, stain_norm=True)
+    store = Store(tmp_path)
+    _, own0 = study.load_splits(**sizes, seed=0, store=store)
+    shared, ref = study.load_splits(**sizes, seed=1, store=store, stain_reference_seed=0)
+    own1, ref1 = study.load_splits(**sizes, seed=1, store=store)
+    raw0 = get_dataset("synthetic-he", "train", n=12, size=64, seed=0, store=store)
+    assert np.array_equal(ref, own0) and np.array_equal(ref, raw0.images[0])  # tile 0 is normal
+    assert not np.array_equal(ref, ref1)
+    raw1 = get_dataset("synthetic-he", "test", n=4, size=64, seed=1, store=store)
+    expected = stain.normalize(np.asarray(raw1.images), stain.fit_normalizer(own0))
+    assert np.array_equal(shared["test"].images.storage, expected)
+    assert not np.array_equal(own1["test"].images.storage, expected)  # own reference differs
+
+
 def test_classifier_gets_the_pretrained_weights_file(monkeypatch, tmp_path):
     seen = []
 
@@ -498,6 +517,37 @@ def test_table1_margin_and_split_half_statistics():
     assert np.isnan(chapter._split_half_tau(3)(iou[iou.unit == 0]))  # one half is empty
 
 
+def test_gate_table_applies_the_criterion_to_samples_and_control():
+    def rows(source, p, ood):
+        return pd.DataFrame({"seed": 0, "source": source, "p_tumour": p, "ood": ood})
+
+    normal_ood = np.arange(1.0, 21.0)  # 95th percentile (linear): 19.05
+    gate = pd.concat(
+        [
+            rows("DDPM sample", [0.3, 0.3, 0.3], [10.0, 30.0, 12.0]),  # gap 0.2: fails
+            rows("DDPM training tile", [0.15, 0.05], [18.0, 20.0]),  # gap 0, median 19: passes
+            rows("held-out normal tile", np.full(20, 0.1), normal_ood),
+            rows("held-out tumour tile", [0.9], [40.0]),
+        ]
+    )
+    table = chapter.gate_table(gate).set_index("source")
+    sample = table.loc["gate: samples pass as normal"]
+    control = table.loc["control: training tiles pass as normal"]
+    assert sample.p_tumour_gap == pytest.approx(0.2)
+    assert sample.ood_median_minus_normal_q95 == pytest.approx(12.0 - 19.05)
+    assert not sample.passes
+    assert control.p_tumour_gap == pytest.approx(0.0, abs=1e-12)
+    assert control.ood_median_minus_normal_q95 == pytest.approx(19.0 - 19.05)
+    assert control.passes
+    assert table.loc["held-out normal tile", "n"] == 20
+    no_control = chapter.gate_table(gate[gate.source != "DDPM training tile"])
+    assert "control: training tiles pass as normal" not in set(no_control.source)
+    assert chapter.gate_text(table.reset_index()) == (
+        "The DDPM's samples pass as normal for 0 of 1 seeds' classifiers (not for seed 0). "
+        "Its training tiles (control) pass as normal for 1 of 1 seeds' classifiers."
+    )
+
+
 def test_smoke_run_writes_the_claims(smoke_outputs):
     out = smoke_outputs("ibo")
     claims = pd.read_csv(out / "tables" / "claims.csv")
@@ -509,7 +559,8 @@ def test_smoke_run_writes_the_claims(smoke_outputs):
     shared = claims.set_index("claim_id").shared_stages
     assert shared["table9.mard.ibo_vs_mean"] == chapter.SHARED_DDPM
     gate = pd.read_csv(out / "tables" / "ddpm_gate.csv")
-    assert {"DDPM sample", "held-out normal tile"} <= set(gate.source)
+    assert {"DDPM sample", "DDPM training tile", "held-out normal tile"} <= set(gate.source)
+    assert "control: training tiles pass as normal" in set(gate.source)
 
 
 def test_benchmark_table_reads_only_the_repaint_results():

@@ -405,6 +405,8 @@ def stage_keys(params: IboParams, seed: int, data_id: dict[str, Any]) -> dict[st
         "seed": seed,
         **data_id,
     }
+    if p.stain_norm and seed != p.seeds[0]:
+        data["stain_reference_seed"] = p.seeds[0]
     clf = dict(
         data,
         classifier=p.classifier,
@@ -445,7 +447,9 @@ def ddpm_stage_key(params: IboParams, seed: int, data_id: dict[str, Any]) -> dic
 
 # -- the steps ------------------------------------------------------------------------------------
 def load_seed_splits(params: IboParams, seed: int, store: Store) -> tuple[dict, Any]:
-    """The stain-normalised splits of one seed and the normalisation's reference (cached)."""
+    """The stain-normalised splits of one seed and the normalisation's reference (cached).
+    Every seed is normalised to the first seed's reference tile: one colour space for all
+    seeds' classifiers and the DDPM shared between them."""
     p = params
     return study.load_splits(
         p.tile_size,
@@ -459,6 +463,7 @@ def load_seed_splits(params: IboParams, seed: int, store: Store) -> tuple[dict, 
         dataset=p.dataset,
         data_root=p.data_root,
         data_options=p.data_options,
+        stain_reference_seed=p.seeds[0],
     )
 
 
@@ -921,23 +926,31 @@ def classifier_table(st: Study) -> pd.DataFrame:
 
 
 def gate_rows(st: Study) -> pd.DataFrame:
-    """P(tumour) and OoD score of the DDPM's samples and of held-out test tiles, per seed's
-    classifier (``source``: ddpm sample / held-out normal / held-out tumour)."""
-    return gate_scores(st.runs, st.gate_images)
+    """P(tumour) and OoD score of the DDPM's samples, of as many of the real tiles it learned
+    from, and of held-out test tiles, per seed's classifier (``source``: DDPM sample / DDPM
+    training tile / held-out normal tile / held-out tumour tile)."""
+    training = st.runs[0].splits["ddpm"].images[: len(st.gate_images)]
+    return gate_scores(st.runs, st.gate_images, training)
 
 
-def gate_scores(runs: Sequence[SeedRun], samples: torch.Tensor) -> pd.DataFrame:
+def gate_scores(
+    runs: Sequence[SeedRun], samples: torch.Tensor, training: torch.Tensor | None = None
+) -> pd.DataFrame:
     """:func:`gate_rows` for any ``samples`` (N, 3, H, W) in [0, 1], scored by ``runs``'
-    classifiers and OoD detectors against their held-out test tiles."""
+    classifiers and OoD detectors against their held-out test tiles; ``training`` (optional):
+    real tiles the DDPM learned from, scored the same way (the gate's control)."""
     frames = []
     for run in runs:
         test = run.splits["test"]
         y = test.labels.numpy()
-        for source, images in (
-            ("DDPM sample", samples),
+        sources = [("DDPM sample", samples)]
+        if training is not None:
+            sources.append(("DDPM training tile", training))
+        sources += [
             ("held-out normal tile", test.images[y == 0]),
             ("held-out tumour tile", test.images[y == 1]),
-        ):
+        ]
+        for source, images in sources:
             feats = perceptual.penultimate_features(run.model, images)
             frames.append(
                 pd.DataFrame(
@@ -957,7 +970,9 @@ def gate_table(rows: pd.DataFrame) -> pd.DataFrame:
     """The DDPM gate: do the samples pass as normal tissue? Per seed: mean P(tumour) and OoD
     score of samples vs held-out tiles; ``passes`` (the book's criterion): the samples' mean
     P(tumour) is within 0.1 of the normal tiles' and their median OoD score is below the 95th
-    percentile of the normal tiles' scores."""
+    percentile of the normal tiles' scores. The DDPM's training tiles (when scored) get the
+    same row as a control: where they fail too, the gate measures a difference between the
+    data the DDPM learned and the seed's tiles, not the DDPM."""
     out = []
     for seed, g in rows.groupby("seed"):
         normal = g[g.source == "held-out normal tile"]
@@ -972,19 +987,46 @@ def gate_table(rows: pd.DataFrame) -> pd.DataFrame:
                     "ood_median": s.ood.median(),
                 }
             )
-        sample = g[g.source == "DDPM sample"]
-        gap = sample.p_tumour.mean() - normal.p_tumour.mean()
-        passes = bool(abs(gap) <= 0.1 and sample.ood.median() <= normal.ood.quantile(0.95))
-        out.append(
-            {
-                "seed": seed,
-                "source": "gate: samples pass as normal",
-                "p_tumour_gap": gap,
-                "ood_median_minus_normal_q95": sample.ood.median() - normal.ood.quantile(0.95),
-                "passes": passes,
-            }
-        )
-    return pd.DataFrame(out)
+        for source, verdict in GATE_VERDICTS.items():
+            scored = g[g.source == source]
+            if len(scored):
+                out.append({"seed": seed, "source": verdict, **_gate_verdict(scored, normal)})
+    table = pd.DataFrame(out)
+    return table.astype({"n": "Int64", "passes": "boolean"})
+
+
+def gate_text(table: pd.DataFrame) -> str:
+    """What :func:`gate_table` shows, in one sentence per verdict row (counted from it)."""
+    parts = []
+    for source, verdict in GATE_VERDICTS.items():
+        rows = table[table.source == verdict]
+        if not len(rows):
+            continue
+        passed = rows.loc[rows.passes.astype(bool), "seed"].tolist()
+        failed = rows.loc[~rows.passes.astype(bool), "seed"].tolist()
+        what = "The DDPM's samples" if source == "DDPM sample" else "Its training tiles (control)"
+        text = f"{what} pass as normal for {len(passed)} of {len(rows)} seeds' classifiers"
+        if failed:
+            text += f" (not for seed{'s' * (len(failed) > 1)} {', '.join(map(str, failed))})"
+        parts.append(text + ".")
+    return " ".join(parts)
+
+
+#: the gate's verdict rows: the DDPM's samples, and its training tiles as the control
+GATE_VERDICTS = {
+    "DDPM sample": "gate: samples pass as normal",
+    "DDPM training tile": "control: training tiles pass as normal",
+}
+
+
+def _gate_verdict(scored: pd.DataFrame, normal: pd.DataFrame) -> dict[str, Any]:
+    gap = scored.p_tumour.mean() - normal.p_tumour.mean()
+    ood = scored.ood.median() - normal.ood.quantile(0.95)
+    return {
+        "p_tumour_gap": gap,
+        "ood_median_minus_normal_q95": ood,
+        "passes": bool(abs(gap) <= 0.1 and ood <= 0),
+    }
 
 
 def perceptual_table(st: Study, dist: pd.DataFrame, gate: pd.DataFrame) -> pd.DataFrame:

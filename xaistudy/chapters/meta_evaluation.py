@@ -865,7 +865,10 @@ def ibo_ddpm(params: MetaEvaluationParams, store: Store) -> tuple[tuple | None, 
         f"profile: {ibo_params.ddpm_epochs} epochs, RePaint T = {ibo_params.repaint_steps}, "
         f"j = {ibo_params.jump_length}, r = {ibo_params.resamplings}) on the first "
         f"{params.ibo_tiles} tiles of each trained model and seed; whether its samples pass as "
-        "normal tissue is that chapter's gate"
+        "normal tissue is that chapter's gate, measured on that chapter's stain-normalised "
+        "tiles with its classifiers. This chapter's tiles are not stain-normalised, so the "
+        "tissue IBO inpaints can differ in colour from the tile around it, and that gate does "
+        "not speak for these tiles"
     )
     return (dm, key), text
 

@@ -78,6 +78,7 @@ def load_splits(
     dataset: str = "synthetic-he",
     data_root: str | None = None,
     data_options: Mapping[str, Any] | None = None,
+    stain_reference_seed: int | None = None,
 ) -> tuple[dict[str, Split], np.ndarray]:
     """train / val / test / ddpm splits of a tumour-tiles dataset, optionally stain-normalised.
 
@@ -86,26 +87,42 @@ def load_splits(
     tiles among the first ``2 * ddpm_tiles`` training tiles (the training split is loaded once
     at the larger of both sizes). The (normalised) tiles and masks are written in chunks to
     memory-mapped files in the store, so a split is never held in memory as floats. Returns
-    the splits and the reference tile (the first normal training tile) the stain normaliser
-    was fitted on.
+    the splits and the reference tile the stain normaliser was fitted on: the first normal
+    training tile of the draw with ``stain_reference_seed`` (default ``seed``). Seeds that
+    share a reference share one colour space, so a model of one seed's tiles (the shared
+    DDPM) fits the others'.
     """
     store = store or Store()
     sizes = {"train": max(n_train, 2 * ddpm_tiles), "val": n_val, "test": n_test}
+    ref_seed = seed if stain_reference_seed is None else stain_reference_seed
+
+    def draw(name: str, n: int, draw_seed: int):
+        return get_dataset(dataset, name, data_root=data_root or None, n=n, size=tile_size,
+                           seed=draw_seed, store=store, **dict(data_options or {}))  # fmt: skip
+
+    def first_normal(ds) -> np.ndarray:
+        labels = np.asarray(ds.labels)
+        if not (labels == 0).any():
+            raise ValueError(f"{dataset} training draw (seed {ref_seed}) has no normal tile")
+        return np.array(ds.images[int(np.flatnonzero(labels == 0)[0])])
+
+    reference = None if ref_seed == seed else first_normal(draw("train", sizes["train"], ref_seed))
     splits: dict[str, Split] = {}
-    reference = normalise = None
+    normalise = None
     for name, n in sizes.items():  # one split's raw arrays in memory at a time
-        ds = get_dataset(dataset, name, data_root=data_root or None, n=n, size=tile_size,
-                         seed=seed, store=store, **dict(data_options or {}))  # fmt: skip
+        ds = draw(name, n, seed)
         images, labels = ds.images, np.asarray(ds.labels)
         if reference is None:
-            reference = np.array(images[int(np.flatnonzero(labels == 0)[0])])
-            if stain_norm:
-                normalizer = stain.fit_normalizer(reference)
-                normalise = functools.partial(stain.normalize, normalizer=normalizer)
+            reference = first_normal(ds)
+        if stain_norm and normalise is None:
+            normalizer = stain.fit_normalizer(reference)
+            normalise = functools.partial(stain.normalize, normalizer=normalizer)
         fingerprint = getattr(ds, "fingerprint", "")
         key = {"dataset": dataset, "data_options": dict(data_options or {}), "split": name,
                "n": n, "size": tile_size, "seed": seed, "stain_norm": stain_norm,
                "files": fingerprint}  # fmt: skip
+        if stain_norm and ref_seed != seed:
+            key["stain_reference_seed"] = ref_seed
         tiles = _stored_npy(store, "ibo-tiles", key, images, normalise)
         masks = _stored_npy(store, "ibo-masks", key, ds.masks, lambda m: m.astype(bool))
         splits[name] = Split(Tiles(tiles), torch.from_numpy(labels.astype(np.int64)), masks,
