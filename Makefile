@@ -5,12 +5,13 @@ PROFILE ?= quick
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.xaistudy-installed
 
-.PHONY: book test lint clean help
+.PHONY: book test test-fast lint clean help
 
 help:
 	@echo "make book     run every chapter ($(PROFILE) profile) and build _build/html/index.html"
 	@echo "              (EXERCISES=1: also run the exercises for their answer keys, ~9 min)"
-	@echo "make test     run the test suite"
+	@echo "make test     run the test suite (what CI runs)"
+	@echo "make test-fast  the development lane: every test but the end-to-end runs (-m 'not slow')"
 	@echo "make lint     ruff"
 	@echo "make clean    remove the built book, executed chapters and caches (keeps .venv)"
 
@@ -25,8 +26,11 @@ book: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"
+
 lint: $(STAMP)
-	$(BIN)/ruff check xaistudy tests
+	$(BIN)/ruff check xaistudy tests benchmarks
 
 clean:
 	rm -rf _build book/chapters book/exercises data/cache .pytest_cache .ruff_cache

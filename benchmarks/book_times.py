@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 def main() -> int:
     from xaistudy.chapters import discover
-    from xaistudy.params import build_params
+    from xaistudy.core.params import build_params
 
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--profile", default="quick")

@@ -7,7 +7,7 @@
 
 For each epoch count and DDPM training seed (the initial weights, batches, noise and windows;
 the data and the classifier stay the first seed's), trains the chapter's DDPM from scratch on
-the first seed's normal tiles (the chapter's own ``_train_ddpm``, the profile's settings with
+the first seed's normal tiles (the study's own ``train_ddpm``, the profile's settings with
 the ``-p`` overrides), draws the gate's samples (``gate_samples``) and scores them exactly as
 the chapter's gate does (``gate_scores``, ``gate_table``): mean P(tumour) and median OoD score
 of the samples against the held-out normal tiles, with the first seed's classifier. Each
@@ -32,10 +32,12 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.repaint_batched import machine, sync  # noqa: E402
-from xaistudy.chapters import ibo  # noqa: E402
+from xaistudy.chapters.ibo import IboParams  # noqa: E402
+from xaistudy.chapters.ibo.records import gate_table  # noqa: E402
+from xaistudy.core.params import build_params, parse_param_value  # noqa: E402
+from xaistudy.core.store import Store, atomic_write_bytes  # noqa: E402
 from xaistudy.models.classifiers import resolve_device  # noqa: E402
-from xaistudy.params import build_params, parse_param_value  # noqa: E402
-from xaistudy.store import Store, atomic_write_bytes  # noqa: E402
+from xaistudy.studies import ibo as study  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -53,27 +55,27 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    model = ibo.IboParams
+    model = IboParams
     overrides = {k: parse_param_value(model, k, v) for k, v in args.pairs}
     base = build_params(model, args.profile, {**overrides, "seeds": [0]})
     dev = resolve_device(base.device)
     rows = []
     with tempfile.TemporaryDirectory(prefix="ddpm-gate-") as tmp:
         data_store = Store(Path(tmp) / "data")
-        run = ibo.prepare_seed(base, base.seeds[0], data_store)
+        run = study.prepare_seed(base, base.seeds[0], data_store)
         for epochs, ddpm_seed in itertools.product(args.epochs, args.ddpm_seeds):
             values = {**overrides, "seeds": [0], "ddpm_epochs": epochs}
             p = build_params(model, args.profile, values)
             store = Store(Path(tmp) / f"ddpm-{epochs}-{ddpm_seed}")
             t0 = time.perf_counter()
-            dm, key = ibo._train_ddpm(p, ddpm_seed, run.splits, store)
+            dm, key = study.train_ddpm(p, ddpm_seed, run.splits, store)
             sync(dev)
             t_train = time.perf_counter() - t0
             t0 = time.perf_counter()
-            samples = ibo.gate_samples(p, dm, key, store)
+            samples = study.gate_samples(p, dm, key, store)
             sync(dev)
             t_sample = time.perf_counter() - t0
-            table = ibo.gate_table(ibo.gate_scores([run], samples))
+            table = gate_table(study.gate_scores([run], samples))
             verdict = table[table.source == "gate: samples pass as normal"].iloc[0]
             by = table.set_index("source")
             rows.append(
@@ -114,7 +116,7 @@ def _result(args, base, overrides, dev, run, rows) -> dict:
         "classifier_test_accuracy": run.metrics["accuracy"],
         "x0_clip": "data range",
         "criterion": "passes: |mean P(tumour) of samples - of normal tiles| <= 0.1 and the "
-        "samples' median OoD score <= the normal tiles' 95th percentile (ibo.gate_table)",
+        "samples' median OoD score <= the normal tiles' 95th percentile (ibo records.gate_table)",
         "runs": rows,
         "machine": machine(dev),
     }

@@ -32,12 +32,13 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.repaint_batched import machine, sync  # noqa: E402
-from xaistudy.chapters import ibo  # noqa: E402
+from xaistudy.chapters.ibo import IboParams  # noqa: E402
+from xaistudy.core.params import build_params  # noqa: E402
+from xaistudy.core.store import atomic_write_bytes  # noqa: E402
 from xaistudy.evaluate.inpaint import unet_calls_per_image  # noqa: E402
 from xaistudy.models import ddpm  # noqa: E402
 from xaistudy.models.classifiers import build_classifier, resolve_device  # noqa: E402
-from xaistudy.params import build_params  # noqa: E402
-from xaistudy.store import atomic_write_bytes  # noqa: E402
+from xaistudy.studies import ibo as study  # noqa: E402
 
 
 def median_seconds(fn, dev: torch.device, repeats: int) -> float:
@@ -62,7 +63,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = ap.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    p = build_params(ibo.IboParams, args.profile)
+    p = build_params(IboParams, args.profile)
     dev = resolve_device(p.device)
     size, gen = p.tile_size, torch.Generator().manual_seed(0)
     torch.manual_seed(0)
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> dict:
         return call
 
     units["repaint_unet_call"] = median_seconds(unet_call(p.repaint_batch), dev, args.repeats)
-    gate_batch = min(p.gate_samples, p.repaint_batch)  # ibo.gate_samples' batches
+    gate_batch = min(p.gate_samples, p.repaint_batch)  # study.gate_samples' batches
     units["gate_unet_call"] = median_seconds(unet_call(gate_batch), dev, args.repeats)
     n_parameters = sum(v.numel() for v in unet.parameters())
     unet.cpu()
@@ -112,7 +113,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     units["classifier_training_step"] = median_seconds(clf_step, dev, args.repeats)
 
-    n_seeds, methods = len(p.seeds), len(ibo.methods_of(p))
+    n_seeds, methods = len(p.seeds), len(study.methods_of(p))
     per_image = unet_calls_per_image(p.repaint_steps, p.jump_length, p.resamplings)
     inpainted = p.n_samples * methods * (p.kmeans_k - 1) * p.replicates
     counts = {

@@ -9,10 +9,10 @@ resident set size (``ru_maxrss``):
    two training-split sizes: the slope is the memory per tile pixel the data stage holds.
    Splits of the paper's size are written to memory-mapped files as they are generated
    (``STREAM_BYTES``); the scaled runs are made to take the same path.
-2. The whole study (``run_study``) with the paper profile's models and schedules shape (the
-   ``gpu`` profile: ResNet-50, the 113 M-parameter DDPM with attention, every CAM and strategy)
-   at a scaled size: small tiles and counts, one epoch, a few RePaint steps (steps and epochs
-   repeat the same work and do not add memory).
+2. The whole study (``xaistudy.studies.ibo.run``) with the paper profile's models and
+   schedules shape (the ``gpu`` profile: ResNet-50, the 113 M-parameter DDPM with attention,
+   every CAM and strategy) at a scaled size: small tiles and counts, one epoch, a few RePaint
+   steps (steps and epochs repeat the same work and do not add memory).
 
 The paper size is extrapolated as (2) plus the slope of (1) times the extra tile pixels, for
 the peak RSS (which counts the pages of the memory-mapped files, reclaimable) and for the peak
@@ -66,7 +66,7 @@ threading.Thread(target=_sample, daemon=True).start()
 """
 _DATA = _STREAM + _SAMPLER + """
 import resource, sys
-from xaistudy.evaluate.ibo import load_splits
+from xaistudy.studies.ibo import load_splits
 size, n = int(sys.argv[1]), int(sys.argv[2])
 load_splits(size, n, n // 8, n // 8, n // 2, True, 0)
 time.sleep(0.05)
@@ -74,12 +74,13 @@ print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, PEAK_ANON[0])
 """
 _RUN = _STREAM + _SAMPLER + """
 import json, resource, sys
-from xaistudy.chapters.ibo import IboParams, run_study
-from xaistudy.params import build_params
-from xaistudy.runtime import fix_threads
+from xaistudy.chapters.ibo import IboParams
+from xaistudy.core.params import build_params
+from xaistudy.core.runtime import fix_threads
+from xaistudy.studies import ibo
 params = build_params(IboParams, "gpu", json.loads(sys.argv[1]))
 fix_threads(params.threads)
-run_study(params, "gpu")
+ibo.run(params, profile="gpu")
 time.sleep(0.05)
 print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, PEAK_ANON[0])
 """
@@ -106,8 +107,8 @@ def tile_pixels(size: int, n_train: int, n_val: int, n_test: int, ddpm_tiles: in
 
 def main() -> int:
     from xaistudy.chapters.ibo import IboParams
-    from xaistudy.evaluate.ibo import CAMS, SAMPLE_CHUNK
-    from xaistudy.params import build_params
+    from xaistudy.core.params import build_params
+    from xaistudy.studies.ibo import CAMS, SAMPLE_CHUNK
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=None, help="JSON file to write (stdout always)")

@@ -18,7 +18,7 @@ def smoke_outputs(tmp_path_factory):
     """``smoke_outputs(name)``: the folder of chapter ``name`` run once per test session with
     the smoke profile through the command line, shared by the chapter's tests, the exercises
     and the smoke book (a chapter's notebook runs once, not once per test)."""
-    from xaistudy import cli
+    from xaistudy.app import cli
 
     done: dict[str, object] = {}
 

@@ -13,7 +13,7 @@ import sys
 
 import torch
 
-from xaistudy import distributed
+from xaistudy.core import distributed
 from xaistudy.evaluate.inpaint import repaint
 from xaistudy.explain.rise import rise
 from xaistudy.models.ddpm import (

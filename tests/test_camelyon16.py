@@ -8,9 +8,11 @@ import pytest
 import tiffslide
 from fabricate_camelyon16 import centre_raster, make_mini_camelyon
 
+from xaistudy.core.store import Store
 from xaistudy.data import camelyon16 as c16
+from xaistudy.data import camelyon16_patches as c16_patches
+from xaistudy.data import camelyon16_slides as c16_slides
 from xaistudy.data.datasets import DataRootError, check_data_root, get_dataset
-from xaistudy.store import Store
 
 SIZE = 64
 
@@ -61,7 +63,7 @@ def test_fabricated_slides_are_pyramids_tiffslide_reads(mini):
 
 def test_asap_xml_gives_the_drawn_polygons_and_holes(mini):
     root, drawn = mini
-    polygons = c16.read_asap_xml(root / "training" / "lesion_annotations" / "tumor_002.xml")
+    polygons = c16_slides.read_asap_xml(root / "training" / "lesion_annotations" / "tumor_002.xml")
     assert [p.group for p in polygons] == ["_0", "_2"]
     assert [p.hole for p in polygons] == [False, True]
     for got, (_, xy) in zip(polygons, drawn["tumor_002"].polygons, strict=True):
@@ -72,12 +74,12 @@ def test_asap_xml_gives_the_drawn_polygons_and_holes(mini):
 def test_rasterised_mask_is_the_polygon_at_every_level(mini, level):
     _, drawn = mini
     slide = drawn["tumor_001"]
-    polygons = [c16.Polygon(xy, g == "_2", g) for g, xy in slide.polygons]
+    polygons = [c16_slides.Polygon(xy, g == "_2", g) for g, xy in slide.polygons]
     ds = 2**level
     for x0, y0 in [(256, 320), (384, 448), (512, 512), (0, 0)]:
-        got = c16.rasterise(polygons, x0, y0, (SIZE, SIZE), (ds, ds))
+        got = c16_slides.rasterise(polygons, x0, y0, (SIZE, SIZE), (ds, ds))
         np.testing.assert_array_equal(got, centre_raster(slide.polygons, x0, y0, (SIZE, SIZE), ds))
-    whole = c16.rasterise(polygons, 0, 0, (1024, 1024))
+    whole = c16_slides.rasterise(polygons, 0, 0, (1024, 1024))
     np.testing.assert_array_equal(whole, slide.tumour)
 
 
@@ -117,8 +119,10 @@ def test_max_tumour_keeps_patches_with_tumour_and_normal_tissue(mini, store):
 
 def test_tissue_detection_keeps_tissue_and_skips_background(mini):
     root, drawn = mini
-    slide = c16.training_slides(root)[0][0]  # tumor_001, XML polygons
-    cand = c16.slide_candidates(slide, level=0, size=SIZE, min_tissue=0.5, tissue_downsample=32)
+    slide = c16_slides.training_slides(root)[0][0]  # tumor_001, XML polygons
+    cand = c16_patches.slide_candidates(
+        slide, level=0, size=SIZE, min_tissue=0.5, tissue_downsample=32
+    )
     truth = drawn["tumor_001"]
     grid = {(x, y) for x in range(0, 1024, SIZE) for y in range(0, 1024, SIZE)}
     kept = set(zip(cand["x"].tolist(), cand["y"].tolist(), strict=True))
@@ -135,7 +139,7 @@ def test_tissue_detection_keeps_tissue_and_skips_background(mini):
         assert frac == pytest.approx(fraction(truth.tumour, x, y), abs=1e-6)
     assert (cand["tumour"] >= 0.5).sum() > 10 and (cand["tumour"] == 0).sum() > 10
     white = np.full((32, 32, 3), 240, np.uint8)
-    assert not c16.tissue_mask(white).any()
+    assert not c16_patches.tissue_mask(white).any()
 
 
 def test_mask_tiffs_give_the_same_masks_as_the_xml(mini, store):
@@ -162,19 +166,22 @@ def test_splits_never_share_a_slide_and_are_deterministic(mini, store, tmp_path)
     }
     for split, ds in sets.items():
         assert set(np.unique(ds.extra["slide_id"]).tolist()) == {
-            c16.Slide(root / f"{name}.tif", False).slide_id for name in slides[split]
+            c16_slides.Slide(root / f"{name}.tif", False).slide_id for name in slides[split]
         }
     again = load(root, Store(tmp_path / "fresh"), "train", n=8)
     np.testing.assert_array_equal(again.images, sets["train"].images)
     bigger = load(root, store, "train", n=16)  # a smaller n is a prefix of a larger one
     np.testing.assert_array_equal(bigger.images[:8], sets["train"].images)
-    tumour, normal = c16.training_slides(root)
+    tumour, normal = c16_slides.training_slides(root)
     assignments = {
-        tuple(s.name for s in c16.split_assignment(tumour, normal, seed, 0.15, 0.15)["test"])
+        tuple(
+            s.name
+            for s in c16_patches.split_assignment(tumour, normal, seed, 0.15, 0.15)["test"]
+        )
         for seed in range(6)
     }
     assert len(assignments) > 1  # the seed moves slides between splits
-    assert c16.split_slides(list("abcdefghij"), 0, [0.15, 0.15], 0)[0].__len__() == 6
+    assert c16_patches.split_slides(list("abcdefghij"), 0, [0.15, 0.15], 0)[0].__len__() == 6
 
 
 def test_official_testing_set_as_test_split(mini, store):

@@ -7,10 +7,10 @@ import jupytext
 import pytest
 import yaml
 
-from xaistudy import cli
+from xaistudy.app import cli
 from xaistudy.chapters import Chapter, PaperRecord, Setting, chapter_modules, discover
-from xaistudy.params import build_params
-from xaistudy.store import repo_root
+from xaistudy.core.params import build_params
+from xaistudy.core.store import repo_root
 
 ROOT = repo_root()
 MAX_CODE_LINES = 150
@@ -106,3 +106,19 @@ def test_moved_chapters_default_to_at_least_three_seeds():
                 "seeds", chapter.params.model_fields["seeds"].get_default(call_default_factory=True)
             )
             assert len(quick) >= 3, name
+
+
+def test_every_chapter_has_the_one_interface():
+    """run(params), claims(result), tables(result), figures(result): one positional argument,
+    anything else optional."""
+    import inspect
+
+    from xaistudy.chapters import discover
+
+    for name, chapter in discover().items():
+        for what in ("run", "claims", "tables", "figures"):
+            fn = getattr(chapter, what)
+            params = list(inspect.signature(fn).parameters.values())
+            variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
+            required = [p for p in params if p.default is p.empty and p.kind not in variadic]
+            assert len(required) == 1, f"{name}.{what}{inspect.signature(fn)}"

@@ -4,8 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xaistudy import claims
-from xaistudy.claims import (
+from xaistudy.stats import claims
+from xaistudy.stats.claims import (
     CONTRADICTED,
     INCONCLUSIVE,
     NOT_TESTABLE,
@@ -152,7 +152,7 @@ def test_a_single_unit_gives_no_verdict():
 
 
 def test_an_array_statistic_gives_the_same_interval_as_the_table_statistic():
-    from xaistudy.claims import ArrayStatistic, bootstrap_interval
+    from xaistudy.stats.claims import ArrayStatistic, bootstrap_interval
 
     data = diffs(POSITIVE)
     data["w"] = np.linspace(1, 2, len(data))

@@ -8,8 +8,8 @@ import torch
 from fabricate_folders import CAT, write_coco
 from PIL import Image
 
+from xaistudy.core.store import Store
 from xaistudy.data.datasets import DataRootError, check_data_root, check_options, get_dataset
-from xaistudy.store import Store
 
 
 @pytest.fixture(scope="module")

@@ -6,6 +6,8 @@ import pytest
 
 from xaistudy.chapters.ibo import IboParams
 from xaistudy.chapters.saliency_tour import SaliencyTourParams
+from xaistudy.core.params import ParamError, build_params
+from xaistudy.core.store import repo_root
 from xaistudy.data import datasets
 from xaistudy.data.datasets import (
     DataRootError,
@@ -17,8 +19,6 @@ from xaistudy.data.datasets import (
     require_glob,
     resolve_data_root,
 )
-from xaistudy.params import ParamError, build_params
-from xaistudy.store import repo_root
 
 REAL = ["camelyon16", "pannuke", "diagset", "coco", "pcle-folder", "image-folder"]
 

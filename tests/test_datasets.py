@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from xaistudy.core.store import Store
 from xaistudy.data import synthetic
 from xaistudy.data.datasets import DATASETS, get_dataset, patient_split
-from xaistudy.store import Store
 
 
 @pytest.fixture()

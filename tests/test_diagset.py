@@ -12,10 +12,10 @@ from fabricate_nuclei import (
     write_diagset_tree,
 )
 
+from xaistudy.core.store import Store
 from xaistudy.data import diagset as dg
 from xaistudy.data import synthetic
 from xaistudy.data.datasets import DataRootError, check_data_root, get_dataset
-from xaistudy.store import Store
 
 SCANS = ["s1", "s2", "s3", "s4", "s5"]
 PARTITIONS = {"train": ["s1", "s2", "s3"], "validation": ["s4"], "test": ["s5"]}

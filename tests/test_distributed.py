@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from xaistudy import distributed
+from xaistudy.core import distributed
 
 HERE = Path(__file__).parent
 
@@ -72,7 +72,7 @@ def test_two_cpu_processes_give_the_single_process_results(tmp_path):
 
 
 def test_compute_fills_the_cache_without_the_notebook(tmp_path, monkeypatch, capsys):
-    from xaistudy import cli
+    from xaistudy.app import cli
 
     monkeypatch.setenv("XAISTUDY_CACHE", str(tmp_path))
     flags = ["-p", "n_images", "1", "-p", "n_roi_images", "1", "-p", "epochs", "1"]

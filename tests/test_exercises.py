@@ -5,10 +5,10 @@ import json
 import pandas as pd
 import pytest
 
-from xaistudy import cli, exercises
+from xaistudy.app import cli, exercises
+from xaistudy.app.exercises import Exercise, Outcome
 from xaistudy.chapters import discover
-from xaistudy.exercises import Exercise, Outcome
-from xaistudy.params import PROFILES, build_params
+from xaistudy.core.params import PROFILES, build_params
 
 #: every chapter ends with exercises, except the Synthesis part (a scorecard of the others)
 PAPER_CHAPTERS = [c.name for c in discover().values() if c.part != "Synthesis"]

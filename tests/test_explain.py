@@ -7,10 +7,10 @@ import torch
 from scipy import stats as sps
 from torch import nn
 
-from xaistudy.evaluate.stats import bootstrap_ci, mean_ci
 from xaistudy.explain import ATTRIBUTIONS, CAM_METHODS, METHODS, attribute, compute_cam, explain
 from xaistudy.explain.rise import rise, rise_masks
 from xaistudy.models.classifiers import build_classifier, target_layer
+from xaistudy.stats.intervals import bootstrap_ci, mean_ci
 
 FAST = {
     "integrated_gradients": {"n_steps": 4},

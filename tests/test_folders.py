@@ -8,11 +8,11 @@ import torch
 from fabricate_folders import N_FRAMES, body, write_image_folder, write_pcle
 from PIL import Image
 
+from xaistudy.core.store import Store
 from xaistudy.data.datasets import DataRootError, check_data_root, get_dataset, patient_split
 from xaistudy.data.folders import natural_key
 from xaistudy.data.synthetic import PCLE_CLASSES
 from xaistudy.models.pcle import fov_crop_size, pcle_datasets
-from xaistudy.store import Store
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""The IBO chapter's pieces: stain normalisation, the DDPM, the study steps and parameters."""
+"""The IBO chapter: stain normalisation, the DDPM, the study (``xaistudy.studies.ibo``), its
+parameters and the chapter's interface and page functions."""
 
 import numpy as np
 import pandas as pd
@@ -8,13 +9,20 @@ from skimage.color import rgb2lab
 
 from xaistudy.chapters import ibo as chapter
 from xaistudy.chapters.ibo import IboParams
+from xaistudy.chapters.ibo.claims import SHARED_DDPM, _split_half_tau, _table1_closest
+from xaistudy.chapters.ibo.records import (
+    benchmark_table,
+    gate_benchmark_table,
+    gate_table,
+    gate_text,
+)
+from xaistudy.core.params import ParamError, build_params
+from xaistudy.core.store import Store
 from xaistudy.data import stain, synthetic
-from xaistudy.evaluate import ibo as study
-from xaistudy.evaluate import perceptual
+from xaistudy.evaluate import occlusion, perceptual
 from xaistudy.models import ddpm
 from xaistudy.models.classifiers import SmallCNN
-from xaistudy.params import ParamError, build_params
-from xaistudy.store import Store
+from xaistudy.studies import ibo as study
 
 
 def test_modified_reinhard_moves_colour_to_the_reference():
@@ -218,19 +226,15 @@ def test_ddpm_learns_from_crops_and_checks_its_options():
         ddpm.train_ddpm(images, snr_gamma=-1.0, **kw)
 
 
-def test_study_helpers(tmp_path):
+def test_study_helpers():
     assert study.parse_list("all", study.CAMS) == list(study.CAMS)
     assert study.parse_list("fullgrad,gradcam", study.CAMS) == ["gradcam", "fullgrad"]
     with pytest.raises(ValueError, match="unknown name 'lime'"):
         study.parse_list("lime", study.CAMS)
-    seeds = study.image_seeds(0, [3, 8], 7)
-    assert seeds.shape == (2, 7) and len(np.unique(seeds)) == 14
-    labels = torch.tensor([0, 1, 0, 1, 1, 0])
-    picked = study.select_samples(labels, 2, seed=0)
-    assert len(picked) == 2 and np.all(labels.numpy()[picked] == 1)
+    assert study.STOCHASTIC == {"histogram", "nli", "ibo"}  # from the strategy registry
 
 
-def test_evaluate_strategy_and_tables():
+def test_evaluate_strategy_measures_every_mask():
     torch.manual_seed(0)
     model = SmallCNN(2).eval()
     images = torch.rand(2, 3, 32, 32, generator=torch.Generator().manual_seed(2))
@@ -238,24 +242,23 @@ def test_evaluate_strategy_and_tables():
     ood = perceptual.Mahalanobis().fit(
         perceptual.penultimate_features(model, torch.rand(40, 3, 32, 32))
     )
-    seeds = study.image_seeds(0, [0, 1], 3)
+    seeds = study.noise_seeds(0, [0, 1], 3)
     res = {
-        s: study.evaluate_strategy(s, model, images, levels, seeds, 4, ood)
+        s: study.evaluate_strategy(s, model, images, levels, seeds, 4, ood, sample_chunk=1)
         for s in ("blackening", "histogram")
     }
-    assert res["blackening"]["prob"].shape == (2, 3, 5)
-    assert res["blackening"]["examples"].shape == (2, 3, 4, 32, 32, 3)
-    table = study.perceptual_table(res, {"reference": np.array([1.0, 3.0])})
-    assert list(table.columns) == ["strategy", "metric", "Mask_1", "Mask_2", "Mask_3", "Mask_4"]
-    assert table.iloc[-1].tolist() == ["reference", "mahalanobis", 2.0, 2.0, 2.0, 2.0]
-    ious = np.array([[0.9, 0.5, 0.1], [0.8, 0.6, 0.2]])
-    aucs = {"blackening": np.array([[0.1, 0.5, 0.9], [0.2, 0.4, 0.8]])}
-    methods = ["gradcam", "eigencam", "fullgrad"]
-    assert study.iou_table(ious, methods, 50, 0)["gt_rank"].tolist() == [1, 2, 3]
-    auc = study.auc_table(aucs, ious, methods, 50, 0)
-    assert auc["rank"].tolist() == [1, 2, 3] and auc["gt_rank"].tolist() == [1, 2, 3]
-    mard = study.mard_table(aucs, ious, 50, 0)
-    assert mard.loc[0, "mard"] == 0 and mard.loc[0, "rank_accuracy"] == 1
+    black = res["blackening"]
+    assert black["prob"].shape == (2, 3, 5) and black["examples"].shape == (2, 3, 4, 32, 32, 3)
+    for metric in ("ssim", "feature_lpips", "mahalanobis"):
+        assert black[metric].shape == (2, 3, 4) and np.isfinite(black[metric]).all()
+    # P(tumour) of the original is the one predict_proba gives; after Mask_k, of its occlusion
+    from xaistudy.models.classify import predict_proba
+
+    assert np.allclose(black["prob"][:, :, 0], predict_proba(model, images, target=1)[:, None])
+    occluded = study.occlude_all("blackening", images, levels, seeds, 4)
+    after = predict_proba(model, occluded.reshape(-1, 3, 32, 32), target=1).reshape(2, 3, 4)
+    assert np.allclose(black["prob"][:, :, 1:], after)
+    assert int(black["unet_calls"]) == 0 and black["seconds"] >= 0
 
 
 def test_params_profiles_and_errors(mini_camelyon):
@@ -292,7 +295,7 @@ def test_params_profiles_and_errors(mini_camelyon):
 
 
 def test_cli_names_the_missing_camelyon16_root_in_one_line(capsys):
-    from xaistudy import cli
+    from xaistudy.app import cli
 
     code = cli.main(["run", "ibo", "-p", "dataset", "camelyon16", "-p", "data_root", "/missing"])
     err = capsys.readouterr().err.strip()
@@ -363,13 +366,16 @@ def test_classifier_gets_the_pretrained_weights_file(monkeypatch, tmp_path):
         seen.append(pretrained)
         raise Stop
 
-    monkeypatch.setattr(study, "build_classifier", fake_build)
+    from xaistudy.models import classify
+
+    monkeypatch.setattr(classify, "build_classifier", fake_build)
     weights = tmp_path / "resnet.pth"
     weights.write_bytes(b"x")
-    params = build_params(IboParams, "smoke", {"pretrained": str(weights)})
+    overrides = {"pretrained": str(weights), "classifier": "resnet18", "device": "cpu"}
+    params = build_params(IboParams, "smoke", overrides)
     with pytest.raises(Stop):
-        study.train_classifier({}, "resnet18", params.pretrained, 1, 1e-3, 2, 0, "cpu", None, {})
-    assert seen == [str(weights)]
+        study.prepare_seed(params, 0, Store(tmp_path / "cache"))
+    assert [str(w) for w in seen] == [str(weights)]
 
 
 @pytest.mark.slow
@@ -413,29 +419,30 @@ def test_noise_is_shared_by_the_methods_of_a_tile_and_identical_maps_run_once(mo
     levels[:, 1] = levels[:, 0]  # methods 0 and 1: the same heatmap levels
     levels[1, 2] = np.where(levels[1, 0] == 5, 5, levels[1, 0])  # same occluded pixels as 0
     batches = []
-    real = study.occlusion.occlude_levels
+    real = occlusion.occlude_levels
 
     def counting(strategy, imgs, *args, **kw):
         batches.append(len(imgs))
         return real(strategy, imgs, *args, **kw)
 
-    monkeypatch.setattr(study.occlusion, "occlude_levels", counting)
+    monkeypatch.setattr(occlusion, "occlude_levels", counting)
     out = study.occlude_all("histogram", images, levels, seeds[:, :3], 4)
     assert batches == [3]  # (0: methods 0=1, 2), (1: methods 0=1=2)
     assert torch.equal(out[:, 0], out[:, 1]) and torch.equal(out[1, 0], out[1, 2])
     assert not torch.equal(out[0, 0], out[0, 2])
-    own = study.occlude_all("histogram", images, levels, study.image_seeds(0, [3, 8], 3), 4)
-    assert not torch.equal(own[:, 0], own[:, 1])  # the old per-method seeds: other noise
+    per_method = np.array([[1, 2, 3], [4, 5, 6]])  # one seed per (tile, method): other noise
+    own = study.occlude_all("histogram", images, levels, per_method, 4)
+    assert not torch.equal(own[:, 0], own[:, 1])
 
 
 def test_sample_sets_are_nested():
     labels = torch.tensor([1, 0] * 20)
-    order = chapter.tumour_order(labels, seed=3)
+    order = study.tumour_order(labels, seed=3)
     assert sorted(order.tolist()) == list(range(0, 40, 2))
-    assert (chapter.tumour_order(labels, seed=3) == order).all()
-    assert not (chapter.tumour_order(labels, seed=4) == order).all()
+    assert (study.tumour_order(labels, seed=3) == order).all()
+    assert not (study.tumour_order(labels, seed=4) == order).all()
     with pytest.raises(ValueError, match="no tumour tiles"):
-        chapter.tumour_order(torch.zeros(4, dtype=torch.long), 0)
+        study.tumour_order(torch.zeros(4, dtype=torch.long), 0)
 
 
 def _ranking_rows():
@@ -455,13 +462,13 @@ def _ranking_rows():
 def test_agreement_statistics_match_hand_computed_ranks():
     rows = _ranking_rows()
     # strategy 1 ranks (1, 3, 2) vs ground truth (1, 2, 3): MARD 2/3, 1 of 3 right
-    assert chapter.agreement_statistic(1, 3)(rows) == pytest.approx(2 / 3)
-    assert chapter.agreement_statistic(1, 3, "rank_accuracy")(rows) == pytest.approx(1 / 3)
+    assert study.agreement_statistic(1, 3)(rows) == pytest.approx(2 / 3)
+    assert study.agreement_statistic(1, 3, "rank_accuracy")(rows) == pytest.approx(1 / 3)
     # strategy 2 AUC (0.1, 0.3, 0.6): ranks (1, 2, 3), identical to the ground truth
-    assert chapter.agreement_statistic(2, 3)(rows) == 0
-    assert chapter.agreement_statistic(2, 3, "kendall_tau")(rows) == pytest.approx(1)
-    diff = chapter.difference_statistic(
-        chapter.agreement_statistic(1, 3), chapter.agreement_statistic(2, 3)
+    assert study.agreement_statistic(2, 3)(rows) == 0
+    assert study.agreement_statistic(2, 3, "kendall_tau")(rows) == pytest.approx(1)
+    diff = study.difference_statistic(
+        study.agreement_statistic(1, 3), study.agreement_statistic(2, 3)
     )
     assert diff(rows) == pytest.approx(2 / 3)
     ious = rows[rows.src == 0].pivot_table(index=["seed", "unit"], columns="m", values="value")
@@ -469,25 +476,6 @@ def test_agreement_statistics_match_hand_computed_ranks():
     from xaistudy.evaluate import faithfulness
 
     assert faithfulness.agreement(ious.to_numpy(), aucs.to_numpy())["mard"] == pytest.approx(2 / 3)
-
-
-def test_bootstrap_draws_are_those_of_the_claims_interval():
-    from xaistudy.claims import bootstrap_interval
-
-    rng = np.random.default_rng(0)
-    data = pd.DataFrame(
-        {
-            "seed": np.repeat([0, 1, 2], 10),
-            "unit": np.tile(np.arange(10), 3),
-            "value": rng.normal(size=30),
-        }
-    )
-    stat = lambda rows: float(rows["value"].median())  # noqa: E731 (a non-mean statistic)
-    est, low, high = bootstrap_interval(data, stat, n_boot=300)
-    draws = chapter.bootstrap_draws(data, stat, n_boot=300)
-    assert np.quantile(draws, [0.025, 0.975]) == pytest.approx([low, high])
-    summary = chapter._interval(draws)
-    assert summary["ci_low"] <= summary["boot_mean"] <= summary["ci_high"]
 
 
 def test_table1_margin_and_split_half_statistics():
@@ -499,13 +487,11 @@ def test_table1_margin_and_split_half_statistics():
             for s, v in (("ibo", 0.0), ("mean", 0.5), ("blurring", 0.2))
         ]
     )
-    assert chapter._table1_closest("mahalanobis", ["mean", "blurring", "ibo"], 2)(
-        rows
-    ) == pytest.approx(0.2)
-    # SSIM is a similarity: IBO's lower values make it the farthest
-    assert chapter._table1_closest("ssim", ["mean", "blurring", "ibo"], 2)(rows) == pytest.approx(
-        -0.5
+    assert _table1_closest("mahalanobis", ["mean", "blurring", "ibo"], 2)(rows) == pytest.approx(
+        0.2
     )
+    # SSIM is a similarity: IBO's lower values make it the farthest
+    assert _table1_closest("ssim", ["mean", "blurring", "ibo"], 2)(rows) == pytest.approx(-0.5)
     iou = pd.DataFrame(
         [
             dict(seed=0, unit=u, m=m, value=v)
@@ -513,8 +499,8 @@ def test_table1_margin_and_split_half_statistics():
             for m, v in enumerate([0.9, 0.5, 0.1])
         ]
     )
-    assert chapter._split_half_tau(3)(iou) == pytest.approx(1)
-    assert np.isnan(chapter._split_half_tau(3)(iou[iou.unit == 0]))  # one half is empty
+    assert _split_half_tau(3)(iou) == pytest.approx(1)
+    assert np.isnan(_split_half_tau(3)(iou[iou.unit == 0]))  # one half is empty
 
 
 def test_gate_table_applies_the_criterion_to_samples_and_control():
@@ -530,7 +516,7 @@ def test_gate_table_applies_the_criterion_to_samples_and_control():
             rows("held-out tumour tile", [0.9], [40.0]),
         ]
     )
-    table = chapter.gate_table(gate).set_index("source")
+    table = gate_table(gate).set_index("source")
     sample = table.loc["gate: samples pass as normal"]
     control = table.loc["control: training tiles pass as normal"]
     assert sample.p_tumour_gap == pytest.approx(0.2)
@@ -540,12 +526,60 @@ def test_gate_table_applies_the_criterion_to_samples_and_control():
     assert control.ood_median_minus_normal_q95 == pytest.approx(19.0 - 19.05)
     assert control.passes
     assert table.loc["held-out normal tile", "n"] == 20
-    no_control = chapter.gate_table(gate[gate.source != "DDPM training tile"])
+    no_control = gate_table(gate[gate.source != "DDPM training tile"])
     assert "control: training tiles pass as normal" not in set(no_control.source)
-    assert chapter.gate_text(table.reset_index()) == (
+    assert gate_text(table.reset_index()) == (
         "The DDPM's samples pass as normal for 0 of 1 seeds' classifiers (not for seed 0). "
         "Its training tiles (control) pass as normal for 1 of 1 seeds' classifiers."
     )
+
+
+@pytest.fixture(scope="module")
+def smoke_study():
+    """The study at the smoke size, run once in the session's cache (the notebook's smoke run
+    of ``test_smoke_run_writes_the_claims`` then loads every stage from it)."""
+    return chapter.run(build_params(IboParams, "smoke"), profile="smoke")
+
+
+def test_the_chapter_interface_on_a_smoke_study(smoke_study):
+    import dataclasses
+
+    import matplotlib.pyplot as plt
+
+    import xaistudy.chapters.ibo.figures  # noqa: F401 (the page modules of the same names)
+    import xaistudy.chapters.ibo.tables  # noqa: F401
+    from xaistudy.stats.bootstrap import bootstrap_draws, percentile_interval
+
+    st = smoke_study
+    assert isinstance(st, study.Result) and len(st.runs) == 1 and st.profile == "smoke"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        st.runs[0].maps = None
+    one = st.runs[0]
+    assert one.maps.shape[:2] == (len(one.gt_ids), len(st.methods)) and len(one.sample_ids) == 2
+    assert set(one.results) == set(st.strategies) == set(study.STRATEGY_ORDER)
+    assert callable(chapter.tables) and callable(chapter.figures)  # not the page modules
+    tables = chapter.tables(st)
+    assert {"lpips", "iou_ranking", "rankings", "mard", "signal", "paper_vs_book"} <= set(tables)
+    assert all(isinstance(t, pd.DataFrame) and len(t) for t in tables.values())
+    # Table 9's intervals are the book's one bootstrap (seeds, then tiles) of the same rows
+    mard = tables["mard"].set_index("strategy")
+    rows = study.ranking_rows(study.iou_rows(st), study.auc_rows(st), st.methods, st.strategies)
+    first = study.agreement_statistic(1, len(st.methods))
+    draws = bootstrap_draws(rows, [first], n_boot=st.params.n_boot, rng_seed=0)[:, 0]
+    strategy = st.strategies[0]
+    assert mard.loc[strategy, "mard"] == first(rows)
+    low, high = percentile_interval(draws)
+    assert (mard.loc[strategy, "mard_ci_low"], mard.loc[strategy, "mard_ci_high"]) == (low, high)
+    assert low <= mard.loc[strategy, "mard_boot_mean"] <= high
+    claims = chapter.claims(st)
+    assert claims and all(isinstance(c, dict) and c["verdict"] for c in claims)
+    figures = chapter.figures(st, tables)
+    assert set(figures) >= {"heatmaps", "masks", "occlusions", "agreement"}
+    assert all(isinstance(f, plt.Figure) for f in figures.values())
+    assert list(chapter.figures(st, tables, only=["masks"])) == ["masks"]
+    with pytest.raises(KeyError, match="no figure 'mask'"):
+        chapter.figures(st, tables, only=["mask"])
+    plt.close("all")
 
 
 def test_smoke_run_writes_the_claims(smoke_outputs):
@@ -557,7 +591,7 @@ def test_smoke_run_writes_the_claims(smoke_outputs):
     assert {"table2.gt_ranking_stable", "premise.ddpm_samples_normal"} <= ids
     assert {f"table1.{m}.ibo_closest" for m in ("ssim", "feature_lpips", "mahalanobis")} <= ids
     shared = claims.set_index("claim_id").shared_stages
-    assert shared["table9.mard.ibo_vs_mean"] == chapter.SHARED_DDPM
+    assert shared["table9.mard.ibo_vs_mean"] == SHARED_DDPM
     gate = pd.read_csv(out / "tables" / "ddpm_gate.csv")
     assert {"DDPM sample", "DDPM training tile", "held-out normal tile"} <= set(gate.source)
     assert "control: training tiles pass as normal" in set(gate.source)
@@ -567,13 +601,13 @@ def test_benchmark_table_reads_only_the_repaint_results():
     """Other benchmarks write beside RePaint's results; the table must list RePaint's alone."""
     import json
 
-    from xaistudy.store import repo_root
+    from xaistudy.core.store import repo_root
 
     results = repo_root() / "benchmarks" / "results"
     repaint = sorted(
         p.name for p in results.glob("*.json") if "batched" in json.loads(p.read_text())
     )
-    table = chapter.benchmark_table()
+    table = benchmark_table()
     assert repaint, "no RePaint benchmark result is recorded"
     assert sorted(table["file"]) == repaint
     assert (table["speedup"] > 0).all()
@@ -583,11 +617,11 @@ def test_benchmark_table_reads_only_the_repaint_results():
 def test_gate_benchmark_table_reads_the_stored_gate_results():
     import json
 
-    from xaistudy.store import repo_root
+    from xaistudy.core.store import repo_root
 
     files = sorted((repo_root() / "benchmarks" / "results").glob("ddpm_gate_*.json"))
     assert files, "no DDPM gate measurement is recorded"
-    table = chapter.gate_benchmark_table()
+    table = gate_benchmark_table()
     runs = sum(len(json.loads(f.read_text())["runs"]) for f in files)
     assert len(table) == runs and set(table.file) == {f.name for f in files}
     gap = (table.p_tumour_samples - table.p_tumour_normal).abs()

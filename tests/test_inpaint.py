@@ -5,7 +5,7 @@ import pytest
 import torch
 from diffusers import RePaintPipeline
 
-from xaistudy.evaluate import inpaint
+from xaistudy.evaluate import inpaint, occlusion
 from xaistudy.models.ddpm import build_unet, make_scheduler
 
 SCHEDULE = dict(num_inference_steps=10, jump_length=3, jump_n_sample=2)
@@ -84,12 +84,13 @@ def test_known_pixels_unchanged_and_levels_cumulative(setup):
     kept = keep.bool().expand_as(images)
     assert torch.equal(out[kept], images[kept])
     levels = torch.randint(1, 6, (4, 16, 16), generator=torch.Generator().manual_seed(2))
-    steps = inpaint.inpaint_levels(
-        unet,
+    steps = occlusion.occlude_levels(
+        "ibo",
         images,
         levels,
         [0, 1, 2, 3],
-        n_levels=4,
+        n_masks=4,
+        unet=unet,
         ddpm_scheduler=sched,
         device="cpu",
         **SCHEDULE,

@@ -1,8 +1,10 @@
-"""The meta_evaluation chapter: the truth, the agreement statistics, the models' data, the
-interventions and the chapter run end to end at the smoke size."""
+"""The meta_evaluation study and chapter: the truth, the agreement statistics, the models' data,
+the interventions, the study once at the smoke size through the chapter interface, and the
+chapter's notebook end to end."""
 
 from __future__ import annotations
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,11 +12,15 @@ import torch
 from torch import nn
 
 from xaistudy.chapters import meta_evaluation as me
-from xaistudy.claims import VERDICTS
+from xaistudy.chapters.meta_evaluation.tables import metrics_table
+from xaistudy.chapters.meta_evaluation.text import findings
+from xaistudy.core.params import ParamError, build_params
 from xaistudy.data.datasets import get_dataset
 from xaistudy.models.classifiers import build_classifier
 from xaistudy.models.stages import forward_from
-from xaistudy.params import ParamError, build_params
+from xaistudy.stats import ranking
+from xaistudy.stats.claims import VERDICTS
+from xaistudy.studies import meta_evaluation as study
 
 
 def _square(size: int = 16, lo: int = 4, hi: int = 8) -> np.ndarray:
@@ -28,11 +34,11 @@ def test_truth_auc_and_mass_by_hand():
     e = _square()
     perfect = e.astype(float)
     maps = np.stack([perfect, -perfect, np.zeros_like(perfect), perfect + 0.5 * ~e])[None]
-    auc = me.truth_scores(maps, e[None], "auc")[0]
+    auc = study.truth_scores(maps, e[None], "auc")[0]
     # evidence ranked above everything else: 1; below: 0; a constant map: chance
     np.testing.assert_allclose(auc[:3], [1.0, 0.0, 0.5])
     assert auc[3] == 1.0  # 1 inside beats 0.5 outside: a ranking, whatever the scale
-    mass = me.truth_scores(maps, e[None], "mass")[0]
+    mass = study.truth_scores(maps, e[None], "mass")[0]
     # 16 px of 1 inside, 240 px of 0.5 outside: 16 / (16 + 120)
     np.testing.assert_allclose(mass, [1.0, 0.0, 0.0, 16 / 136])
 
@@ -40,11 +46,11 @@ def test_truth_auc_and_mass_by_hand():
 def test_truth_refuses_an_empty_or_full_evidence_and_an_unknown_kind():
     maps = np.zeros((1, 1, 4, 4))
     with pytest.raises(ValueError, match="some but not all"):
-        me.truth_scores(maps, np.zeros((1, 4, 4), bool))
+        study.truth_scores(maps, np.zeros((1, 4, 4), bool))
     with pytest.raises(ValueError, match="some but not all"):
-        me.truth_scores(maps, np.ones((1, 4, 4), bool))
+        study.truth_scores(maps, np.ones((1, 4, 4), bool))
     with pytest.raises(ValueError, match="unknown truth 'iou'"):
-        me.truth_scores(maps, _square(4, 0, 2)[None], "iou")
+        study.truth_scores(maps, _square(4, 0, 2)[None], "iou")
 
 
 class RedSquare(nn.Module):
@@ -65,24 +71,24 @@ class RedSquare(nn.Module):
 def test_a_method_on_a_model_with_a_known_region_scores_high_truth(method):
     params = build_params(me.MetaEvaluationParams, "smoke", {"occlusion_window": 4})
     x = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
-    maps = me.compute_maps(params, RedSquare().eval(), x, method, seed=0)
-    truth = me.truth_scores(maps[:, None], np.stack([_square()] * 2))
+    maps = study.compute_maps(params, RedSquare().eval(), x, method, seed=0)
+    truth = study.truth_scores(maps[:, None], np.stack([_square()] * 2))
     assert truth.min() > 0.9, truth
 
 
 # -- agreement with the truth --------------------------------------------------------------------
 def test_agreement_by_hand():
     truth = np.array([0.9, 0.5, 0.1])
-    assert me.agreement(truth, np.array([3.0, 2.0, 1.0]), True) == 1.0
-    assert me.agreement(truth, np.array([3.0, 2.0, 1.0]), True, "mard") == 0.0
+    assert study.agreement(truth, np.array([3.0, 2.0, 1.0]), True) == 1.0
+    assert study.agreement(truth, np.array([3.0, 2.0, 1.0]), True, "mard") == 0.0
     # a lower-is-better metric that orders like the truth
-    assert me.agreement(truth, np.array([0.1, 0.2, 0.3]), False) == 1.0
-    assert me.agreement(truth, np.array([1.0, 2.0, 3.0]), True) == -1.0
+    assert study.agreement(truth, np.array([0.1, 0.2, 0.3]), False) == 1.0
+    assert study.agreement(truth, np.array([1.0, 2.0, 3.0]), True) == -1.0
     # ranks 3,2,1 vs 1,2,3: |2| + 0 + |2| over 3 methods
-    assert me.agreement(truth, np.array([1.0, 2.0, 3.0]), True, "mard") == pytest.approx(4 / 3)
+    assert study.agreement(truth, np.array([1.0, 2.0, 3.0]), True, "mard") == pytest.approx(4 / 3)
     # a metric that gives every method the same score ranks nothing
-    assert me.agreement(truth, np.array([0.5, 0.5, 0.5]), True) == 0.0
-    assert np.isnan(me.agreement(truth[:1], np.array([1.0]), True))
+    assert study.agreement(truth, np.array([0.5, 0.5, 0.5]), True) == 0.0
+    assert np.isnan(study.agreement(truth[:1], np.array([1.0]), True))
 
 
 def test_ranking_statistic_ranks_the_means_per_method():
@@ -92,9 +98,9 @@ def test_ranking_statistic_ranks_the_means_per_method():
         "truth": [0.9, 0.2, 0.7, 0.4],  # method 0 better
         "score": [0.1, 0.8, 0.9, 0.3],  # means 0.5 vs 0.55: method 1 ahead
     })  # fmt: skip
-    assert me.ranking_statistic(True)(rows) == -1.0
-    assert me.ranking_statistic(False)(rows) == 1.0
-    assert me.ranking_statistic(True, "mard")(rows) == 1.0
+    assert study.ranking_statistic(True)(rows) == -1.0
+    assert study.ranking_statistic(False)(rows) == 1.0
+    assert study.ranking_statistic(True, "mard")(rows) == 1.0
 
 
 def test_win_rows_count_ties_as_half():
@@ -106,21 +112,21 @@ def test_win_rows_count_ties_as_half():
             {"seed": 0, "unit": 1, "method": method, "metric": "pointing_game",
              "model": "randomised", "value": rnd},
         ]  # fmt: skip
-    st = me.Study(None, [], pd.DataFrame(rows), pd.DataFrame(), pd.DataFrame())
-    wins = me.win_rows(st, "pointing_game").set_index("method")["value"]
+    st = study.Result(None, (), pd.DataFrame(rows), pd.DataFrame(), pd.DataFrame())
+    wins = study.win_rows(st, "pointing_game").set_index("method")["value"]
     assert wins.to_dict() == {"a": 1.0, "b": 0.5, "c": 0.0}
     # lower is better: the order flips
     for r in rows:
         r["metric"] = "saliency_ratio"
-    st = me.Study(None, [], pd.DataFrame(rows), pd.DataFrame(), pd.DataFrame())
-    assert me.win_rows(st, "saliency_ratio").set_index("method")["value"].to_dict() == {
+    st = study.Result(None, (), pd.DataFrame(rows), pd.DataFrame(), pd.DataFrame())
+    assert study.win_rows(st, "saliency_ratio").set_index("method")["value"].to_dict() == {
         "a": 0.0, "b": 0.5, "c": 1.0}  # fmt: skip
 
 
 # -- data, interventions, models ----------------------------------------------------------------
 def test_marked_set_labels_by_the_mark_independently_of_the_tissue():
     base = get_dataset("synthetic-he", "train", n=40, size=64, seed=3)
-    marked = me.marked_set(base, "train", 3)
+    marked = study.marked_set(base, "train", 3)
     pen = marked.extra["pen"].reshape(40, -1).any(1)
     assert np.array_equal(marked.labels, pen.astype(int))  # the label is the mark
     assert np.array_equal(marked.masks, base.masks)  # the tumour mask is kept
@@ -135,14 +141,14 @@ def test_marked_set_labels_by_the_mark_independently_of_the_tissue():
 def test_intervene_swaps_exactly_the_evidence_or_the_rest():
     x, d = torch.zeros(1, 3, 16, 16), torch.ones(1, 3, 16, 16)
     e = _square()[None]
-    without_e, without_r = me.intervene(x, e, d)
+    without_e, without_r = study.intervene(x, e, d)
     assert torch.equal(without_e[0, :, e[0]], torch.ones(3, 16))
     assert torch.equal(without_e[0, :, ~e[0]], torch.zeros(3, 240))
     assert torch.equal(without_r, 1 - without_e)
 
 
 def test_whole_tile_prediction_reads_a_classifier_as_a_segmenter():
-    seg = me.WholeTilePrediction(RedSquare().eval())
+    seg = study.WholeTilePrediction(RedSquare().eval())
     x = torch.zeros(2, 3, 16, 16)
     x[0, 0, 4:8, 4:8] = 1  # image 0: class 1; image 1: a tie, argmax 0
     pred = seg.predict(x, 1)
@@ -174,11 +180,47 @@ def test_parameters_are_checked_before_anything_runs():
 
 
 def test_every_metric_names_its_paper_and_direction():
-    table = me.metrics_table()
-    assert len(table) == len(me.METRICS) >= 20
+    table = metrics_table()
+    assert len(table) == len(study.METRICS) >= 20
     assert set(table["paper"]) == {
         "Borys et al. 2023", "Valatkaitė 2024", "You et al. 2024", "Hasany et al. 2024",
         "Afshar et al. 2024"}  # fmt: skip
+
+
+# -- the study once, through the chapter interface ---------------------------------------------
+@pytest.fixture(scope="module")
+def smoke_result():
+    """The study at the smoke size, run once through the chapter's :func:`run` (its stages go to
+    the session's cache, which the notebook run below then reads)."""
+    params = build_params(me.MetaEvaluationParams, "smoke")
+    return me.run(params, "smoke")
+
+
+@pytest.mark.slow
+def test_the_chapter_interface_on_the_smoke_study(smoke_result):
+    result = smoke_result
+    assert isinstance(result, study.Result) and result.profile == "smoke"
+    with pytest.raises(AttributeError):
+        result.profile = "quick"  # frozen
+    assert set(result.scores["model"]) == {"clean", "clever_hans", "randomised"}
+    assert set(result.examples) == {*study.TRAINED, *study.TWIN.values()}
+    rows = me.claims(result)
+    assert isinstance(rows, list) and len(rows) >= 15 and all(isinstance(r, dict) for r in rows)
+    assert {r["verdict"] for r in rows} <= set(VERDICTS)
+    assert {r["profile"] for r in rows} == {"smoke"}
+    tables = me.tables(result)
+    assert set(tables) >= {"metrics", "models", "interventions", "metric_agreement_numbers"}
+    for name, table in tables.items():
+        assert isinstance(table, pd.DataFrame) and len(table), name
+    agreement = tables["metric_agreement_numbers"]
+    assert set(agreement["key"]) == set(study.METRICS)  # IBO included (one tile at smoke)
+    assert agreement["tau clean"].is_monotonic_decreasing or agreement["tau clean"].isna().any()
+    figures = me.figures(result, tables["metric_agreement_numbers"])
+    assert set(figures) == {"evidence", "maps", "metric_agreement"}
+    assert all(isinstance(f, plt.Figure) for f in figures.values())
+    plt.close("all")
+    # the interface functions stay callable after their page modules were imported
+    assert callable(me.claims) and callable(me.tables) and callable(me.figures)
 
 
 # -- the chapter, end to end ----------------------------------------------------------------------
@@ -187,7 +229,7 @@ def test_smoke_run_scores_every_metric_and_judges_every_claim(smoke_outputs):
     out = smoke_outputs("meta_evaluation")
     tables = {p.stem: pd.read_csv(p) for p in (out / "tables").glob("*.csv")}
     agreement = tables["metric_agreement_numbers"]
-    assert set(agreement["key"]) == set(me.METRICS)  # IBO included (one tile at smoke)
+    assert set(agreement["key"]) == set(study.METRICS)  # IBO included (one tile at smoke)
     assert agreement["tau clean"].between(-1, 1).all()
     claims = tables["claims"]
     assert set(claims["verdict"]) <= set(VERDICTS) and len(claims) >= 15
@@ -197,7 +239,7 @@ def test_smoke_run_scores_every_metric_and_judges_every_claim(smoke_outputs):
     assert (out / "figures" / "metric_agreement.png").exists()
 
 
-def test_evidence_auc_and_tau_b_match_sklearn_and_scipy():
+def test_evidence_auc_and_the_tau_b_used_match_sklearn_and_scipy():
     from scipy.stats import kendalltau
     from sklearn.metrics import roc_auc_score
 
@@ -205,9 +247,9 @@ def test_evidence_auc_and_tau_b_match_sklearn_and_scipy():
     for _ in range(20):
         a = np.round(rng.normal(size=(16, 16)), 1)  # with ties
         e = rng.uniform(size=(16, 16)) < 0.3
-        assert me.evidence_auc(a, e) == pytest.approx(roc_auc_score(e.ravel(), a.ravel()))
+        assert study.evidence_auc(a, e) == pytest.approx(roc_auc_score(e.ravel(), a.ravel()))
         x, y = np.round(rng.normal(size=8), 1), np.round(rng.normal(size=8), 1)
-        assert me.kendall_tau_b(x, y) == pytest.approx(kendalltau(x, y).statistic)
+        assert ranking.kendall_tau(x, y) == pytest.approx(kendalltau(x, y).statistic)
 
 
 def test_findings_read_the_intervals_only():
@@ -220,7 +262,7 @@ def test_findings_read_the_intervals_only():
          "tau clever_hans low": -0.1, "tau clever_hans high": 0.1,
          "beats randomised low": 0.2, "beats randomised high": 0.4},
     ])  # fmt: skip
-    text = me.findings(table).splitlines()
+    text = findings(table).splitlines()
     assert text[0].endswith("above (Borys).") and text[1].endswith("none.")
     assert text[2].endswith("1 metrics.")
     assert text[3].endswith("none.") and text[4].endswith("above (Borys).")

@@ -9,6 +9,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset, TensorDataset
 
+from xaistudy.core.runtime import seed_everything
+from xaistudy.core.store import Store
 from xaistudy.models import classifiers, train
 from xaistudy.models.classifiers import (
     CLASSIFIERS,
@@ -18,8 +20,7 @@ from xaistudy.models.classifiers import (
     resolve_device,
     target_layer,
 )
-from xaistudy.models.train import fit, make_loader, predict, seed_everything
-from xaistudy.store import Store
+from xaistudy.models.train import fit, make_loader, predict
 
 # -- helpers --------------------------------------------------------------------------------
 

@@ -51,9 +51,8 @@ def test_levels_edge_cases_and_errors():
 @pytest.mark.parametrize("strategy", ["blackening", "mean", "histogram", "blurring", "nli"])
 def test_strategy_changes_exactly_the_masked_pixels(strategy, batch):
     images, mask = batch
-    out = occlusion.occlude(
-        strategy, images, mask, seeds=[1, 2, 3], dataset_mean=[0.3, 0.4, 0.5], blur_sigma=2.0
-    )
+    options = {"mean": {"dataset_mean": [0.3, 0.4, 0.5]}, "blurring": {"blur_sigma": 2.0}}
+    out = occlusion.occlude(strategy, images, mask, seeds=[1, 2, 3], **options.get(strategy, {}))
     occluded = mask.bool().expand_as(images)
     assert torch.equal(out[~occluded], images[~occluded])
     changed = (out != images) & occluded
@@ -133,3 +132,17 @@ def test_bad_inputs_give_one_line_errors(batch):
         occlusion.occlude("ibo", images, mask)
     with pytest.raises(ValueError, match="one per image"):
         occlusion.occlude_levels("blackening", images, np.ones((3, 32, 32)), seeds=[1])
+
+
+def test_a_misspelt_option_is_refused_naming_the_allowed_ones(batch):
+    images, mask = batch
+    with pytest.raises(ValueError, match=r"takes no option 'blur_sgima'; allowed: blur_sigma$"):
+        occlusion.occlude("blurring", images, mask, blur_sgima=0.5)
+    refused = r"'blackening' takes no option 'blur_sigma'; allowed: none"
+    with pytest.raises(ValueError, match=refused):
+        occlusion.occlude("blackening", images, mask, blur_sigma=2.0)
+    with pytest.raises(ValueError, match=r"allowed: unet, ddpm_scheduler, num_inference_steps"):
+        occlusion.occlude("ibo", images, mask, jump_lenght=3)
+    with pytest.raises(TypeError, match="no \\*\\*kwargs"):
+        occlusion.register_strategy("sloppy", "Sloppy")(lambda images, mask, **kw: images)
+    assert "sloppy" not in occlusion.STRATEGY_INFO

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from fabricate_nuclei import TISSUES, expected_types, tile_code, tile_discs, write_pannuke
 
+from xaistudy.core.store import Store
 from xaistudy.data import pannuke as pk
 from xaistudy.data.datasets import DataRootError, check_data_root, check_options, get_dataset
-from xaistudy.store import Store
 
 SIDE = 64
 

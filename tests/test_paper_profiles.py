@@ -24,12 +24,12 @@ from fabricate_weights import (
     write_torchvision_weights,
 )
 
-from xaistudy import cli
+from xaistudy.app import cli
 from xaistudy.chapters import discover
-from xaistudy.claims import VERDICTS
-from xaistudy.evaluate.ibo import STRATEGY_ORDER
 from xaistudy.explain.segmentation import SEG_METHODS
 from xaistudy.explain.taxonomy import TOUR_METHODS
+from xaistudy.stats.claims import VERDICTS
+from xaistudy.studies.ibo import STRATEGY_ORDER
 
 pytestmark = pytest.mark.slow
 

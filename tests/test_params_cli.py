@@ -5,9 +5,9 @@ import os
 import pytest
 import torch
 
-from xaistudy import cli, runner
+from xaistudy.app import cli, runner
 from xaistudy.chapters.data import DataParams
-from xaistudy.params import (
+from xaistudy.core.params import (
     PROFILES,
     ParamError,
     build_params,

@@ -140,7 +140,7 @@ def test_lpips_alex_finds_the_standard_file_under_torch_home(monkeypatch, tmp_pa
 
 
 def test_ibo_strategy_reports_lpips_alex_with_a_weights_file(tmp_path, model):
-    from xaistudy.evaluate import ibo
+    from xaistudy.studies import ibo
 
     path = tmp_path / "alex.pth"
     fake_alexnet_file(path)
@@ -149,7 +149,7 @@ def test_ibo_strategy_reports_lpips_alex_with_a_weights_file(tmp_path, model):
     ood = perceptual.Mahalanobis().fit(
         perceptual.penultimate_features(model, torch.rand(20, 3, 32, 32))
     )
-    seeds = ibo.image_seeds(0, [0, 1], 1)
+    seeds = ibo.noise_seeds(0, [0, 1], 1)
     res = ibo.evaluate_strategy(
         "blackening", model, images, levels, seeds, 4, ood, alexnet_weights=str(path)
     )

@@ -7,12 +7,12 @@ import pytest
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from xaistudy.core.params import ParamError, build_params, choices_field
 from xaistudy.data import registry
 from xaistudy.data.datasets import dataset_names, get_spec
 from xaistudy.evaluate import faithfulness, localisation, occlusion, wsss
 from xaistudy.models.classifiers import build_classifier
 from xaistudy.models.train import TrainResult, weights_hash
-from xaistudy.params import ParamError, build_params, choices_field
 
 NAMES = ("gradcam", "gradcam++", "lime")
 
@@ -116,6 +116,6 @@ def test_weights_hash_follows_the_weights_only():
     assert weights_hash(as_double) != key
     result = TrainResult(model, history=None, best_epoch=1, stopped_early=False)
     assert result.weights_hash == key
-    from xaistudy.explain.tour import weights_key
+    from xaistudy.models.classify import weights_key
 
     assert weights_key is weights_hash  # one key for a trained model

@@ -10,12 +10,8 @@ from torch import nn
 
 from xaistudy.evaluate.wsss import binarise, iou
 from xaistudy.explain.cams import compute_cam
+from xaistudy.explain.clrp import CLRP_RULES, clrp_initial, clrp_relevance, contrastive_score
 from xaistudy.explain.relevance import (
-    CLRP_RULES,
-    STAGES,
-    clrp_initial,
-    clrp_relevance,
-    contrastive_score,
     gradient_cams,
     layer_cams,
     relevance_cams,
@@ -23,6 +19,7 @@ from xaistudy.explain.relevance import (
     xrelevancecam_weights,
 )
 from xaistudy.models.classifiers import build_classifier
+from xaistudy.models.stages import STAGES
 
 
 def _bias_free(model: nn.Module, seed: int = 0) -> nn.Module:

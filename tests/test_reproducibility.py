@@ -9,7 +9,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from xaistudy import runtime
+from xaistudy.core import runtime
 
 pytestmark = pytest.mark.slow
 
@@ -23,7 +23,7 @@ def _run_from(folder: Path, chapter: str, omp_threads: int, tag: str) -> Path:
     env = {**os.environ, "OMP_NUM_THREADS": str(omp_threads), "XAISTUDY_CACHE": f"cache-{tag}"}
     argv = ["run", chapter, "--profile", "smoke", "-p", "threads", "2", "--out", f"out-{tag}"]
     result = subprocess.run(
-        [sys.executable, "-m", "xaistudy.cli", *argv],
+        [sys.executable, "-m", "xaistudy.app.cli", *argv],
         cwd=folder,
         env=env,
         capture_output=True,
@@ -82,7 +82,7 @@ def test_libraries_loaded_after_fix_threads_use_the_same_threads():
     """scipy's and scikit-learn's BLAS/OpenMP pools (loaded by LIME, after the chapter fixed
     its threads) must not keep the size the caller's environment asked for."""
     code = (
-        "from xaistudy.runtime import fix_threads; fix_threads(2)\n"
+        "from xaistudy.core.runtime import fix_threads; fix_threads(2)\n"
         "import scipy.linalg, sklearn.linear_model\n"
         "from threadpoolctl import threadpool_info\n"
         "print(sorted({p['num_threads'] for p in threadpool_info()}))\n"

@@ -12,9 +12,9 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from xaistudy import cli, runner
+from xaistudy.app import cli, runner
 from xaistudy.chapters.data import DataParams
-from xaistudy.store import repo_root
+from xaistudy.core.store import repo_root
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +33,7 @@ DATA_TABLES = {
 }
 DATA_FIGURES = {
     "claims",
+    "method_once",
     "he_gallery",
     "he_stain_variation",
     "grading_gallery",
@@ -179,7 +180,7 @@ def _start_run(out: Path, cache: Path) -> subprocess.Popen:
     sizes = ["-p", "n_stats", "400", "-p", "n_stats_per_grade", "40"]
     argv = ["run", "data", "--profile", "smoke", "-p", "threads", "1", *sizes, "--out", str(out)]
     return subprocess.Popen(
-        [sys.executable, "-m", "xaistudy.cli", *argv],
+        [sys.executable, "-m", "xaistudy.app.cli", *argv],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -1,19 +1,25 @@
-"""The saliency tour: every grid method on a tiny model, CAM vs Grad-CAM, taxonomy, the chapter."""
+"""The saliency tour: every grid method on a tiny model, CAM vs Grad-CAM, taxonomy, the study
+and the chapter's pages."""
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 from torch import nn
 
-from xaistudy.chapters import saliency_tour as st
-from xaistudy.chapters.saliency_tour import SaliencyTourParams
-from xaistudy.claims import VERDICTS
+from xaistudy.chapters import saliency_tour as chapter
+from xaistudy.chapters.saliency_tour import PAPER, SaliencyTourParams
+from xaistudy.chapters.saliency_tour.claims import NOT_MEASURED
+from xaistudy.core.params import ParamError, build_params
+from xaistudy.core.store import Store
 from xaistudy.explain import METHODS, explain
 from xaistudy.explain import taxonomy as tx
 from xaistudy.explain.cam_original import class_activation_map
 from xaistudy.models.classifiers import SmallCNN, target_layer
-from xaistudy.params import ParamError, build_params
+from xaistudy.stats.claims import COLUMNS, VERDICTS
+from xaistudy.studies import saliency_tour as study
+from xaistudy.studies.saliency_tour import rows
 
 FAST = dict(
     occlusion_window=8,
@@ -139,7 +145,7 @@ def test_smoke_run_writes_the_tables_claims_and_figures(smoke_outputs):
     acc = hans["accuracy"]["trained with the shortcut"]
     assert acc["marked as in training"] > acc["clean (no marks)"]
     claims = pd.read_csv(tmp_path / "tables" / "claims.csv")
-    assert set(EXPECTED_CLAIMS) | {c[0] for c in st.NOT_MEASURED} == set(claims.claim_id)
+    assert set(EXPECTED_CLAIMS) | {c[0] for c in NOT_MEASURED} == set(claims.claim_id)
     measured = claims.set_index("claim_id").loc[EXPECTED_CLAIMS]
     assert (measured.verdict != "not testable here").all() and measured.book_value.notna().all()
     assert claims.verdict.isin(VERDICTS).all() and claims.profile.eq("smoke").all()
@@ -178,22 +184,8 @@ EXPECTED_CLAIMS = [
 ]
 
 
-@pytest.mark.slow
-def test_weights_key_follows_the_weights(tiny):
-    from xaistudy.explain.tour import weights_key
-
-    model, _ = tiny
-    key = weights_key(model)
-    assert key == weights_key(model)
-    changed = SmallCNN(2, widths=(4, 8, 8))
-    changed.load_state_dict(model.state_dict())
-    with torch.no_grad():
-        changed.classifier.bias += 1e-3
-    assert weights_key(changed) != key
-
-
 def test_batchnorm_recalibration_gives_the_exact_dataset_statistics():
-    from xaistudy.explain.tour import recalibrate_batchnorm
+    from xaistudy.models.classify import recalibrate_batchnorm
 
     torch.manual_seed(0)
     model = SmallCNN(2, widths=(4, 8))
@@ -211,9 +203,9 @@ def test_batchnorm_recalibration_gives_the_exact_dataset_statistics():
 def test_pen_marks_on_any_tumour_tiles_are_those_of_synthetic_he_pen(tmp_path):
     from scipy import ndimage
 
+    from xaistudy.core.store import Store
     from xaistudy.data import shortcuts
     from xaistudy.data.datasets import get_dataset
-    from xaistudy.store import Store
 
     store = Store(tmp_path)
     kw = dict(n=10, size=64, seed=3, store=store)
@@ -235,7 +227,7 @@ def test_pen_marks_on_any_tumour_tiles_are_those_of_synthetic_he_pen(tmp_path):
 
 
 def test_a_pretrained_weights_file_reaches_the_classifier(tmp_path, monkeypatch):
-    from xaistudy.explain import tour
+    from xaistudy.models import classify as tour
 
     torch.manual_seed(1)
     source = SmallCNN(2, widths=(4, 8))
@@ -278,21 +270,21 @@ def _small(pretrained):
     return build_classifier("small_cnn", 2, pretrained=pretrained, widths=(4, 8))
 
 
-# -- the chapter module's measures -------------------------------------------------------------
+# -- the study's measures ----------------------------------------------------------------------
 def test_roughness_by_hand():
-    assert st.roughness(np.ones((4, 4))) == 0.0
-    assert st.roughness(np.zeros((4, 4))) == 0.0
+    assert study.roughness(np.ones((4, 4))) == 0.0
+    assert study.roughness(np.zeros((4, 4))) == 0.0
     checker = np.indices((4, 4)).sum(0) % 2 * 2.0 - 1.0  # ±1, every neighbour differs by 2
-    assert st.roughness(checker) == pytest.approx(4.0)
+    assert study.roughness(checker) == pytest.approx(4.0)
     ramp = np.tile(np.arange(4.0), (4, 1))  # steps of 1 along x, none along y; mean |.| = 1.5
-    assert st.roughness(ramp) == pytest.approx(1 / 1.5)
-    assert st.roughness(7 * ramp) == pytest.approx(st.roughness(ramp))
+    assert study.roughness(ramp) == pytest.approx(1 / 1.5)
+    assert study.roughness(7 * ramp) == pytest.approx(study.roughness(ramp))
 
 
 def test_negative_share_by_hand():
-    assert st.negative_share(np.array([[1.0, -3.0], [0.0, 0.0]])) == pytest.approx(0.75)
-    assert st.negative_share(np.zeros((2, 2))) == 0.0
-    assert st.negative_share(np.ones((2, 2))) == 0.0
+    assert study.negative_share(np.array([[1.0, -3.0], [0.0, 0.0]])) == pytest.approx(0.75)
+    assert study.negative_share(np.zeros((2, 2))) == 0.0
+    assert study.negative_share(np.ones((2, 2))) == 0.0
 
 
 def test_rise_np_maps_equal_petsiuks_normalisation(tiny):
@@ -300,10 +292,10 @@ def test_rise_np_maps_equal_petsiuks_normalisation(tiny):
 
     model, x = tiny
     params = SaliencyTourParams(rise_masks=24, explain_seed=3)
-    opts = st.options(params, "rise")
+    opts = study.options(params, "rise")
     book = explain("rise", model, x[:1], 1, **opts)
     petsiuk = rise(class_probability(model, 1), x[:1], n_masks=24, seed=3, normalise="p")
-    np.testing.assert_allclose(st.rise_np_maps(book, params), petsiuk, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(study.rise_np_maps(book, params), petsiuk, rtol=1e-4, atol=1e-6)
 
 
 def test_deletion_and_insertion_curves_by_hand():
@@ -332,9 +324,9 @@ def test_cost_and_localisation_contrasts_by_hand():
             "seconds": [10.0, 1.0, 0.1, 100.0, 10.0, 1.0],
         }
     )
-    got = st._log_ratio(timing, "a", None).sort_values("unit")
+    got = rows.log_ratio(timing, "a", None).sort_values("unit")
     np.testing.assert_allclose(got["value"], np.log10([10 / 0.55] * 2))  # a / median(b, c)
-    np.testing.assert_allclose(st._log_ratio(timing, "a", "c")["value"], [2.0, 2.0])
+    np.testing.assert_allclose(rows.log_ratio(timing, "a", "c")["value"], [2.0, 2.0])
     scores = pd.DataFrame(
         {
             "seed": 0,
@@ -343,7 +335,7 @@ def test_cost_and_localisation_contrasts_by_hand():
             "iou": [0.1, 0.5, 0.3, 0.9, 5.0],
         }
     )
-    assert st._vs_others(scores, "a", "iou")["value"].item() == pytest.approx(0.1 - 0.5)
+    assert rows.vs_others(scores, "a", "iou")["value"].item() == pytest.approx(0.1 - 0.5)
 
 
 def test_perturbation_maps_are_one_value_per_pixel_not_a_channel_sum(tiny):
@@ -364,17 +356,17 @@ def test_kernel_shap_gives_a_tile_the_same_map_alone_and_in_a_batch(tiny):
 
 
 def test_explain_seed_changes_only_the_sampling_options():
-    a = st.options(SaliencyTourParams(explain_seed=0), "lime")
-    b = st.options(SaliencyTourParams(explain_seed=4), "lime")
+    a = study.options(SaliencyTourParams(explain_seed=0), "lime")
+    b = study.options(SaliencyTourParams(explain_seed=4), "lime")
     assert a["seed"] == 0 and b["seed"] == 4 and a["num_samples"] == b["num_samples"]
-    assert st.options(SaliencyTourParams(explain_seed=4), "saliency") == {}
+    assert study.options(SaliencyTourParams(explain_seed=4), "saliency") == {}
 
 
 def test_every_statement_of_a_claim_quotes_the_paper_record():
-    assert st.PAPER.number("b1.occlusion.weakness") == "High computational cost"
-    assert st.PAPER.number("fig7.score").startswith("0.98")
+    assert PAPER.number("b1.occlusion.weakness") == "High computational cost"
+    assert PAPER.number("fig7.score").startswith("0.98")
     with pytest.raises(KeyError, match="no number"):
-        st.PAPER.number("b1.nothing")
+        PAPER.number("b1.nothing")
 
 
 # -- a torchvision ResNet -----------------------------------------------------------------------
@@ -438,15 +430,15 @@ def test_every_grid_method_runs_on_a_torchvision_resnet(resnet, method):
     assert maps.shape == (1, 32, 32) and np.isfinite(maps).all()
 
 
-def test_cascade_counts_layers_from_the_top_and_names_them(tiny):
+def test_cascade_counts_layers_from_the_top_and_names_them(tiny, tmp_path):
     model, x = tiny
-    m = st.Models(0, None, None, model, model, "", 0, {})
+    m = study.Models(0, None, None, model, model, "", 0, {})
     params = SaliencyTourParams(methods="saliency,gradcam", cascade_layers=2)
     maps = {
         k: {"maps": tx.run_method(k, model, x, [1, 1], target_layer(model))}
         for k in ("saliency", "gradcam")
     }
-    table = st.cascade(params, m, x, maps)
+    table = study.cascade(params, m, x, maps, Store(tmp_path))
     names = [n for n, _ in sanity_layers(model)][::-1]
     assert list(table.layers_reinitialised.unique()) == [1, 2]
     assert list(table.top_layer.unique()) == names[:2]
@@ -457,3 +449,47 @@ def sanity_layers(model):
     from xaistudy.evaluate.sanity import weight_layers
 
     return weight_layers(model)
+
+
+# -- the study once at the smoke size, and the chapter's interface on it ---------------------------
+@pytest.fixture(scope="module")
+def smoke_result(tmp_path_factory):
+    params = build_params(SaliencyTourParams, "smoke", {})
+    return study.run(params, store=Store(tmp_path_factory.mktemp("saliency-tour-cache")))
+
+
+@pytest.mark.slow
+def test_the_study_returns_frozen_results_with_every_table(smoke_result):
+    import dataclasses
+
+    assert isinstance(smoke_result, study.Result)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        smoke_result.shown = None
+    assert set(smoke_result.tables) == set(study.TABLES)
+    for name, table in smoke_result.tables.items():
+        assert isinstance(table, pd.DataFrame) and len(table), name
+        assert table.columns[0] == "seed" and set(table["seed"]) == {0}, name
+    scores = smoke_result.tables["scores"]
+    assert list(scores["method"].unique()) == [*tx.TOUR_METHODS, "rise_np"]
+    shown = smoke_result.shown
+    assert set(shown.maps) == {*tx.TOUR_METHODS, "rise_np"} and set(shown.random_maps) == set(
+        tx.TOUR_METHODS
+    )
+    assert shown.maps["gradcam"].shape == shown.mask.shape == shown.image.shape[1:]
+
+
+@pytest.mark.slow
+def test_the_chapter_interface_gives_claims_tables_and_figures(smoke_result):
+    rows_ = chapter.claims(smoke_result, "smoke")
+    assert rows_ and all(isinstance(r, dict) and list(r) == list(COLUMNS) for r in rows_)
+    assert {r["claim_id"] for r in rows_} == set(EXPECTED_CLAIMS) | {c[0] for c in NOT_MEASURED}
+    tables = chapter.tables(smoke_result)
+    assert {"methods", "table_b1", "clever_hans", "paper_vs_book"} <= set(tables)
+    assert all(isinstance(t, pd.DataFrame) and len(t) for t in tables.values())
+    figures = chapter.figures(smoke_result)
+    assert {"fig7_grid", "clever_hans_maps", "sanity_cascade"} <= set(figures)
+    assert all(isinstance(f, plt.Figure) for f in figures.values())
+    assert list(chapter.figures(smoke_result, "taxonomy")) == ["taxonomy"]
+    plt.close("all")
+    # importing the page modules leaves the interface functions in place
+    assert callable(chapter.claims) and callable(chapter.tables) and callable(chapter.figures)

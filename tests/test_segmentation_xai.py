@@ -1,6 +1,9 @@
-"""Segmentation explanations and their metrics (Hasany et al.): constructed models and maps."""
+"""Segmentation explanations and their metrics (Hasany et al.): constructed models and maps, the
+study :mod:`xaistudy.studies.segmentation_xai` and the chapter's page functions."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -13,6 +16,16 @@ from torch import nn
 
 from xaistudy.chapters import segmentation_xai as ch
 from xaistudy.chapters.segmentation_xai import SegmentationXaiParams
+from xaistudy.chapters.segmentation_xai.claims import paper_order
+from xaistudy.chapters.segmentation_xai.paper import (
+    PAPER,
+    paper_table1,
+    survey_mask_counts,
+    survey_number,
+    survey_thresholds,
+)
+from xaistudy.core.params import ParamError, build_params
+from xaistudy.core.store import Store
 from xaistudy.evaluate.segmentation_metrics import (
     benchmark,
     binarise,
@@ -49,8 +62,7 @@ from xaistudy.models.segmenters import (
     segmentation_quality,
     unet_segmenter,
 )
-from xaistudy.params import ParamError, build_params
-from xaistudy.store import Store
+from xaistudy.studies import segmentation_xai as study
 
 SIZE = 32
 
@@ -533,17 +545,28 @@ def test_tiles_without_a_predicted_region_are_flagged_with_the_class_name(tmp_pa
 
 
 def test_paper_record_and_orders():
-    t1 = ch.paper_table1()
+    t1 = paper_table1()
     assert len(t1) == 16 and t1["dice_explained"].max() == pytest.approx(0.948)
-    order = ch._paper_order("dice_explained", 2000, "max")
+    order = paper_order("dice_explained", 2000, "max")
     assert order == ["RISE", "Seg-Ablation-CAM", "Seg-XRes-CAM", "Seg-Grad-CAM", "Seg-Eigen-CAM"]
-    assert ch._paper_order("saliency_ratio", 2000, "min")[0] == "Seg-XRes-CAM"
-    assert ch._paper_order("seconds", 2000, "min")[-1] == "RISE"
-    assert ch._paper_order("seconds", 1000, "min")[-1] == "Seg-Ablation-CAM"  # 163.4 > 160.8
+    assert paper_order("saliency_ratio", 2000, "min")[0] == "Seg-XRes-CAM"
+    assert paper_order("seconds", 2000, "min")[-1] == "RISE"
+    assert paper_order("seconds", 1000, "min")[-1] == "Seg-Ablation-CAM"  # 163.4 > 160.8
     # the survey's cost per forward: 163.4 s over 2048 channels + 2, 16.1 s over 100 masks
-    f = ch.forward_passes("seg-ablation-cam", int(ch.PAPER.number("bottleneck_channels")))
+    f = study.forward_passes("seg-ablation-cam", int(PAPER.number("bottleneck_channels")))
     assert 1000 * 163.4 / f == pytest.approx(79.7, abs=0.1)
-    assert ch.forward_passes("rise", n_masks=100) == 100
+    assert study.forward_passes("rise", n_masks=100) == 100
+
+
+def test_the_paper_profile_takes_the_surveys_settings_from_its_table():
+    assert survey_thresholds(rise=False) == [0.05, 0.1]
+    assert survey_thresholds(rise=True) == [0.2, 0.4]
+    assert survey_mask_counts() == [100, 500, 1000, 2000]
+    paper = SegmentationXaiParams.PROFILES["paper"]
+    assert paper["cam_thresholds"] == survey_thresholds(rise=False)
+    assert paper["rise_thresholds"] == survey_thresholds(rise=True)
+    assert paper["rise_masks"] == survey_mask_counts()
+    assert SegmentationXaiParams.PROFILES["gpu"]["rise_masks"] == survey_mask_counts()
 
 
 def test_warm_seconds_is_the_median_after_warmup():
@@ -556,7 +579,7 @@ def test_warm_seconds_is_the_median_after_warmup():
 
         time.sleep(next(times) / 100)
 
-    sec = ch.warm_seconds(fn, repeats=3, warmup=1)
+    sec = study.warm_seconds(fn, repeats=3, warmup=1)
     assert len(calls) == 4 and 0.0015 < sec < 0.01  # the 5-unit warm-up call is not counted
 
 
@@ -591,11 +614,11 @@ def test_smoke_run_writes_claims_checks_and_timings(smoke_outputs):
 
 
 def test_claims_quote_the_nearest_survey_threshold_for_other_thresholds():
-    survey = ch.PAPER.number("t1.seg-grad-cam.0.05.dice")
-    assert ch._num("seg-grad-cam", 0.05, None, "dice") == survey
-    other = ch._num("seg-grad-cam", 0.3, None, "dice")
-    assert other == ch.PAPER.number("t1.seg-grad-cam.0.1.dice") + " (the survey's threshold 0.1)"
-    assert ch._num("rise", 0.25, 100, "ratio").endswith("(the survey's threshold 0.2)")
+    survey = PAPER.number("t1.seg-grad-cam.0.05.dice")
+    assert survey_number("seg-grad-cam", 0.05, None, "dice") == survey
+    other = survey_number("seg-grad-cam", 0.3, None, "dice")
+    assert other == PAPER.number("t1.seg-grad-cam.0.1.dice") + " (the survey's threshold 0.1)"
+    assert survey_number("rise", 0.25, 100, "ratio").endswith("(the survey's threshold 0.2)")
 
 
 def test_ablated_channel_count_is_pytorch_grad_cams():
@@ -607,3 +630,87 @@ def test_ablated_channel_count_is_pytorch_grad_cams():
         assert len(set(picked.tolist())) == len(picked) == ablated_channels(16, ratio)
     with pytest.raises(ValueError, match=r"ablation ratio must be 1 \(every channel\) or in"):
         ablated_channels(16, 0.7)
+
+
+# -- the study at smoke size, and the chapter interface on it -------------------------------------
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory):
+    """The study once at the smoke profile, in its own cache (returned with the result)."""
+    store = Store(tmp_path_factory.mktemp("segmentation-xai-cache"))
+    return study.run(build_params(SegmentationXaiParams, "smoke"), store), store
+
+
+def test_the_study_result_is_frozen_and_complete(smoke_study):
+    res, _ = smoke_study
+    p, one = res.params, res.seeds[0]
+    assert isinstance(res, study.Result) and [s.seed for s in res.seeds] == p.seeds
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.scores = None
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        one.maps = {}
+    cams = {(layer, m) for layer in p.layers for m in study.CAMS}
+    rise = {(study.RISE_LAYER, f"rise-{n}") for n in p.rise_masks}
+    assert set(one.maps) == cams | rise | {(study.RISE_LAYER, "reference")}
+    assert set(one.seconds) == cams | rise and set(one.rise_petsiuk) == set(p.rise_masks)
+    assert set(one.roi_maps) == {(layer, m) for layer in p.layers for m in study.ROI_METHODS}
+    n = len(one.maps[(p.layers[0], "seg-grad-cam")])
+    per_tile = len(cams) * len(p.cam_thresholds) + len(rise) * len(p.rise_thresholds)
+    assert len(res.scores) == n * per_tile and set(res.channels) == set(p.layers)
+    assert res.scores[["dice_explained", "saliency_ratio"]].notna().all().all()
+
+
+def test_the_method_once_cell_gives_the_studys_numbers(smoke_study):
+    """The notebook's worked example: the model loaded from the cache, its tiles, Seg-Grad-CAM
+    from the library and the metric give the study's maps and scores."""
+    res, store = smoke_study
+    p, one = res.params, res.seeds[0]
+    model, _ = study.load_model(p, one.seed, store)  # from the cache
+    for a, b in zip(model.state_dict().values(), one.model.state_dict().values(), strict=True):
+        assert torch.equal(a.cpu(), b.cpu())
+    tiles = study.explained_tiles(p, model, one.seed, store)
+    np.testing.assert_array_equal(tiles["index"], one.tiles["index"])
+    layer, thr = p.layers[0], p.cam_thresholds[0]
+    grad = one.maps[(layer, "seg-grad-cam")]
+    x = tiles["images"][: len(grad)]
+    again = explain_segmentation("seg-grad-cam", model, x, p.target_class, layer=layer)
+    np.testing.assert_allclose(again, grad, atol=1e-5)
+    steps = metric_steps(model, x, p.target_class, grad, thr, p.fill)
+    s = res.scores
+    rows = s[(s["layer"] == layer) & (s["method"] == "Seg-Grad-CAM") & (s["threshold"] == thr)]
+    np.testing.assert_allclose(rows["dice_explained"], steps["dice_explained"])
+    np.testing.assert_allclose(rows["saliency_ratio"], steps["saliency_ratio"])
+
+
+def test_the_chapter_interface_on_a_smoke_study(smoke_study):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from xaistudy.chapters.segmentation_xai.text import diagnostics_summary, timing_note
+
+    res, _ = smoke_study
+    assert callable(ch.claims) and callable(ch.tables) and callable(ch.figures)
+    assert ch.CHAPTER.compute is study.run
+    tables = ch.tables(res)
+    assert list(tables) == ["segmenter_quality", "map_checks", "rise_convergence", "table1",
+                            "timing", "batching", "roi_locality", "paper_settings",
+                            "paper_vs_book_table1"]  # fmt: skip
+    assert all(isinstance(t, pd.DataFrame) and len(t) for t in tables.values())
+    t1 = tables["table1"]
+    assert (t1["dice_explained_low"] <= t1["dice_explained"] + 1e-12).all()
+    assert len(tables["map_checks"]) == len(res.params.layers) * len(study.CAMS) + 1
+    rows = ch.claims(res, "smoke")
+    assert rows and all(isinstance(r, dict) and r["profile"] == "smoke" for r in rows)
+    ids = [r["claim_id"] for r in rows]
+    assert len(ids) == len(set(ids)) == 8 * len(res.params.layers) + 4
+    figures = ch.figures(res)
+    assert list(figures) == ["fig2_methods", "fig3_rise_masks", "rise_convergence",
+                             "fig4_metric_procedure"]  # fmt: skip
+    assert all(isinstance(f, plt.Figure) for f in figures.values())
+    plt.close("all")
+    assert list(ch.figures(res, only=["rise_convergence"])) == ["rise_convergence"]
+    plt.close("all")
+    with pytest.raises(KeyError, match="no figure named"):
+        ch.figures(res, only=["fig5"])
+    assert "Seg-Eigen-CAM" in diagnostics_summary(res) and res.device in timing_note(res)

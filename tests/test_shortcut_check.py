@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from xaistudy.data import shortcut_check as C
-from xaistudy.store import Store
+from xaistudy.core.store import Store
+from xaistudy.evaluate import shortcut_check as C
 
 
 def _tiles(images: np.ndarray, labels, masks=None, nuclei=None) -> C.TileArrays:

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from xaistudy.core.store import Store
 from xaistudy.data import shortcuts, synthetic
-from xaistudy.store import Store
 
 
 def test_clean_tiles_are_the_synthetic_he_tiles():

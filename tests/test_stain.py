@@ -4,10 +4,10 @@ import numpy as np
 import torch
 from skimage.color import rgb2lab
 
+from xaistudy.core.store import Store
 from xaistudy.data import synthetic
 from xaistudy.data.datasets import get_dataset
 from xaistudy.data.stain import StainNormalise
-from xaistudy.store import Store
 
 
 def _ab_mean(image_chw: torch.Tensor) -> np.ndarray:

@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 import torch
 
-from xaistudy import store as store_mod
-from xaistudy.store import (
+from xaistudy.core import store as store_mod
+from xaistudy.core.store import (
     Store,
     atomic_write,
     atomic_write_bytes,
@@ -118,7 +118,9 @@ def test_written_files_get_ordinary_permissions(tmp_path):
 def test_an_edit_to_a_dependency_module_changes_the_fingerprint(tmp_path):
     package = tmp_path / "xaistudy"
     shutil.copytree(
-        Path(store_mod.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__")
+        Path(store_mod.__file__).parent.parent,
+        package,
+        ignore=shutil.ignore_patterns("__pycache__"),
     )
     before = source_fingerprint(package)
     assert source_fingerprint(package) == before  # stable
@@ -205,7 +207,7 @@ def test_a_truncated_artifact_is_recomputed_with_one_warning(tmp_path, caplog, s
     }[suffix]
     path = _write_and_truncate(store, "k", write)
     assert path.suffix == suffix
-    with caplog.at_level("WARNING", logger="xaistudy.store"):
+    with caplog.at_level("WARNING", logger="xaistudy.core.store"):
         got = read()
     _one_warning_naming(caplog, path)
     if suffix in (".pt", ".json"):
@@ -214,7 +216,7 @@ def test_a_truncated_artifact_is_recomputed_with_one_warning(tmp_path, caplog, s
         assert got == {".npz": 499500, ".csv": 19900}[suffix] and len(calls) == 2
         assert path.exists()  # recomputed and stored again
     caplog.clear()
-    with caplog.at_level("WARNING", logger="xaistudy.store"):
+    with caplog.at_level("WARNING", logger="xaistudy.core.store"):
         read()
     assert not caplog.records  # the new file is good
 
@@ -231,7 +233,7 @@ def test_a_truncated_item_is_recomputed_and_the_others_kept(tmp_path, caplog):
     item = store.path("heat", {}, ".items") / "2.npz"
     _truncate(item)
     done.clear()
-    with caplog.at_level("WARNING", logger="xaistudy.store"):
+    with caplog.at_level("WARNING", logger="xaistudy.core.store"):
         out = store.cached_items("heat", {}, range(4), compute)
     assert done == [2]
     assert [int(o["value"][0]) for o in out] == [0, 1, 2, 3]
@@ -248,7 +250,75 @@ def test_a_file_without_checksum_is_judged_by_loading_it(tmp_path, caplog):
     atomic_write_bytes(path, buf.getvalue())
     assert store.load_state("train", {"lr": 1}, ".ckpt.pt")["epoch"] == 3
     _truncate(path)
-    with caplog.at_level("WARNING", logger="xaistudy.store"):
+    with caplog.at_level("WARNING", logger="xaistudy.core.store"):
         assert store.load_state("train", {"lr": 1}, ".ckpt.pt") is None
     _one_warning_naming(caplog, path)
     assert not path.exists()
+
+
+def _clear_code_caches() -> None:
+    for cached in (store_mod._modules, store_mod.import_closure, store_mod.code_version):
+        cached.cache_clear()
+
+
+def test_a_stage_key_follows_only_the_code_its_study_runs(tmp_path, monkeypatch):
+    """Edit a plot or a page: no study's key moves. Edit a training function: exactly the
+    studies that run it get new keys."""
+    root = tmp_path / "xaistudy"
+    files = {
+        "__init__.py": "",
+        "core/__init__.py": "",
+        "core/store.py": "def put(): pass\n",
+        "models/__init__.py": "",
+        "models/train.py": "from xaistudy.core import store\ndef fit(): pass\n",
+        "models/unet.py": "def build(): pass\n",
+        "viz/__init__.py": "",
+        "viz/plots.py": "def plot(): pass\n",
+        "studies/__init__.py": "",
+        "studies/a.py": "def run():\n    from xaistudy.models import train\n",
+        "studies/b.py": "from xaistudy.models.unet import build\n",
+        "chapters/__init__.py": "",
+        "chapters/a.py": "from xaistudy.viz import plots\nfrom xaistudy.studies import a\n",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    monkeypatch.setattr(store_mod, "PACKAGE_DIR", root)
+    _clear_code_caches()
+    try:
+        assert "xaistudy.models.train" in store_mod.import_closure("xaistudy.studies.a")
+        assert "xaistudy.viz.plots" not in store_mod.import_closure("xaistudy.studies.a")
+        before = {s: store_mod.code_version(f"xaistudy.studies.{s}") for s in "ab"}
+
+        def edit(name: str) -> dict[str, str]:
+            (root / name).write_text((root / name).read_text() + "# an edit\n")
+            _clear_code_caches()
+            return {s: store_mod.code_version(f"xaistudy.studies.{s}") for s in "ab"}
+
+        assert edit("viz/plots.py") == before  # a plot: nothing recomputes
+        assert edit("chapters/a.py") == before  # a page: nothing recomputes
+        after = edit("models/train.py")  # a training function: only study a recomputes
+        assert after["a"] != before["a"] and after["b"] == before["b"]
+        again = edit("core/store.py")  # what fit imports: study a again, still not b
+        assert again["a"] != after["a"] and again["b"] == before["b"]
+    finally:
+        monkeypatch.undo()
+        _clear_code_caches()
+
+
+def test_the_stage_code_is_the_innermost_study_on_the_stack(tmp_path):
+    assert store_mod.calling_module() is None  # a test: the whole package counts
+    outer = {"__name__": "xaistudy.studies.outer"}
+    inner = {"__name__": "xaistudy.studies.inner", "store_mod": store_mod}
+    exec("def where():\n    return store_mod.calling_module()\n", inner)
+    outer["where"] = inner["where"]
+    exec("def run():\n    return where()\n", outer)
+    assert outer["run"]() == "xaistudy.studies.inner"
+    path = Store(tmp_path).path("maps", {"x": 1}, ".npz")
+    assert path.stem == params_key("maps", {"x": 1})  # no study: the package's version
+
+
+def test_the_repo_root_is_the_checkout():
+    root = store_mod.repo_root()
+    assert (root / "pyproject.toml").is_file() and (root / "xaistudy" / "core").is_dir()
+    assert store_mod.default_out("ibo") == root / "book" / "chapters" / "ibo"

@@ -1,4 +1,7 @@
-"""The thesis_metrics chapter: tendencies, overlays, maps, tables and parameters."""
+"""The thesis_metrics study and chapter: tendencies, overlays, maps, Table 6, claims, parameters
+and the chapter interface on a smoke-size study."""
+
+import dataclasses
 
 import numpy as np
 import pandas as pd
@@ -12,15 +15,24 @@ from fabricate_nuclei import (
 )
 from torch import nn
 
-from xaistudy import cli
+from xaistudy.app import cli
 from xaistudy.chapters import thesis_metrics as tm
 from xaistudy.chapters.thesis_metrics import ThesisMetricsParams
+from xaistudy.chapters.thesis_metrics.paper import (
+    PAPER,
+    thesis_means,
+    thesis_order,
+    thesis_table6,
+)
+from xaistudy.core.params import ParamError, build_params
+from xaistudy.core.store import Store
 from xaistudy.data import pannuke as pk
 from xaistudy.data.datasets import ArrayDataset
 from xaistudy.evaluate import quality as q
 from xaistudy.evaluate import tendencies as tend
 from xaistudy.models.thesis_cnn import ThesisCNN, rotated_dataset, rotation_balanced_indices
-from xaistudy.params import ParamError, build_params
+from xaistudy.stats.bootstrap import bootstrap_draws, percentile_interval
+from xaistudy.studies import thesis_metrics as study
 
 
 # -- tendencies (Table 5) -------------------------------------------------------------------
@@ -121,7 +133,7 @@ def test_lime_kept_superpixels_become_one():
     assert 0 < maps.mean() < 0.5  # only a few superpixels are kept
 
 
-# -- tables ---------------------------------------------------------------------------------
+# -- Table 6 --------------------------------------------------------------------------------
 def test_summarise_means_cis_and_degenerate_counts():
     rows = pd.DataFrame(
         {
@@ -140,6 +152,31 @@ def test_summarise_means_cis_and_degenerate_counts():
     rows.loc[0, "iou"] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         q.summarise(rows, ["method"])
+
+
+def test_table6_intervals_are_the_books_bootstrap_over_seeds_then_tiles():
+    rng = np.random.default_rng(1)
+    rows = pd.DataFrame(
+        {
+            "seed": np.repeat([0, 1, 2], 5),
+            "unit": np.tile(np.arange(5), 3),
+            "method": "m",
+            "degenerate": False,
+            **{m: rng.random(15) for m in q.METRICS},
+        }
+    )
+    rows.loc[3, "spearman"] = np.nan  # a NaN score is left out of its draw's mean
+    out = q.summarise(rows, ["method"], n_boot=300, seed=4, skip_nan=True).set_index("metric")
+    stats = [lambda r, m=m: float(np.nanmean(r[m].to_numpy())) for m in q.METRICS]
+    draws = bootstrap_draws(rows, stats, n_boot=300, rng_seed=4)
+    for k, metric in enumerate(q.METRICS):
+        low, high = percentile_interval(draws[:, k])
+        assert out.loc[metric, ["ci_low", "ci_high"]].tolist() == pytest.approx([low, high])
+    assert out.loc["spearman", "n_nan"] == 1 and out.loc["spearman", "n"] == 14
+    # seeds drawn first: the interval is wider than resampling the 15 tiles as one sample
+    pooled = q.summarise(rows.assign(seed=0), ["method"], n_boot=300, seed=4, skip_nan=True)
+    pooled = pooled.set_index("metric")
+    assert (out["ci_high"] - out["ci_low"]).sum() > (pooled["ci_high"] - pooled["ci_low"]).sum()
 
 
 # -- parameters -----------------------------------------------------------------------------
@@ -316,22 +353,22 @@ def test_smoke_run_on_fabricated_diagset_and_pannuke(fabricated, tmp_path, monke
 
 # -- the paper record and the claims --------------------------------------------------------
 def test_paper_record_holds_table6_and_its_orderings():
-    t6 = tm.thesis_table6()
+    t6 = thesis_table6()
     assert len(t6) == 6 * 4 * 2 * 7
-    assert tm.PAPER.number("table6.iou.gradcam.tumour.A") == "0.0085"
-    assert tm.PAPER.number("table6.pixel_accuracy.gradcam.non-tumour.R5") == "0.731"
-    assert tm.PAPER.number("table4.average") == "62.39"
+    assert PAPER.number("table6.iou.gradcam.tumour.A") == "0.0085"
+    assert PAPER.number("table6.pixel_accuracy.gradcam.non-tumour.R5") == "0.731"
+    assert PAPER.number("table4.average") == "62.39"
     # class means of the tumour mask: Grad-CAM first in IoU, precision, recall, F1
     for metric in ("iou", "precision", "recall", "f1"):
-        assert tm.thesis_order(metric)[0] == "gradcam"
-    assert tm.thesis_order("precision")[:2] == ["gradcam", "lime"]
-    assert tm.thesis_order("pixel_accuracy") == [
+        assert thesis_order(metric)[0] == "gradcam"
+    assert thesis_order("precision")[:2] == ["gradcam", "lime"]
+    assert thesis_order("pixel_accuracy") == [
         "ig_noise_tunnel", "integrated_gradients", "lime", "gradcam"
     ]  # fmt: skip
     gc_recall = np.mean([0.0308, 0.153, 0.2298, 0.2047, 0.1906, 0.1736, 0.1754])
-    assert tm.thesis_means().loc["recall", "gradcam"] == pytest.approx(gc_recall)
+    assert thesis_means().loc["recall", "gradcam"] == pytest.approx(gc_recall)
     with pytest.raises(KeyError, match="no number"):
-        tm.PAPER.number("table6.iou.occlusion.tumour.A")
+        PAPER.number("table6.iou.occlusion.tumour.A")
 
 
 def _fake_scores(order, seeds=(0, 1, 2), n=12, noise=0.02, tendency_shift=0.0):
@@ -340,7 +377,7 @@ def _fake_scores(order, seeds=(0, 1, 2), n=12, noise=0.02, tendency_shift=0.0):
     rows = []
     for seed in seeds:
         for unit in range(n):
-            cls = tm.CLASSES[2 + unit % 2]
+            cls = study.CLASSES[2 + unit % 2]
             case = tend.TENDENCIES[1] if unit % 4 == 0 else tend.TENDENCIES[0]
             for gt in ("U-Net", "exact"):
                 for k, method in enumerate(order):
@@ -353,25 +390,26 @@ def _fake_scores(order, seeds=(0, 1, 2), n=12, noise=0.02, tendency_shift=0.0):
     return pd.DataFrame(rows)
 
 
+def _fake_result(params, scores):
+    return study.Result(params=params, runs=(), scores=scores)
+
+
 def test_claims_follow_the_numbers():
     params = build_params(ThesisMetricsParams, "quick", {"n_boot": 200})
-    same = {r["claim_id"]: r for r in tm.claims(
-        _fake_scores(tm.thesis_order("recall")), params, "quick")}  # fmt: skip
+    order = thesis_order("recall")
+    same = {r["claim_id"]: r for r in tm.claims(_fake_result(params, _fake_scores(order)), "quick")}
     assert same["table6.order.recall"]["verdict"] == "reproduced"
     assert same["table6.order.recall"]["seeds_agree"]
     assert same["table6.order.recall"]["book_value"] == pytest.approx(1.0)
+    assert same["table6.order.recall"]["profile"] == "quick"
     # pixel accuracy's thesis order is the reverse of recall's for Grad-CAM and IG
     assert same["table6.order.pixel_accuracy"]["verdict"] == "contradicted"
     assert same["ground_truth.same_order.f1"]["verdict"] == "reproduced"
     # no tile of the incorrect cases: not testable; the correct cases differ by noise only
     assert same["tendency.3.similar_quality"]["verdict"] == "not testable here"
     assert same["tendency.2.similar_quality"]["verdict"] == "reproduced"
-    shifted = {
-        r["claim_id"]: r
-        for r in tm.claims(
-            _fake_scores(tm.thesis_order("recall"), tendency_shift=0.2), params, "quick"
-        )
-    }
+    shifted = _fake_result(params, _fake_scores(order, tendency_shift=0.2))
+    shifted = {r["claim_id"]: r for r in tm.claims(shifted, "quick")}
     assert shifted["tendency.2.similar_quality"]["verdict"] == "contradicted"
     assert len(same) == 6 + 4 + 6
 
@@ -386,7 +424,7 @@ def test_tendency_differences_are_within_class_by_hand():
         "f1": [0.2, 0.1, 0.9, 0.8],
     })  # fmt: skip
     # class means differ a lot, yet within each class the case b tile is 0.1 above
-    diff = tm.tendency_differences(rows, params, b)
+    diff = study.tendency_differences(rows, params, b)
     sd = np.std([0.2, 0.1, 0.9, 0.8], ddof=1)
     assert list(diff["unit"]) == [0, 2]
     np.testing.assert_allclose(diff["value"], [0.1 / sd, 0.1 / sd])
@@ -407,17 +445,74 @@ def test_smoke_run_writes_every_claim(smoke_outputs):
     }
 
 
-def test_fast_order_statistics_match_the_claims_module_and_scipy():
+def test_order_statistics_match_the_claims_module_and_scipy():
     from scipy.stats import kendalltau
 
-    from xaistudy.claims import order_agreement
+    from xaistudy.stats.claims import order_agreement
 
-    order = tm.thesis_order("precision")
-    rows = tm._long(_fake_scores(order[::-1], seeds=(0,), noise=0.3), "f1", order)
+    order = thesis_order("precision")
+    rows = study.method_rows(_fake_scores(order[::-1], seeds=(0,), noise=0.3), "f1", order)
     rows.loc[::7, "value"] = np.nan  # NaN scores are skipped, as pandas' mean skips them
-    fast = tm._order_statistic(order)(rows)
+    fast = study.order_statistic(order)(rows)
     assert fast == pytest.approx(order_agreement(order, by="method", value="value")(rows))
-    rng = np.random.default_rng(2)
-    for _ in range(5):
-        x, y = rng.integers(0, 3, 5).astype(float), rng.random(5)
-        assert tm._tau_b(x, y) == pytest.approx(kendalltau(x, y).statistic)
+    # the readings table's tau: scipy's, methods without a mean left out
+    means = pd.Series({"lime": 0.3, "gradcam": 0.1, "integrated_gradients": 0.2})
+    names = [m for m in order if m in means.index]
+    expected = kendalltau([-order.index(m) for m in names], means[names]).statistic
+    assert study.order_tau(order, means) == pytest.approx(expected)
+
+
+# -- the study and the chapter interface at smoke size -----------------------------------------
+@pytest.fixture(scope="module")
+def smoke_study(tmp_path_factory):
+    """The study once at the smoke profile, with two test tiles per class."""
+    params = build_params(ThesisMetricsParams, "smoke", {"n_test_per_class": 2})
+    return study.run(params, Store(tmp_path_factory.mktemp("thesis-cache")))
+
+
+def test_the_study_result_is_frozen_and_complete(smoke_study):
+    res = smoke_study
+    assert isinstance(res, study.Result) and len(res.runs) == 1
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        res.runs[0].maps = {}
+    one = res.runs[0]
+    n = len(one.labels)
+    assert n == 2 * len(study.CLASSES) and one.probs.shape == (n, len(study.CLASSES))
+    assert set(one.maps) == set(study.METHODS) and one.unet_prob.shape[:2] == (n, 2)
+    assert one.inputs([0, 1]).shape == (2, 3, 64, 64)
+    # the stored tiles are the CNN's input: the probabilities repeat from them
+    from xaistudy.models.classify import predict_proba
+
+    np.testing.assert_allclose(predict_proba(one.cnn, one.inputs(range(n))), one.probs, atol=1e-6)
+    assert list(res.scores.columns) == list(study.SCORE_COLUMNS)
+    per_reading = 2 * len(study.METHODS) * len(study.MASK_TYPES) * n  # U-Net and exact masks
+    assert (res.scores["reading"].value_counts() == per_reading).all()
+
+
+def test_the_chapter_interface_on_a_smoke_study(smoke_study):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    res = smoke_study
+    assert callable(tm.tables) and callable(tm.figures) and callable(tm.claims)
+    tables = tm.tables(res)
+    assert {"dataset", "classification", "table6", "table6_unet", "table6_exact", "readings",
+            "paper_vs_book", "ground_truth_effect", "tendencies"} <= set(tables)  # fmt: skip
+    assert all(isinstance(t, pd.DataFrame) and len(t) for t in tables.values())
+    t6 = tables["table6"]
+    assert (t6["ci_low"] <= t6["mean"] + 1e-12).all() and (
+        t6["mean"] <= t6["ci_high"] + 1e-12
+    ).all()
+    rows = tm.claims(res, "smoke")
+    assert len(rows) == 16 and all(isinstance(r, dict) and r["profile"] == "smoke" for r in rows)
+    figures = tm.figures(res)
+    assert len(figures) == 3 + 4 + 4
+    assert all(isinstance(f, plt.Figure) for f in figures.values())
+    plt.close("all")
+    assert list(tm.figures(res, only=["tendency_2"])) == ["tendency_2"]
+    assert len(plt.get_fignums()) == 1  # the other tendencies were closed
+    plt.close("all")
+    with pytest.raises(KeyError, match="no figure"):
+        tm.figures(res, only=["violin_recall"])

@@ -72,8 +72,8 @@ def test_an_interrupted_write_leaves_no_file(storage, tmp_path):
 
 
 def test_large_generated_sets_stream_to_memory_mapped_files(tmp_path, monkeypatch):
+    from xaistudy.core.store import Store
     from xaistudy.data import datasets
-    from xaistudy.store import Store
 
     kwargs = dict(n=6, size=64, seed=3)
     in_memory = datasets.get_dataset("synthetic-he", "test", store=Store(tmp_path / "a"), **kwargs)
@@ -88,7 +88,7 @@ def test_large_generated_sets_stream_to_memory_mapped_files(tmp_path, monkeypatc
 
 
 def test_an_interrupted_streamed_computation_leaves_nothing(tmp_path):
-    from xaistudy.store import Store
+    from xaistudy.core.store import Store
 
     store = Store(tmp_path)
 

@@ -1,4 +1,5 @@
-"""The xrelevancecam chapter's parts: segmentation scoring, stages, dropout, data, parameters."""
+"""The xrelevancecam study and chapter: segmentation scoring, stages, dropout, data, parameters,
+the paired rows of the claims and the chapter interface on a smoke-size run."""
 
 from __future__ import annotations
 
@@ -10,8 +11,9 @@ from fabricate_folders import write_pcle
 from torch import nn
 from toys import tiny_resnet
 
-from xaistudy.chapters import xrelevancecam as xr
+from xaistudy.chapters import xrelevancecam as chapter
 from xaistudy.chapters.xrelevancecam import XRelevanceCamParams
+from xaistudy.core.params import ParamError, build_params
 from xaistudy.evaluate.wsss import (
     AGGREGATIONS,
     aggregate,
@@ -38,7 +40,7 @@ from xaistudy.models.stages import (
     randomise_stages,
     set_dropout,
 )
-from xaistudy.params import ParamError, build_params
+from xaistudy.studies import xrelevancecam as study
 
 
 # -- weakly supervised segmentation ---------------------------------------------------------
@@ -209,7 +211,7 @@ def test_a_weights_file_is_used_where_it_fits(tmp_path, monkeypatch):
 
 
 def test_stand_in_pretraining_starts_the_pcle_backbone(tmp_path):
-    from xaistudy.store import Store
+    from xaistudy.core.store import Store
 
     store = Store(tmp_path / "cache")
     state = standin_pretraining("resnet18", "synthetic-he", 8, 64, epochs=1, store=store)
@@ -243,17 +245,17 @@ def test_standardised_frames_lose_the_gain():
     x, z = plain[0]["image"].float(), std[0]["image"]
     assert torch.allclose(z.mean(dim=(1, 2)), torch.zeros(3), atol=1e-5)
     assert torch.allclose(z.std(dim=(1, 2)), torch.ones(3), atol=1e-2)
-    by_hand = (x[0] - x[0].mean()) / (x[0].std() + 1e-3)
+    by_hand = (x[0] - x[0].mean()) / torch.sqrt(x[0].var() + 1e-6)  # the book's one rule
     assert torch.allclose(z[0], by_hand, atol=1e-5)
     dimmed = Standardise()({"image": 0.6 * x})["image"]
     assert torch.allclose(dimmed, z, atol=1e-2)  # a patient's gain does not survive
 
 
 def test_generated_validation_split_is_stratified(tmp_path):
-    from xaistudy.store import Store
+    from xaistudy.core.store import Store
 
     params = build_params(XRelevanceCamParams, "smoke")
-    data = xr.load_data(params, 0, Store(tmp_path))
+    data = study.load_data(params, 0, Store(tmp_path))
     val = data.train["val"]
     assert sorted(np.unique(val.labels)) == [0, 1]
     assert (val.labels == 1).sum() == (val.labels == 0).sum()
@@ -261,18 +263,40 @@ def test_generated_validation_split_is_stratified(tmp_path):
     assert not seen & set(val.extra["patient_id"])
 
 
+def test_each_model_starts_from_the_seeded_generator(monkeypatch):
+    """A model's initial weights do not depend on what ran before it in the process."""
+    from xaistudy.models import pcle
+
+    draws = []
+
+    def fake_training(name, *args, **kw):
+        draws.append((name, kw["dropout"], torch.rand(1).item()))  # what its init would draw
+        return name
+
+    monkeypatch.setattr(pcle, "train_pcle_classifier", fake_training)
+    params = build_params(XRelevanceCamParams, "smoke")
+    data = study.Data({}, {}, torch.zeros(1, 3, 4, 4), np.ones(1), np.ones((1, 4, 4)), np.ones(1))
+    torch.manual_seed(123)
+    assert set(study.train_models(params, data, 5, "scratch")) == {"sk", "resnet", "sk_dropout"}
+    first = list(draws)
+    draws.clear()
+    torch.rand(7)  # another history
+    study.train_models(params, data, 5, "scratch")
+    assert draws == first and first[0][2] == first[1][2] == first[2][2]
+
+
 def test_spread_takes_frames_in_turn_from_each_patient():
     idx = np.array([0, 1, 2, 3, 4, 5])
     patients = np.array([7, 7, 7, 7, 9, 9])
-    np.testing.assert_array_equal(xr.spread(idx, patients, 3), [0, 1, 4])
-    np.testing.assert_array_equal(xr.spread(idx, patients, 10), idx)
+    np.testing.assert_array_equal(study.spread(idx, patients, 3), [0, 1, 4])
+    np.testing.assert_array_equal(study.spread(idx, patients, 10), idx)
 
 
 def test_eval_frames_one_rule_for_empty_annotations():
     p = build_params(XRelevanceCamParams, "smoke")
     masks = np.zeros((4, 4, 4), bool)
     masks[[0, 1, 3], 1, 1] = True
-    data = xr.Data(
+    data = study.Data(
         train={},
         key={},
         images=torch.zeros(4, 3, 4, 4),
@@ -282,7 +306,7 @@ def test_eval_frames_one_rule_for_empty_annotations():
     )
     probs = np.array([[0.1, 0.9], [0.8, 0.2], [0.1, 0.9], [0.1, 0.9]])
     # frame 1 misclassified, frame 2 without annotation, frame 3 glioblastoma
-    np.testing.assert_array_equal(xr.eval_frames(p, data, probs), [0])
+    np.testing.assert_array_equal(study.eval_frames(p, data, probs), [0])
 
 
 def test_frame_ious_and_paired_differences_by_hand():
@@ -292,28 +316,28 @@ def test_frame_ious_and_paired_differences_by_hand():
     bad = np.zeros((2, 4, 4), np.float32)
     bad[:, 3, 3] = 1
     maps = {
-        m: {layer: (good if m == "xrelevancecam" else bad) for layer in xr.LAYERS}
+        m: {layer: (good if m == "xrelevancecam" else bad) for layer in study.LAYERS}
         for m in ("relevancecam", "xrelevancecam")
     }
-    t = xr.frame_ious(maps, truth, "fixed", 0.5)
-    assert set(t["view"]) == set(xr.VIEWS) and len(t) == 2 * 2 * len(xr.VIEWS)
+    t = study.frame_ious(maps, truth, "fixed", 0.5)
+    assert set(t["view"]) == set(study.VIEWS) and len(t) == 2 * 2 * len(study.VIEWS)
     x = t[(t.method == "xrelevancecam")]
     assert (x["iou"] == 100).all()
     assert (t[(t.method == "relevancecam")]["iou"] == 0).all()
     iou = t.assign(model="sk", seed=0, unit=[5, 6] * (len(t) // 2))
-    d = xr._diff(iou, "sk", ("xrelevancecam", "layer1"), ("relevancecam", "layer1"))
+    d = study.iou_difference(iou, "sk", ("xrelevancecam", "layer1"), ("relevancecam", "layer1"))
     assert list(d["value"]) == [100.0, 100.0] and list(d["unit"]) == [5, 6]
 
 
-def _results(gap: float, seeds=(0, 1, 2), patients=(0, 2, 4, 6)) -> xr.Results:
+def _results(gap: float, seeds=(0, 1, 2), patients=(0, 2, 4, 6)) -> study.Result:
     """Fabricated measurements: XRelevanceCAM's IoU is RelevanceCAM's + ``gap`` (+ noise)."""
     rng = np.random.default_rng(0)
     rows = []
     for seed in seeds:
         for unit in patients:
             for frame in range(2):
-                for method in xr.METHODS:
-                    for view in xr.VIEWS:
+                for method in study.METHODS:
+                    for view in study.VIEWS:
                         for model in ("sk", "resnet", "sk_dropout:on", "sk_dropout:off"):
                             base = 30 + rng.normal()
                             value = base + gap if method == "xrelevancecam" else base
@@ -330,13 +354,15 @@ def _results(gap: float, seeds=(0, 1, 2), patients=(0, 2, 4, 6)) -> xr.Results:
                                 )
                             )
     empty = pd.DataFrame()
-    return xr.Results(pd.DataFrame(rows), empty, empty, empty, empty, empty, "", {})
+    params = build_params(XRelevanceCamParams, "smoke")
+    return study.Result(
+        params, pd.DataFrame(rows), empty, empty, empty, empty, empty, "", None, None
+    )
 
 
 def test_claims_verdicts_follow_the_numbers():
-    p = build_params(XRelevanceCamParams, "smoke")
     for gap, verdict in ((10.0, "reproduced"), (-10.0, "contradicted")):
-        rows = {r["claim_id"]: r for r in xr.claims(_results(gap), p, "smoke")}
+        rows = {r["claim_id"]: r for r in chapter.claims(_results(gap), "smoke")}
         assert rows["table1.xrc_beats_rc.layer1.scratch"]["verdict"] == verdict
         assert rows["table2.xrc_beats_rc.aggregate.scratch"]["verdict"] == verdict
         assert rows["table1.xrc_beats_rc.layer1.scratch"]["n_units"] == 12  # seeds x patients
@@ -369,13 +395,12 @@ def test_equal_channel_totals_make_the_two_relevance_maps_one_map():
     assert np.abs(maps[0] - maps[1]).max() > 1e-2
 
 
-
 def test_smoke_run_writes_every_claim(smoke_outputs):
     out = smoke_outputs("xrelevancecam")
     claims = pd.read_csv(out / "tables" / "claims.csv")
     ids = set(claims.claim_id)
     for start in ("scratch", "pretrained"):
-        assert {f"table1.xrc_beats_rc.{layer}.{start}" for layer in xr.LAYERS} <= ids
+        assert {f"table1.xrc_beats_rc.{layer}.{start}" for layer in study.LAYERS} <= ids
         assert {
             f"table2.xrc_beats_rc.aggregate.{start}",
             f"table3.xrc_beats_rc.dropout_on.layer1.{start}",
@@ -386,3 +411,59 @@ def test_smoke_run_writes_every_claim(smoke_outputs):
     assert (out / "figures" / "eq1_diagnostic.png").exists()
     models = pd.read_csv(out / "tables" / "models.csv")
     assert models.loc[models.start == "pretrained", "initialisation"].str.contains("stand-in").all()
+
+
+def test_axiom_and_pretraining_rows_pair_by_seed_and_patient():
+    ax = pd.DataFrame(
+        {
+            "seed": 0,
+            "unit": [1, 1, 1, 1, 2, 2],
+            "method": ["relevancecam", "xrelevancecam"] * 3,
+            "axiom": "conservation",
+            "layer": ["layer1", "layer1", "layer2", "layer2", "layer1", "layer1"],
+            "value": [0.5, 0.1, 0.7, 0.1, 0.4, 0.2],
+        }
+    )
+    d = study.axiom_difference(ax, "conservation", "relevancecam", "xrelevancecam")
+    np.testing.assert_allclose(d["value"], [0.5, 0.2])  # unit 1: mean over stages 0.6 - 0.1
+    assert list(d["unit"]) == [1, 2]
+    assert study.axiom_difference(pd.DataFrame(), "conservation", "a", "b").empty
+    diag = pd.DataFrame(
+        {
+            "seed": 0,
+            "unit": [1, 1, 1],
+            "model": "sk",
+            "start": ["scratch", "pretrained", "pretrained"],
+            "activation_cv": [0.2, 0.5, 0.7],
+        }
+    )
+    assert study.pretraining_spread(diag)["value"].tolist() == pytest.approx([0.4])
+    assert study.pretraining_spread(diag[diag.start == "scratch"]) is None
+
+
+# -- the chapter interface on the study run once at smoke size ---------------------------------
+@pytest.fixture(scope="module")
+def smoke_result(smoke_outputs):
+    smoke_outputs("xrelevancecam")  # the book's run first: the study then reuses its stages
+    return chapter.run(build_params(XRelevanceCamParams, "smoke"))
+
+
+def test_the_chapter_interface_on_a_smoke_run(smoke_result, smoke_outputs):
+    import matplotlib.pyplot as plt
+
+    res = smoke_result
+    assert isinstance(res, study.Result)
+    rows = chapter.claims(res, "smoke")
+    assert rows and all(isinstance(r, dict) and r["claim_id"] for r in rows)
+    tables = chapter.tables(res, "smoke")
+    assert {"miou_per_layer", "axioms", "sanity", "paper_vs_book"} <= set(tables)
+    assert all(isinstance(t, pd.DataFrame) and len(t) for t in tables.values())
+    # the study run here and the notebook's run agree
+    book = pd.read_csv(smoke_outputs("xrelevancecam") / "tables" / "miou_per_layer.csv")
+    pd.testing.assert_frame_equal(
+        tables["miou_per_layer"], book, check_dtype=False, check_names=False
+    )
+    figures = chapter.figures(res)
+    assert {"miou_per_layer", "sanity", "eq1_diagnostic"} <= set(figures)
+    assert all(isinstance(f, plt.Figure) for f in figures.values())
+    plt.close("all")

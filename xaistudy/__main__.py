@@ -2,7 +2,7 @@
 
 import sys
 
-from xaistudy.cli import main
+from xaistudy.app.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

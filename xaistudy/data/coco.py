@@ -45,7 +45,7 @@ from xaistudy.data.registry import (
     register_dataset,
     require,
 )
-from xaistudy.store import Store
+from xaistudy.core.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -42,7 +42,8 @@ from xaistudy.data.registry import (
     require_glob,
     resolve_data_root,
 )
-from xaistudy.store import STREAM_BYTES, Store
+from xaistudy.core.params import ParamError, register_input_check
+from xaistudy.core.store import STREAM_BYTES, Store
 
 __all__ = [
     "DATASETS",
@@ -321,3 +322,16 @@ def synthetic_pcle(
         extra=extra,
         transform=transform,
     )
+
+
+@register_input_check
+def check_dataset_params(params) -> None:
+    """Every dataset a chapter's parameters name: its options and its folder (one-line
+    :class:`ParamError` otherwise)."""
+    for name_field, (root_field, options_field) in params.DATASET_FIELDS.items():
+        name = getattr(params, name_field)
+        try:
+            check_options(name, getattr(params, options_field))
+            check_data_root(name, getattr(params, root_field))
+        except (DataRootError, ValueError) as err:
+            raise ParamError(str(err)) from None

@@ -50,7 +50,7 @@ from xaistudy.data.registry import (
     relative_paths_key,
     resolve_data_root,
 )
-from xaistudy.store import Store
+from xaistudy.core.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from xaistudy.store import repo_root
+from xaistudy.core.store import repo_root
 
 SPLITS = ("train", "val", "test")
 #: Tile indices of each split start here, so the splits never share a tile.

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from xaistudy.data import synthetic
 from xaistudy.data.registry import SPLIT_OFFSET, ArrayDataset, check_split, register_dataset
-from xaistudy.store import Store
+from xaistudy.core.store import Store
 
 log = logging.getLogger(__name__)
 

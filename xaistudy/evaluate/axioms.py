@@ -25,13 +25,11 @@ import torch
 from pytorch_grad_cam import GradCAM, GradCAMPlusPlus, XGradCAM
 from torch import nn
 
+from xaistudy.explain.clrp import clrp_relevance, contrastive_score, resolve_layers
 from xaistudy.explain.relevance import (
     RELEVANCE_METHODS,
-    clrp_relevance,
-    contrastive_score,
     layer_activations_and_grads,
     relevance_weights,
-    resolve_layers,
 )
 from xaistudy.models.stages import STAGES, forward_from
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy import stats
 
-from xaistudy.evaluate.stats import bootstrap_ci
+from xaistudy.stats.intervals import bootstrap_ci
+from xaistudy.stats.ranking import kendall_tau, mard, rank, rank_accuracy
 
 
 # -- curves and AUC -------------------------------------------------------------------------
@@ -51,31 +51,6 @@ def trapezoid_auc(x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 # -- rankings and agreement -----------------------------------------------------------------
-def rank(scores: np.ndarray, higher_is_better: bool) -> np.ndarray:
-    """Ranks 1..n of ``scores`` (1 = best); ties share the best rank ("min")."""
-    scores = np.asarray(scores, dtype=np.float64)
-    return stats.rankdata(-scores if higher_is_better else scores, method="min").astype(int)
-
-
-def mard(rank_gt: np.ndarray, rank_oc: np.ndarray) -> float:
-    """Mean absolute rank difference (Eq. 10)."""
-    rank_gt, rank_oc = np.asarray(rank_gt), np.asarray(rank_oc)
-    if rank_gt.shape != rank_oc.shape:
-        raise ValueError(f"rankings differ in length: {rank_gt.shape} vs {rank_oc.shape}")
-    return float(np.mean(np.abs(rank_gt - rank_oc)))
-
-
-def rank_accuracy(rank_gt: np.ndarray, rank_oc: np.ndarray) -> float:
-    """Share of methods placed at their ground-truth rank."""
-    return float(np.mean(np.asarray(rank_gt) == np.asarray(rank_oc)))
-
-
-def kendall_tau(rank_gt: np.ndarray, rank_oc: np.ndarray) -> float:
-    """Kendall's tau-b between two rankings (1 = same order, -1 = reversed)."""
-    tau = stats.kendalltau(rank_gt, rank_oc).statistic
-    return float(tau) if np.isfinite(tau) else float("nan")
-
-
 def agreement(gt_scores: np.ndarray, auc_scores: np.ndarray) -> dict[str, float]:
     """MARD, rank accuracy and Kendall's tau of the AUC ranking against the IoU ranking.
 

@@ -30,8 +30,8 @@ from diffusers import DDPMScheduler, RePaintScheduler, UNet2DModel
 from diffusers.utils.torch_utils import randn_tensor
 from tqdm.auto import tqdm
 
-from xaistudy import distributed
-from xaistudy.evaluate.occlusion import check_images_and_mask
+from xaistudy.core import distributed
+from xaistudy.evaluate.occlusion import check_images_and_mask, register_strategy
 from xaistudy.models.classifiers import resolve_device
 from xaistudy.models.ddpm import Scaling, generators
 
@@ -174,7 +174,7 @@ def repaint(
     Each image has its own mask and its own generator seeded with ``seeds[i]``; ``batch_size``
     (default: all at once) only trades memory for speed, never the result. Pixels where
     ``keep == 1`` are returned unchanged (the final composite is exact). Under ``accelerate
-    launch`` the images are shared out between the processes (:mod:`xaistudy.distributed`).
+    launch`` the images are shared out between the processes (:mod:`xaistudy.core.distributed`).
     """
     _check_inputs(images, keep, seeds)
     scaling = scaling or Scaling()
@@ -205,29 +205,38 @@ def repaint(
     return keep_cpu * images.float().cpu() + (1 - keep_cpu) * result
 
 
-def inpaint_levels(
-    unet: UNet2DModel,
+@register_strategy("ibo", "IBO (inpainting)", stochastic=True)
+def ibo(
     images: torch.Tensor,
-    levels: torch.Tensor | np.ndarray,
-    seeds: Sequence[int],
-    n_levels: int = 4,
-    **options,
+    mask: torch.Tensor,
+    *,
+    seeds: Sequence[int] | None = None,
+    unet: UNet2DModel | None = None,
+    ddpm_scheduler: DDPMScheduler | None = None,
+    num_inference_steps: int = 250,
+    jump_length: int = 10,
+    jump_n_sample: int = 10,
+    eta: float = 1.0,
+    batch_size: int | None = None,
+    device: str = "auto",
+    scaling: Scaling | None = None,
 ) -> torch.Tensor:
-    """IBO's cumulative inpainting: level 1, then level 2 on top of that output, ...
-
-    ``levels`` (B, H, W) holds each pixel's importance level (1 = most important). Step ``k``
-    inpaints only the pixels of level ``k`` and keeps everything else of step ``k-1``'s output,
-    so after step ``k`` the levels 1..k are replaced (Mask_k). All images of one level go
-    through :func:`repaint` in one batched pass. Returns (B, n_levels, 3, H, W).
-    """
-    levels = torch.as_tensor(np.asarray(levels))
-    if levels.shape != (images.shape[0], *images.shape[-2:]):
-        raise ValueError(f"levels must be (B, H, W) = {(images.shape[0], *images.shape[-2:])}")
-    current = images.float().cpu()
-    steps = []
-    for k in range(1, n_levels + 1):
-        keep = (levels != k).float()[:, None]
-        level_seeds = [int(s) * 10 + k for s in seeds]
-        current = repaint(unet, current, keep, level_seeds, desc=f"RePaint level {k}", **options)
-        steps.append(current)
-    return torch.stack(steps, dim=1)
+    """IBO: RePaint the occluded pixels (``mask`` 1) with the normal-tissue DDPM ``unet``,
+    every image with its own seed, in batches (:func:`repaint`'s options)."""
+    if unet is None:
+        raise ValueError("the ibo strategy needs unet= (a DDPM trained on normal tissue)")
+    seeds = list(seeds) if seeds is not None else list(range(len(images)))
+    return repaint(
+        unet,
+        images,
+        1 - mask.float(),
+        seeds,
+        ddpm_scheduler=ddpm_scheduler,
+        num_inference_steps=num_inference_steps,
+        jump_length=jump_length,
+        jump_n_sample=jump_n_sample,
+        eta=eta,
+        batch_size=batch_size,
+        device=device,
+        scaling=scaling,
+    )

@@ -12,8 +12,11 @@ histogram       occluded pixels drawn from the colours of the original image (Eq
 blurring        ``I (1 - M) + (I * G) M``, ``G`` a Gaussian (Eq. 2)
 nli             noisy linear imputation (ROAD, Eq. 5): pytorch-grad-cam's
                 ``NoisyLinearImputer`` solves the neighbour-average system; seeded noise added
-ibo             RePaint with a DDPM of normal tissue (:mod:`xaistudy.evaluate.inpaint`)
+ibo             RePaint with a DDPM of normal tissue (registered in :mod:`.inpaint`)
 ==============  ==========================================================================
+
+A strategy is one registered function ``fn(images, mask, *, option=...)`` with explicit keyword
+options; :func:`occlude` refuses an option the strategy does not take, naming the ones it does.
 
 Strategies are applied cumulatively, level by level: step ``k`` occludes level ``k`` of the
 output of step ``k-1`` (:func:`occlude_levels`), as IBO does.
@@ -21,6 +24,7 @@ output of step ``k-1`` (:func:`occlude_levels`), as IBO does.
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import warnings
@@ -37,15 +41,21 @@ from torchvision.transforms.functional import gaussian_blur
 log = logging.getLogger(__name__)
 
 
+#: keywords :func:`occlude_levels` hands every strategy that takes them (the per-image noise
+#: seeds, the unoccluded original)
+CONTEXT_OPTIONS = ("seeds", "original")
+
+
 @dataclass(frozen=True)
 class StrategyInfo:
-    """An occlusion strategy: its label, whether it draws random numbers (``seeds``), and the
-    function ``fn(images, mask, **options)``."""
+    """An occlusion strategy: its label, whether it draws random numbers (``seeds``), the
+    function ``fn(images, mask, *, options)`` and the keyword options it takes."""
 
     name: str
     label: str
     stochastic: bool
     fn: Callable[..., torch.Tensor] = field(repr=False, compare=False)
+    options: tuple[str, ...] = ()
 
 
 #: every strategy by name, registered where it is defined (:func:`register_strategy`)
@@ -60,7 +70,11 @@ def register_strategy(
     """Register ``fn(images, mask, **options)`` as occlusion strategy ``name``."""
 
     def wrap(fn: Callable[..., torch.Tensor]) -> Callable[..., torch.Tensor]:
-        STRATEGY_INFO[name] = StrategyInfo(name, label, stochastic, fn)
+        params = list(inspect.signature(fn).parameters.values())[2:]  # after images, mask
+        if any(p.kind is p.VAR_KEYWORD for p in params):
+            raise TypeError(f"strategy '{name}': name every option (no **kwargs)")
+        names = tuple(p.name for p in params)
+        STRATEGY_INFO[name] = StrategyInfo(name, label, stochastic, fn, names)
         STRATEGIES[name] = label
         return fn
 
@@ -132,14 +146,14 @@ def _composite(images: torch.Tensor, fill: torch.Tensor, mask: torch.Tensor) -> 
 
 
 @register_strategy("blackening", "Blackening")
-def blackening(images: torch.Tensor, mask: torch.Tensor, **_: Any) -> torch.Tensor:
+def blackening(images: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """Eq. 1: occluded pixels set to black."""
     return _composite(images, torch.zeros_like(images), mask)
 
 
 @register_strategy("mean", "Mean")
 def mean_fill(
-    images: torch.Tensor, mask: torch.Tensor, dataset_mean: Sequence[float] | None = None, **_: Any
+    images: torch.Tensor, mask: torch.Tensor, *, dataset_mean: Sequence[float] | None = None
 ) -> torch.Tensor:
     """Eq. 3: occluded pixels set to the dataset's per-channel mean ``dataset_mean``."""
     if dataset_mean is None:
@@ -152,9 +166,9 @@ def mean_fill(
 def histogram_fill(
     images: torch.Tensor,
     mask: torch.Tensor,
+    *,
     seeds: Sequence[int] | None = None,
     original: torch.Tensor | None = None,
-    **_: Any,
 ) -> torch.Tensor:
     """Eq. 4: each occluded pixel takes the colour of a random pixel of the original image.
 
@@ -173,7 +187,7 @@ def histogram_fill(
 
 @register_strategy("blurring", "Blurring")
 def blurring(
-    images: torch.Tensor, mask: torch.Tensor, blur_sigma: float = 4.0, **_: Any
+    images: torch.Tensor, mask: torch.Tensor, *, blur_sigma: float = 4.0
 ) -> torch.Tensor:
     """Eq. 2: occluded pixels replaced by a Gaussian blur (``blur_sigma`` px) of the image."""
     if blur_sigma <= 0:
@@ -188,9 +202,9 @@ def blurring(
 def noisy_linear_imputation(
     images: torch.Tensor,
     mask: torch.Tensor,
+    *,
     seeds: Sequence[int] | None = None,
     nli_noise: float = 0.01,
-    **_: Any,
 ) -> torch.Tensor:
     """Eq. 5 (ROAD): each occluded pixel is the weighted mean of its 8 neighbours (a sparse
     linear system, pytorch-grad-cam's ``NoisyLinearImputer``) plus N(0, ``nli_noise``²) noise."""
@@ -209,49 +223,32 @@ def noisy_linear_imputation(
     return _composite(images, fill, mask)
 
 
-@register_strategy("ibo", "IBO (inpainting)", stochastic=True)
-def ibo(
-    images: torch.Tensor,
-    mask: torch.Tensor,
-    seeds: Sequence[int] | None = None,
-    unet=None,
-    **options: Any,
-) -> torch.Tensor:
-    """IBO: RePaint the occluded pixels with the normal-tissue DDPM ``unet`` (batched)."""
-    from xaistudy.evaluate.inpaint import repaint
-
-    if unet is None:
-        raise ValueError("the ibo strategy needs unet= (a DDPM trained on normal tissue)")
-    seeds = list(seeds) if seeds is not None else list(range(len(images)))
-    allowed = {
-        "ddpm_scheduler",
-        "num_inference_steps",
-        "jump_length",
-        "jump_n_sample",
-        "eta",
-        "batch_size",
-        "device",
-        "scaling",
-    }
-    kwargs = {k: v for k, v in options.items() if k in allowed}
-    return repaint(unet, images, 1 - mask.float(), seeds, **kwargs)
-
-
 def occlude(
     strategy: str, images: torch.Tensor, mask: torch.Tensor, **options: Any
 ) -> torch.Tensor:
     """Occlude ``images`` (B, 3, H, W) in [0, 1] where ``mask`` (B, 1, H, W) is 1.
 
-    ``options``: ``seeds`` (one per image, for the random strategies), ``dataset_mean`` (mean),
-    ``original`` (histogram source), ``blur_sigma`` (blurring), ``nli_noise`` (nli), and for
-    ``ibo`` ``unet`` plus :func:`xaistudy.evaluate.inpaint.repaint`'s options.
+    ``options``: the strategy's own keywords (``STRATEGY_INFO[strategy].options``, e.g.
+    ``dataset_mean`` for mean, ``blur_sigma`` for blurring, ``nli_noise`` for nli, ``unet`` and
+    RePaint's schedule for ibo) and :data:`CONTEXT_OPTIONS` (``seeds``: one per image, for the
+    random strategies; ``original``: the histogram's source), which go only to a strategy that
+    takes them. Any other keyword raises, naming the allowed ones.
     """
     if strategy not in STRATEGY_INFO:
         raise ValueError(
             f"unknown occlusion strategy '{strategy}'; allowed: {', '.join(STRATEGY_INFO)}"
         )
+    info = STRATEGY_INFO[strategy]
+    unknown = sorted(set(options) - set(info.options) - set(CONTEXT_OPTIONS))
+    if unknown:
+        allowed = ", ".join(o for o in info.options if o not in CONTEXT_OPTIONS) or "none"
+        raise ValueError(
+            f"occlusion strategy '{strategy}' takes no option {', '.join(map(repr, unknown))}; "
+            f"allowed: {allowed}"
+        )
     check_images_and_mask(images, mask)
-    return STRATEGY_INFO[strategy].fn(images.float(), (mask > 0.5).float(), **options)
+    kwargs = {k: v for k, v in options.items() if k in info.options}
+    return info.fn(images.float(), (mask > 0.5).float(), **kwargs)
 
 
 def occlude_levels(

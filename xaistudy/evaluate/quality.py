@@ -41,7 +41,7 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
-from xaistudy.evaluate.stats import bootstrap_ci
+from xaistudy.stats.bootstrap import percentile_interval, resamples
 
 Average = Literal["binary", "macro", "columns", "rows"]
 AVERAGES: tuple[str, ...] = ("binary", "macro", "columns", "rows")
@@ -405,6 +405,22 @@ def interpretation_maps(
 
 
 # -- tables -----------------------------------------------------------------------------------
+def _bootstrap_means(
+    group: pd.DataFrame, values: np.ndarray, unit: str, seed_column: str, n_boot: int, seed: int
+) -> np.ndarray:
+    """(n_boot, k): the mean of the finite values of each column of ``values`` (the rows of
+    ``group``) on each of the book's bootstrap draws (:func:`xaistudy.stats.bootstrap.resamples`:
+    seeds, then units within each drawn seed; the draws of ``bootstrap_draws``)."""
+    finite = np.isfinite(values)
+    filled = np.where(finite, values, 0.0)
+    out = np.empty((n_boot, values.shape[1]))
+    draws = resamples(group, unit=unit, seed_column=seed_column, n_boot=n_boot, rng_seed=seed)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        for b, index in enumerate(draws):
+            out[b] = filled[index].sum(axis=0) / finite[index].sum(axis=0)
+    return out
+
+
 def summarise(
     rows: pd.DataFrame,
     by: list[str],
@@ -412,11 +428,17 @@ def summarise(
     n_boot: int = 1000,
     seed: int = 0,
     skip_nan: bool = False,
+    unit: str = "unit",
+    seed_column: str = "seed",
 ) -> pd.DataFrame:
     """Long table: ``by`` columns, metric, mean, bootstrap CI, n, n_nan and n_degenerate.
 
     ``rows`` holds one row per (image, ...) with the metric columns and a boolean
     ``degenerate`` column (empty or full map or mask: the metric took its defined value).
+    The 95 % interval is the book's bootstrap: the seeds (``seed_column``) are resampled, then
+    the units (``unit``, e.g. test tiles) within each drawn seed, every metric on the same
+    draws (``seed`` seeds the draws); rows without a ``seed_column`` are one seed, rows without
+    a ``unit`` column each their own unit.
     Raises ``ValueError`` if a metric column holds NaN, so none can leak into a table,
     unless ``skip_nan`` (the thesis reading, whose Spearman is NaN for constant maps): then
     the mean and interval are over the defined values and ``n_nan`` counts the others.
@@ -426,15 +448,19 @@ def summarise(
         raise ValueError(f"summarise: rows lack columns {missing}")
     if not skip_nan and rows[list(metrics)].isna().any().any():
         raise ValueError("summarise: a metric is NaN; metrics must have defined values")
+    rows = rows.reset_index(drop=True)
+    if seed_column not in rows:
+        rows = rows.assign(**{seed_column: 0})
+    if unit not in rows:
+        rows = rows.assign(**{unit: np.arange(len(rows))})
     out = []
     for keys, group in rows.groupby(by, sort=False):
         keys = keys if isinstance(keys, tuple) else (keys,)
-        for metric in metrics:
-            values = group[metric].to_numpy(dtype=np.float64)
-            defined = values[np.isfinite(values)]
-            low, high = (
-                bootstrap_ci(defined, n_boot=n_boot, seed=seed) if len(defined) else (np.nan,) * 2
-            )
+        values = group[list(metrics)].to_numpy(dtype=np.float64)
+        draws = _bootstrap_means(group, values, unit, seed_column, n_boot, seed)
+        for k, metric in enumerate(metrics):
+            defined = values[:, k][np.isfinite(values[:, k])]
+            low, high = percentile_interval(draws[:, k]) if len(defined) else (np.nan,) * 2
             out.append(
                 {
                     **dict(zip(by, keys, strict=True)),

@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 import torch
 
-from xaistudy.evaluate.stats import mean_ci
+from xaistudy.core.store import Store
 from xaistudy.explain.segmentation import SEG_METHODS, explain_segmentation
 from xaistudy.models.segmenters import Segmenter
-from xaistudy.store import Store
+from xaistudy.stats.intervals import mean_ci
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from xaistudy import distributed
+from xaistudy.core import distributed
 
 
 def rise_masks(
@@ -64,7 +64,7 @@ def rise(
     ``n_masks * p`` as in Petsiuk et al. (``normalise="p"``). Masked pixels take ``baseline``.
     ``masks``: masks drawn beforehand with :func:`rise_masks` (``n_masks`` of them, reused
     across calls); None draws them here. Under ``accelerate launch`` the masks are shared out
-    between the processes and the sums added (:mod:`xaistudy.distributed`).
+    between the processes and the sums added (:mod:`xaistudy.core.distributed`).
     """
     if normalise not in ("coverage", "p"):
         raise ValueError(f"normalise must be 'coverage' or 'p', got {normalise!r}")

@@ -14,7 +14,6 @@ from xaistudy.models.train import (
     fit,
     make_loader,
     predict,
-    seed_everything,
     weights_hash,
 )
 
@@ -29,7 +28,6 @@ __all__ = [
     "make_loader",
     "predict",
     "resolve_device",
-    "seed_everything",
     "target_layer",
     "weights_hash",
 ]

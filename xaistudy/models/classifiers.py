@@ -18,6 +18,8 @@ import torch
 import torchvision
 from torch import nn
 
+from xaistudy.core.params import ParamError, register_input_check
+
 log = logging.getLogger(__name__)
 
 #: Names supported (and tested) explicitly; any other timm model name also builds.
@@ -364,3 +366,13 @@ def target_layer(model: nn.Module, name: str | None = None) -> nn.Module:
     if isinstance(stage, (nn.Sequential, nn.ModuleList)):
         stage = _last_conv_child(stage) or stage
     return stage
+
+
+@register_input_check
+def check_pretrained_params(params) -> None:
+    """``pretrained=true`` needs the standard weights of the model the chapter names."""
+    if params.PRETRAINED_FOR and getattr(params, "pretrained", False) is True:
+        try:
+            find_pretrained_weights(getattr(params, params.PRETRAINED_FOR))
+        except WeightsNotFoundError as err:  # the hint names this chapter's parameter
+            raise ParamError(str(err).replace("'-p weights ", "'-p pretrained ")) from None

@@ -20,10 +20,10 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
 from tqdm.auto import tqdm
 
-from xaistudy import distributed
+from xaistudy.core import distributed
+from xaistudy.core.runtime import seed_everything
+from xaistudy.core.store import Store, atomic_write_bytes
 from xaistudy.models.classifiers import resolve_device
-from xaistudy.models.train import seed_everything
-from xaistudy.store import Store, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +181,7 @@ def batch_gradient(
 
     Under ``accelerate launch`` every process holds the whole batch (drawn from the same
     generator), takes its share of the rows, and the gradients are summed over the processes,
-    so each one ends with the whole batch's gradient (:mod:`xaistudy.distributed`).
+    so each one ends with the whole batch's gradient (:mod:`xaistudy.core.distributed`).
     """
     dev = alphas_cumprod.device
     batch, rows = len(x0), distributed.shard(len(x0))

@@ -22,13 +22,14 @@ import torchvision.transforms.v2 as T
 from torch import nn
 from torch.utils.data import Dataset
 
+from xaistudy.core.store import Store
 from xaistudy.data import synthetic
 from xaistudy.data.datasets import ArrayDataset, get_dataset
 from xaistudy.data.synthetic import PCLE_FOV_FRAC
 from xaistudy.models.classifiers import build_classifier, load_pretrained
 from xaistudy.models.stages import add_stage_dropout
 from xaistudy.models.train import TrainResult, fit, make_loader
-from xaistudy.store import Store
+from xaistudy.models.transforms import standardise_channels
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +80,10 @@ class Augment:
 
 class Standardise:
     """Each frame's channels to mean 0 and std 1 (removes a patient's gain; see
-    :func:`xaistudy.data.shortcut_check.standardise_channels`)."""
+    :func:`xaistudy.models.transforms.standardise_channels`)."""
 
     def __call__(self, sample: dict[str, Any]) -> dict[str, Any]:
-        from xaistudy.data.shortcut_check import standardise_channels
-
-        sample["image"] = standardise_channels(sample["image"].float())
+        sample["image"] = standardise_channels(sample["image"].float()[None])[0]
         return sample
 
 

@@ -27,11 +27,11 @@ import torch
 import torchvision
 from torch import nn
 
+from xaistudy.core.store import Store
 from xaistudy.data.datasets import get_dataset, get_spec
 from xaistudy.models.classifiers import WeightsNotFoundError, resolve_device
 from xaistudy.models.train import TrainResult, fit, make_loader
 from xaistudy.models.unet import UNet, segmentation_objective
-from xaistudy.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """Training and prediction for classifiers: deterministic, cached, resumable.
 
 :func:`fit` trains with cross-entropy and early stopping on the validation loss. Given a
-:class:`~xaistudy.store.Store` it returns a finished result without training, checkpoints
+:class:`~xaistudy.core.store.Store` it returns a finished result without training, checkpoints
 every epoch (weights, optimizer, history and every random-number state) and resumes an
 interrupted run so that it ends with exactly the weights of an uninterrupted one.
 
@@ -32,8 +32,9 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm.auto import tqdm
 
+from xaistudy.core.runtime import seed_everything
+from xaistudy.core.store import Store, atomic_write_bytes
 from xaistudy.models.classifiers import resolve_device
-from xaistudy.store import Store, atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -45,16 +46,6 @@ Batch = tuple[torch.Tensor, torch.Tensor]
 
 
 # -- seeding and loaders --------------------------------------------------------------------
-def seed_everything(seed: int) -> None:
-    """Seed python ``random``, NumPy and torch (CPU and CUDA); make cuDNN deterministic."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-    torch.cuda.manual_seed_all(seed)
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
-
-
 def _seed_worker(worker_id: int) -> None:
     """Seed ``random`` and NumPy in a loader worker from its torch seed."""
     worker_seed = torch.initial_seed() % 2**32
@@ -499,3 +490,4 @@ def predict(
     if not probs:
         return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
     return torch.cat(probs).numpy(), torch.cat(labels).numpy()
+

@@ -1,0 +1,325 @@
+"""Run a chapter: validate its parameters, execute its notebook with Papermill, collect outputs.
+
+A chapter is a module of :mod:`xaistudy.chapters` (its parameter model, steps and claims) plus
+``notebooks/<name>.md`` (jupytext MyST markdown with one cell tagged ``parameters``). Running
+it writes ``<out>/<name>.ipynb`` (the executed notebook), ``<out>/tables/*.csv`` and
+``<out>/figures/*.png``; ``out`` defaults to ``book/chapters/<name>/``.
+
+Everything is checked before anything runs (parameters, the files they name, the output
+folder, the device). The notebook runs in a staging folder inside ``out`` and its results are
+swapped in only when it succeeds, so a failed, interrupted or killed run leaves the previous
+output as it was. Paths (parameters, ``$XAISTUDY_CACHE``, ``$XAISTUDY_DATA``) are resolved
+against the caller's folder first, since the notebook runs in another one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from xaistudy.chapters import Chapter, discover, get_chapter
+from xaistudy.core.params import DEFAULT_PROFILE, BaseParams, ParamError, build_params
+from xaistudy.core.runtime import thread_environment
+from xaistudy.core.store import Store, default_out, repo_root
+
+log = logging.getLogger(__name__)
+
+
+class ChapterFailed(RuntimeError):
+    """A chapter's notebook raised; the message names the cell."""
+
+
+def chapters() -> dict[str, Chapter]:
+    """The book's chapters in book order (see :mod:`xaistudy.chapters`)."""
+    return discover()
+
+
+#: environment variables naming folders; made absolute before a notebook runs elsewhere
+PATH_VARIABLES = (
+    "XAISTUDY_CACHE",
+    "XAISTUDY_DATA",
+    "TORCH_HOME",
+    "HF_HOME",
+    "HF_HUB_CACHE",
+    "XDG_CACHE_HOME",
+)
+STAGING_PREFIX = ".staging-"
+
+
+def absolute_path_variables() -> None:
+    """Make every relative folder in :data:`PATH_VARIABLES` absolute against the current folder."""
+    for var in PATH_VARIABLES:
+        value = os.environ.get(var)
+        if value and not Path(value).expanduser().is_absolute():
+            os.environ[var] = str(Path(value).expanduser().resolve())
+
+
+def check_out(out: str | Path) -> Path:
+    """The absolute output folder, created if missing; :class:`ParamError` in one line when
+    it is a file or cannot be written."""
+    out = Path(out).expanduser().resolve()
+    existing = next(p for p in (out, *out.parents) if p.exists())
+    if not existing.is_dir():
+        raise ParamError(f"output folder {out}: {existing} is a file, not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as err:
+        raise ParamError(f"output folder {out} cannot be written ({err.strerror})") from None
+    return out
+
+
+def register_input_checks(model: type[BaseParams]) -> None:
+    """Import the layers that check the files ``model``'s parameters name (they register their
+    checks with :func:`xaistudy.core.params.register_input_check`); none when it names none."""
+    if model.DATASET_FIELDS:
+        import xaistudy.data.datasets  # noqa: F401
+    if model.PRETRAINED_FOR:
+        import xaistudy.models.classifiers  # noqa: F401
+
+
+def prepare_run(
+    name: str,
+    profile: str = DEFAULT_PROFILE,
+    overrides: Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+) -> tuple[Chapter, BaseParams]:
+    """Resolve and validate everything a run needs; raises :class:`ParamError` in one line.
+
+    With ``out`` the output folder is checked too (created, written to).
+    """
+    absolute_path_variables()
+    chapter = get_chapter(name)
+    register_input_checks(chapter.params)
+    params = build_params(chapter.params, profile, overrides)
+    if not chapter.notebook.exists():
+        raise ParamError(f"chapter '{name}' has no notebook at {chapter.notebook}")
+    if out is not None:
+        check_out(out)
+    return chapter, params
+
+
+def compute_chapter(
+    name: str, profile: str = DEFAULT_PROFILE, overrides: Mapping[str, Any] | None = None
+) -> str:
+    """Run chapter ``name``'s computation in this process (no notebook), filling the artifact
+    cache that ``xaistudy run`` with the same parameters then reads; returns a one-line summary.
+
+    Under ``accelerate launch`` every process runs it and the sharded steps share their work
+    out (:mod:`xaistudy.core.distributed`).
+    """
+    from xaistudy.core import distributed
+    from xaistudy.core.runtime import fix_threads
+
+    chapter, params = prepare_run(name, profile, overrides)
+    if chapter.compute is None:
+        raise ParamError(f"chapter '{name}' has no separate computation; use 'xaistudy run {name}'")
+    distributed.world_size()  # under a launch: join the processes first (one GPU each)
+    fix_threads(params.threads)
+    start = time.perf_counter()
+    chapter.compute(params)
+    return (
+        f"{name} ({profile}) computed in {time.perf_counter() - start:.0f} s on "
+        f"{distributed.world_size()} process(es); results cached in {Store().root}; "
+        f"'xaistudy run {name} --profile {profile}' with the same parameters reads them"
+    )
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _new_staging(out: Path, name: str) -> Path:
+    """A fresh staging folder in ``out``; leftovers of killed runs (dead pid) are removed."""
+    prefix = f"{STAGING_PREFIX}{name}-"
+    for old in out.glob(f"{prefix}*"):
+        pid = old.name.removeprefix(prefix).removesuffix(".input.ipynb")
+        if not pid.isdigit() or _pid_alive(int(pid)):
+            continue
+        if old.is_dir():
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            old.unlink(missing_ok=True)
+    staging = out / f"{prefix}{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    for sub in ("figures", "tables"):
+        (staging / sub).mkdir(parents=True)
+    return staging
+
+
+def _swap_in(staging: Path, out: Path) -> None:
+    """Move every entry of ``staging`` into ``out``, replacing the entry of the same name
+    (a folder such as ``tables/`` is replaced whole, so no old file stays beside new ones)."""
+    for entry in sorted(staging.iterdir()):
+        target = out / entry.name
+        if target.is_dir() and not target.is_symlink():
+            old = out / f".{entry.name}.replaced-{os.getpid()}"
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(target, old)
+            os.replace(entry, target)
+            shutil.rmtree(old)
+        else:
+            if entry.is_dir() and target.exists():
+                target.unlink()
+            os.replace(entry, target)
+
+
+@contextlib.contextmanager
+def _environment(values: Mapping[str, str]):
+    """Set environment variables for the duration of the block (a kernel inherits them)."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class _Terminal:
+    """Where the notebook's stderr goes during a run on a terminal: progress bars (tqdm,
+    step k of n, ETA) and warnings are shown live, while the book keeps them out of its pages."""
+
+    def write(self, text: str) -> None:
+        sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def run_chapter(
+    name: str,
+    profile: str = DEFAULT_PROFILE,
+    overrides: Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    log_output: bool = False,
+) -> Path:
+    """Execute chapter ``name`` and return its output folder.
+
+    Parameters are validated before anything runs. The executed notebook replaces the previous
+    one only when the run succeeds; a failed run leaves ``<name>.failed.ipynb`` beside it and
+    raises :class:`ChapterFailed` naming the cell.
+    """
+    import jupytext
+    import nbformat
+    import papermill as pm
+
+    out = out if out is not None else default_out(name)
+    chapter, params = prepare_run(name, profile, overrides, out)
+    out = check_out(out)
+    staging = _new_staging(out, name)
+    source = staging.parent / f"{staging.name}.input.ipynb"
+    running = staging / f"{name}.ipynb"
+    nbformat.write(jupytext.read(chapter.notebook, fmt="md:myst"), source)
+    # out_dir is relative: the notebook runs in its output folder, and the page shows no
+    # path of the machine that built it
+    parameters = {**params.model_dump(mode="json"), "profile": profile, "out_dir": "."}
+    log.info("running chapter %s (profile %s) into %s", name, profile, out)
+    terminal = sys.stderr.isatty() and not log_output
+    try:
+        with _environment(thread_environment(params.threads)):  # the kernel's libraries
+            pm.execute_notebook(
+                str(source),
+                str(running),
+                parameters=parameters,
+                cwd=str(staging),
+                kernel_name="python3",
+                language="python",
+                progress_bar=sys.stderr.isatty(),
+                log_output=log_output,
+                stderr_file=_Terminal() if terminal else None,
+                # the kernel's own log (transport notices; a socket error when Ctrl-C stops it) is
+                # not the chapter's output: chapter errors arrive as messages, not as this log
+                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+            )
+        _finish_notebook(running)
+        (out / f"{name}.failed.ipynb").unlink(missing_ok=True)
+        _swap_in(staging, out)
+    except pm.PapermillExecutionError as err:
+        if err.ename == "KeyboardInterrupt":
+            raise KeyboardInterrupt from None
+        failed = out / f"{name}.failed.ipynb"
+        if running.exists():
+            os.replace(running, failed)
+        raise ChapterFailed(
+            f"chapter '{name}' failed in cell {err.exec_count} ({err.ename}: {err.evalue}); "
+            f"see {failed}"
+        ) from None
+    finally:
+        source.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def _finish_notebook(notebook: Path) -> None:
+    """Keep only what the book shows: the parameters that ran (the notebook's default
+    ``parameters`` cell gets ``remove-cell``; Papermill's injected cell stays) and the cells'
+    results. The kernel's stderr (progress bars, library warnings, which name files of the
+    machine that ran it) moves to ``<name>.stderr.txt`` beside the notebook."""
+    import nbformat
+
+    nb = nbformat.read(notebook, as_version=4)
+    record = nb.metadata.get("papermill", {})
+    for key in ("input_path", "output_path"):  # where it ran: a path of that machine
+        if record.get(key):
+            record[key] = Path(record[key]).name
+    stderr = []
+    for cell in nb.cells:
+        tags = cell.metadata.setdefault("tags", [])
+        if "parameters" in tags and "remove-cell" not in tags:
+            tags.append("remove-cell")
+        outputs = cell.get("outputs", [])
+        for out in outputs:
+            if out.get("output_type") == "stream" and out.get("name") == "stderr":
+                stderr.append(out.get("text", ""))
+        if outputs:
+            cell["outputs"] = [
+                o
+                for o in outputs
+                if not (o.get("output_type") == "stream" and o.get("name") == "stderr")
+            ]
+    nbformat.write(nb, notebook)
+    if stderr:
+        lines = []
+        for line in "".join(stderr).split("\n"):  # a progress bar: keep its last state
+            states = [part for part in line.split("\r") if part.strip()]
+            lines += states[-1:]
+        notebook.with_suffix(".stderr.txt").write_text("\n".join(lines) + "\n")
+
+
+def build_html(root: Path | None = None) -> Path:
+    """Build the HTML book from the executed notebooks (no re-execution); return index.html."""
+    root = root or repo_root()
+    exe = Path(sys.executable).with_name("jupyter-book")
+    cmd = [str(exe) if exe.exists() else shutil.which("jupyter-book") or "jupyter-book"]
+    cmd += ["build", str(root), "--config", str(root / "_config.yml")]
+    cmd += ["--toc", str(root / "book" / "_toc.yml")]
+    result = subprocess.run(cmd, cwd=root, capture_output=True, text=True)
+    if result.returncode != 0:
+        tail = (result.stdout + result.stderr).strip().splitlines()[-15:]
+        raise ChapterFailed("jupyter-book build failed:\n" + "\n".join(tail))
+    index = root / "_build" / "html" / "index.html"
+    if not index.exists():
+        raise ChapterFailed(f"jupyter-book finished but {index} is missing")
+    return index
+
+

@@ -1,0 +1,177 @@
+"""What a chapter's notebook shows and saves: tables, figures, claims and the run record.
+
+A notebook starts with ``run = report.start(params, out_dir, profile)``, which fixes threads
+and seeds and records them, then shows each result with one call::
+
+    run.table(df, "table6", "Table 6: interpretation quality per method")
+    run.figure(fig, "violins")
+    run.claims(rows)          # claims.csv, the verdict table and a forest plot
+
+Tables are saved as CSV next to the figures and rendered whole (wrapped, never cut off; a
+missing value shows as "—").
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import platform
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from xaistudy.core.params import BaseParams
+from xaistudy.core.runtime import fix_threads
+from xaistudy.stats import claims as claims_mod
+from xaistudy.viz.plots import save_figure, save_table
+
+log = logging.getLogger(__name__)
+
+MISSING = "—"
+
+
+def format_table(table: pd.DataFrame, precision: int = 3) -> pd.DataFrame:
+    """``table`` as strings for display: floats rounded, missing values as an em dash."""
+    out = table.copy()
+    for col in out.columns:
+        values = out[col]
+        if pd.api.types.is_float_dtype(values):
+            out[col] = [MISSING if pd.isna(v) else f"{v:.{precision}f}" for v in values]
+        else:
+            out[col] = [
+                MISSING
+                if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA
+                else str(v)
+                for v in values
+            ]
+    return out
+
+
+def table_html(table: pd.DataFrame, caption: str = "", precision: int = 3) -> str:
+    """An HTML table that wraps long cells instead of cutting them."""
+    body = format_table(table, precision).to_html(
+        index=False, escape=True, border=0, classes="xaistudy-table"
+    )
+    style = (
+        "<style>.xaistudy-table td,.xaistudy-table th{white-space:normal;word-break:normal;"
+        "overflow-wrap:anywhere;max-width:28em;text-align:left;vertical-align:top;"
+        "padding:2px 8px}</style>"
+    )
+    cap = f"<p><b>{html.escape(caption)}</b></p>" if caption else ""
+    return style + cap + body
+
+
+def show_table(table: pd.DataFrame, caption: str = "", precision: int = 3) -> None:
+    """Display ``table`` whole in the notebook (HTML when IPython is there, else text)."""
+    try:
+        from IPython.display import HTML, display
+
+        display(HTML(table_html(table, caption, precision)))
+    except ImportError:  # pragma: no cover - outside a notebook
+        print(caption)
+        print(format_table(table, precision).to_string(index=False))
+
+
+@dataclass
+class Run:
+    """One execution of a chapter: its parameters, output folder and run record."""
+
+    params: BaseParams
+    out_dir: Path
+    profile: str
+    record: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def seeds(self) -> list[int]:
+        return list(getattr(self.params, "seeds", [getattr(self.params, "seed", 0)]))
+
+    def table(
+        self,
+        table: pd.DataFrame,
+        name: str,
+        caption: str = "",
+        precision: int = 3,
+        show: bool = True,
+    ) -> pd.DataFrame:
+        """Save ``table`` as ``tables/<name>.csv`` and show it whole."""
+        save_table(table, name, self.out_dir)
+        if show:
+            show_table(table, caption, precision)
+        return table
+
+    def figure(self, fig, name: str) -> None:
+        """Save ``fig`` as ``figures/<name>.png`` and show it (returns nothing, so a notebook
+        cell ending with this call prints no path)."""
+        import matplotlib.pyplot as plt
+
+        save_figure(fig, name, self.out_dir)
+        plt.show()
+
+    def claims(self, rows, title: str = "") -> pd.DataFrame:
+        """Save the claims table (``tables/claims.csv``), show the verdicts and a forest plot."""
+        table = rows if isinstance(rows, pd.DataFrame) else claims_mod.claims_table(rows)
+        claims_mod.save_claims(table, self.out_dir)
+        cols = [
+            "claim_id",
+            "source",
+            "statement",
+            "paper_value",
+            "quantity",
+            "expected",
+            "book_value",
+            "ci_low",
+            "ci_high",
+            "verdict",
+            "seed_verdicts",
+            "note",
+        ]
+        show_table(table[cols], title or "Claims and verdicts (95 % bootstrap intervals)")
+        fig = claims_mod.plot_claims(table, title)
+        if fig is not None:
+            self.figure(fig, "claims")
+        return table
+
+    def record_table(self) -> pd.DataFrame:
+        """The run record: profile, seeds, threads, device and library versions."""
+        return pd.DataFrame(
+            {"setting": list(self.record), "value": [str(v) for v in self.record.values()]}
+        )
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries that compute the book's numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from xaistudy.core.store import KEY_LIBRARIES
+
+    out = {}
+    for name in KEY_LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def start(params: BaseParams, out_dir: str | Path = ".", profile: str = "quick") -> Run:
+    """Fix threads and deterministic kernels, set display options; return the chapter's
+    :class:`Run`, whose record names what the numbers depend on."""
+    threads = fix_threads(params.threads)
+    pd.set_option("display.max_colwidth", None)
+    pd.set_option("display.max_rows", 500)
+    pd.set_option("display.width", 200)
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr)
+    record: dict[str, Any] = {"profile": profile}
+    if "seeds" in type(params).model_fields:
+        record["seeds"] = " ".join(str(s) for s in params.seeds)
+    elif "seed" in type(params).model_fields:
+        record["seed"] = params.seed
+    record.update(threads)
+    record["device"] = params.device
+    record["python"] = platform.python_version()
+    record.update(library_versions())
+    return Run(params=params, out_dir=Path(out_dir), profile=profile, record=record)

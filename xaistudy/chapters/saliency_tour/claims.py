@@ -1,0 +1,164 @@
+"""The chapter's verdicts: every Table B1 statement this run can measure, the settings
+warning and the Clever-Hans warning, judged over all seeds; the statements it cannot measure,
+with the reason."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from xaistudy.chapters.saliency_tour.claims_b1 import b1_tests
+from xaistudy.chapters.saliency_tour.paper import B1, PAPER, TEXT
+from xaistudy.chapters.saliency_tour.text import label
+from xaistudy.stats.claims import Claim, judge
+from xaistudy.studies import saliency_tour as study
+from xaistudy.studies.saliency_tour import rows
+
+#: Table B1 statements about methods this chapter runs that no measurement here can test
+NOT_MEASURED = (
+    (
+        "occlusion.model_agnostic",
+        "b1.occlusion.strength",
+        "Occlusion needs no access to model internals",
+        "a property of the algorithm (it only calls the model), not a measurement",
+    ),
+    (
+        "gradcam.intuitive",
+        "b1.gradcam.strength",
+        "Grad-CAM is intuitive",
+        "needs readers' judgements",
+    ),
+    (
+        "gradcam.partial_coverage",
+        "b1.gradcam.weakness",
+        "Grad-CAM covers several objects of one class only partly",
+        "needs tiles with several separate tumour regions, scored per region; not implemented",
+    ),
+    (
+        "cam.architectural_dependence",
+        "b1.cam.weakness",
+        "CAM depends on the architecture",
+        "by construction: CAM needs global average pooling and one linear layer (a unit test "
+        "checks that other models are refused)",
+    ),
+    (
+        "saliency.straightforward",
+        "b1.saliency.strength",
+        "Vanilla gradient: straightforward computation",
+        "not a measurable quantity",
+    ),
+    (
+        "guided_backprop.architectures",
+        "b1.guided_backprop.strength",
+        "Guided Backpropagation applies to several architectures",
+        "one architecture per run (`-p model`)",
+    ),
+    (
+        "deeplift.implementation_invariance",
+        "b1.deeplift.weakness",
+        "DeepLIFT does not satisfy implementation invariance",
+        "needs two different networks computing the same function",
+    ),
+    (
+        "deconvolution.approximate_inverse",
+        "b1.deconvolution.weakness",
+        "DeconvNet uses only an approximate inverse",
+        "a property of the algorithm, not a measurement",
+    ),
+    (
+        "input_x_gradient.simple",
+        "b1.input_x_gradient.strength",
+        "Input × gradient: simple process",
+        "not a measurable quantity",
+    ),
+)
+
+
+
+def sweep_tests(result: study.Result) -> list[tuple[Claim, pd.DataFrame]]:
+    """Per swept method the review warns about: how much more a minor change of a setting
+    moves its map than its own sampling does."""
+    tests = []
+    for method, (_what, change) in study.SWEEP.items():
+        if f"parameters.{method}" not in PAPER.numbers:  # the review says nothing about it
+            continue
+        claim = Claim(
+            f"{method}.relies_on_parameters",
+            PAPER.citation,
+            B1,
+            f"{label(method)}: results depend on its parameters",
+            PAPER.number(f"parameters.{method}"),
+            f"ρ(default, new explanation seed) − "
+            f"ρ(default, {change}), per tile: how much more a minor change of a setting "
+            "moves the map than the method's own sampling does",
+        )
+        tests.append((claim, rows.column(result.tables["sweep"], "sensitivity", method=method)))
+    return tests
+
+
+def hans_tests(result: study.Result) -> list[tuple[Claim, pd.DataFrame]]:
+    """The Clever-Hans warning: the shortcut is learned, Grad-CAM shows it, and a plausible map
+    does not show that the model uses the right evidence."""
+    cite, shortcut, clean = PAPER.citation, study.SHORTCUT, study.NO_SHORTCUT
+    hans = result.tables["hans"]
+    gradcam_hans = hans[hans["method"] == "gradcam"]
+    return [
+        (
+            Claim(
+                "clever_hans.shortcut_learned",
+                cite,
+                TEXT + ".2",
+                "Markers in the image can become a shortcut (Clever Hans)",
+                "qualitative (Hosch et al.)",
+                "tumour probability of a marked normal tile: shortcut model − clean model",
+            ),
+            result.tables["hans_normal"].assign(value=lambda d: d[shortcut] - d[clean]),
+        ),
+        (
+            Claim(
+                "clever_hans.gradcam_reveals_mark",
+                cite,
+                TEXT + ".2",
+                "Grad-CAM exposes the markers a shortcut model uses",
+                "qualitative (Hosch et al.)",
+                "Grad-CAM's "
+                "positive mass on the mark of a marked tumour tile: shortcut − clean model",
+            ),
+            rows.minus(gradcam_hans, "mass_on_mark", "model", shortcut, clean),
+        ),
+        (
+            Claim(
+                "clever_hans.plausible_not_faithful",
+                cite,
+                TEXT + ".3",
+                "A plausible-looking map does not show that the model uses the right evidence",
+                "qualitative",
+                "shortcut model's Grad-CAM maximum on the tumour (0/1) − the tumour's share of "
+                "the tile, per marked tumour tile (> 0: the map looks plausible although the "
+                "model learned the mark)",
+            ),
+            rows.column(
+                gradcam_hans[gradcam_hans["model"] == shortcut].assign(
+                    plausible=lambda d: d["pointing_at_tumour"] - d["tumour_share"]
+                ),
+                "plausible",
+            ),
+        ),
+    ]
+
+
+def judged(result: study.Result, profile: str = "") -> list[dict[str, object]]:
+    """Every Table B1 strength and weakness this run can measure, the text's Grad-CAM vs
+    occlusion cost and the Clever-Hans warning, judged over all seeds (rows of a claims
+    table); ``profile`` is recorded with each verdict."""
+    tests: list[tuple[Claim, pd.DataFrame | None]] = [
+        *b1_tests(result),
+        *sweep_tests(result),
+        *hans_tests(result),
+    ]
+    tests += [
+        (Claim(cid, PAPER.citation, B1, statement, PAPER.number(key), "—", not_testable=why), None)
+        for cid, key, statement, why in NOT_MEASURED
+    ]
+    params = result.params
+    data = f"{params.dataset} {params.tile_size} px, {params.model}"
+    return [judge(c, d, data_name=data, profile=profile) for c, d in tests]

@@ -1,0 +1,231 @@
+"""The review's Table B1 statements that this run measures: cost, sign, localisation,
+realistic perturbations, noise, sanity and summation, each a claim with its measurements."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from xaistudy.chapters.saliency_tour.paper import B1, PAPER, TEXT
+from xaistudy.stats.claims import Claim
+from xaistudy.studies import saliency_tour as study
+from xaistudy.studies.saliency_tour import rows
+
+
+def _b1(method: str, side: str) -> str:
+    return PAPER.number(f"b1.{method}.{side}")
+
+
+def b1_tests(result: study.Result) -> list[tuple[Claim, pd.DataFrame]]:
+    """Each measured Table B1 statement (and the text's Grad-CAM vs occlusion cost) with the
+    rows (``seed``, ``unit``, ``value``) it is judged on."""
+    t = result.tables
+    scores, timing = t["scores"], t["timing"]
+    comp, ood = t["completeness"], t["ood"]
+    cite = PAPER.citation
+    return [
+        (
+            Claim(
+                "occlusion.high_cost",
+                cite,
+                B1,
+                "Occlusion has a high computational cost",
+                _b1("occlusion", "weakness"),
+                "log10(occlusion's warm seconds per image / the "
+                "median over the other grid methods), per timed call",
+            ),
+            rows.log_ratio(timing, "occlusion", None),
+        ),
+        (
+            Claim(
+                "lime.high_cost",
+                cite,
+                B1,
+                "LIME has a high computational expense",
+                PAPER.number("b1.lime.expense"),
+                "log10(LIME's seconds / median over the other grid methods)",
+            ),
+            rows.log_ratio(timing, "lime", None),
+        ),
+        (
+            Claim(
+                "gradcam.faster_than_occlusion",
+                cite,
+                TEXT + ".2",
+                "Grad-CAM maps can be computed faster than the occlusion map",
+                "qualitative",
+                "log10(occlusion's seconds / Grad-CAM's seconds)",
+            ),
+            rows.log_ratio(timing, "occlusion", "gradcam"),
+        ),
+        (
+            Claim(
+                "deconvolution.fast",
+                cite,
+                B1,
+                "DeconvNet: fast computation",
+                _b1("deconvolution", "strength"),
+                "log10(Deconvolution's seconds / median over the other grid methods)",
+                expect="<",
+            ),
+            rows.log_ratio(timing, "deconvolution", None),
+        ),
+        (
+            Claim(
+                "lrp.fast",
+                cite,
+                B1,
+                "LRP: fast and scalable computation",
+                _b1("lrp", "strength"),
+                "log10(LRP's seconds / median over the other grid methods)",
+                expect="<",
+            ),
+            rows.log_ratio(timing, "lrp", None),
+        ),
+        (
+            Claim(
+                "kernel_shap.positive_and_negative",
+                cite,
+                B1,
+                "SHAP denotes positive and negative contributions",
+                _b1("kernel_shap", "strength"),
+                "share of the map's absolute mass that is negative, per tile (null: 5 %)",
+                null=0.05,
+            ),
+            rows.column(scores, "negative_share", method="kernel_shap"),
+        ),
+        (
+            Claim(
+                "lime.positive_and_negative",
+                cite,
+                B1,
+                "LIME denotes positive and negative contributions",
+                _b1("lime", "strength"),
+                "negative share of the map's absolute mass, per tile (null: 5 %)",
+                null=0.05,
+            ),
+            rows.column(scores, "negative_share", method="lime"),
+        ),
+        (
+            Claim(
+                "cam.inaccurate_localisation",
+                cite,
+                B1,
+                "CAM: inaccurate localisation of the heatmap",
+                PAPER.number("b1.cam.localisation"),
+                "IoU of CAM − median IoU of the other grid methods, per tile",
+                expect="<",
+            ),
+            rows.vs_others(scores, "cam", "iou"),
+        ),
+        (
+            Claim(
+                "kernel_shap.approximate_morphology",
+                cite,
+                B1,
+                "SHAP: approximate results of object morphology",
+                _b1("kernel_shap", "weakness"),
+                "IoU of KernelSHAP − median IoU of the other grid methods",
+                expect="<",
+            ),
+            rows.vs_others(scores, "kernel_shap", "iou"),
+        ),
+        (
+            Claim(
+                "rise.approximate_morphology",
+                cite,
+                B1,
+                "RISE: approximate results of object morphology",
+                PAPER.number("b1.rise.morphology"),
+                "IoU of RISE − median IoU of the other grid methods",
+                expect="<",
+            ),
+            rows.vs_others(scores, "rise", "iou"),
+        ),
+        (
+            Claim(
+                "occlusion.approximate_morphology",
+                cite,
+                TEXT + ".1",
+                "RISE and Occlusion produce only approximate results of objects' morphology",
+                "qualitative",
+                "IoU of Occlusion − median IoU of the other grid methods",
+                expect="<",
+            ),
+            rows.vs_others(scores, "occlusion", "iou"),
+        ),
+        (
+            Claim(
+                "rise.realistic_perturbations",
+                cite,
+                B1,
+                "RISE: realistic perturbations",
+                _b1("rise", "strength"),
+                "tumour probability of a correctly classified normal "
+                "tile under RISE's masks − without them (null: 0.1; realistic perturbations "
+                "should not move it more)",
+                expect="<",
+                null=0.1,
+            ),
+            rows.column(ood, "shift", perturbation=study.PERTURBATIONS[0]),
+        ),
+        (
+            Claim(
+                "smoothgrad.reduces_noise",
+                cite,
+                B1,
+                "SmoothGrad reduces visual noise",
+                _b1("smoothgrad", "strength"),
+                "roughness of SmoothGrad's map − that of the vanilla gradient, per tile",
+                expect="<",
+            ),
+            rows.minus(scores, "roughness", "method", "smoothgrad", "saliency"),
+        ),
+        (
+            Claim(
+                "guided_backprop.invariant_to_model",
+                cite,
+                B1,
+                "Guided Backpropagation is in some cases invariant to data and model",
+                _b1("guided_backprop", "weakness"),
+                "sanity ρ of Guided Backpropagation − that of the vanilla gradient, per tile",
+            ),
+            rows.minus(scores, "sanity_spearman", "method", "guided_backprop", "saliency"),
+        ),
+        (
+            Claim(
+                "integrated_gradients.completeness",
+                cite,
+                B1,
+                "Integrated Gradients satisfies the completeness axiom",
+                _b1("integrated_gradients", "strength"),
+                "relative gap |Σ map − (f(x) − f(0))| / |f(x) − f(0)| (null: 5 %)",
+                expect="<",
+                null=0.05,
+            ),
+            rows.column(comp, "relative_gap", method="integrated_gradients"),
+        ),
+        (
+            Claim(
+                "input_x_gradient.saturating_gradients",
+                cite,
+                B1,
+                "Vanilla gradient and Input × gradient: saturating gradients",
+                _b1("input_x_gradient", "weakness"),
+                "summation gap of Input × gradient − that of Integrated Gradients, per tile "
+                "(a saturated gradient misses part of f(x) − f(0))",
+            ),
+            rows.minus(comp, "relative_gap", "method", "input_x_gradient", "integrated_gradients"),
+        ),
+        (
+            Claim(
+                "deeplift.counters_saturation",
+                cite,
+                B1,
+                "DeepLIFT counters the saturation of Input × gradient",
+                _b1("deeplift", "strength"),
+                "summation gap of DeepLIFT − that of Input × gradient, per tile",
+                expect="<",
+            ),
+            rows.minus(comp, "relative_gap", "method", "deeplift", "input_x_gradient"),
+        ),
+    ]

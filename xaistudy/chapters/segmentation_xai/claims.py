@@ -1,0 +1,161 @@
+"""The survey's findings as claims, judged over all seeds of a run.
+
+Table 1's orderings at every layer, the pairwise findings of the survey's text, the
+region-of-interest argument and the RISE mask-count trend; every number the claims quote comes
+from :data:`.paper.PAPER`.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from xaistudy.chapters.segmentation_xai.paper import (
+    PAPER,
+    paper_table1,
+    survey_mask_counts,
+    survey_number,
+)
+from xaistudy.chapters.segmentation_xai.text import describe_run
+from xaistudy.stats.claims import Claim, judge, order_agreement, paired_difference
+
+
+def paper_order(column: str, n_masks: int, best: str) -> list[str]:
+    """The survey's order of the methods by ``column`` at each method's lowest threshold
+    (RISE at ``n_masks`` masks), best first (``best``: "max" or "min")."""
+    paper = paper_table1()
+    low = paper.groupby("method")["threshold"].transform("min")
+    rows = paper[(paper["threshold"] == low)
+                 & (paper["n_masks"].isna() | (paper["n_masks"] == n_masks))]
+    return list(rows.sort_values(column, ascending=best == "min")["method"])
+
+
+def paper_rise_count(params) -> int:
+    """The survey's mask count to compare with: the run's largest when the survey used it,
+    else the survey's largest."""
+    counts = survey_mask_counts()
+    return max(params.rise_masks) if max(params.rise_masks) in counts else max(counts)
+
+
+def _pair(rows: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
+    return paired_difference(rows, a, b, by="method", value="value")
+
+
+def _layer_tests(res, layer: str, n_p: int) -> list[tuple[Claim, pd.DataFrame, int]]:
+    """The claims judged at one CAM layer (RISE's rows join every layer)."""
+    from xaistudy.studies.segmentation_xai import per_unit_rows
+
+    p, cite = res.params, PAPER.citation
+    lo_cam, lo_rise = p.cam_thresholds[0], p.rise_thresholds[0]
+    rise_note = f"RISE at {max(p.rise_masks)} masks"
+    orders = {
+        "dice": paper_order("dice_explained", n_p, "max"),
+        "ratio": paper_order("saliency_ratio", n_p, "min"),
+        "time": paper_order("seconds", n_p, "min"),
+    }
+    data = {
+        "dice": per_unit_rows(res, layer, "dice_explained"),
+        "ratio": per_unit_rows(res, layer, "saliency_ratio", -1.0),
+        "time": per_unit_rows(res, layer, "seconds", -1.0),
+    }
+    words = {"dice": ("Dice Explained", "higher"), "ratio": ("Saliency Ratio", "lower"),
+             "time": ("time per image", "lower")}
+    tests = []
+    for what, order in orders.items():
+        label, better = words[what]
+        tests.append((Claim(
+            f"{what}_order.{layer}", cite, "Table 1",
+            f"Methods ordered by {label} ({better} is better) as in Table 1, layer {layer}",
+            " > ".join(order) + f" (thresholds {lo_cam:g}/{lo_rise:g}, RISE {n_p} masks)",
+            f"Kendall tau between the survey's order and the order of the mean {label} per "
+            f"method ({rise_note})",
+            statistic=order_agreement(order, by="method", value="value"),
+        ), data[what], 400))
+    dice, ratio = data["dice"], data["ratio"]
+    tests += [
+        (Claim(f"dice.ablation_vs_xres.{layer}", cite, "Table 1 and text",
+               f"Seg-Ablation-CAM leads the feature-space methods in Dice Explained "
+               f"(runner-up Seg-XRes-CAM), layer {layer}",
+               f"{survey_number('seg-ablation-cam', lo_cam, None, 'dice')} vs "
+               f"{survey_number('seg-xres-cam', lo_cam, None, 'dice')}",
+               "Dice Explained of Seg-Ablation-CAM − Seg-XRes-CAM per tile"),
+         _pair(dice, "Seg-Ablation-CAM", "Seg-XRes-CAM"), 2000),
+        (Claim(f"dice.rise_vs_ablation.{layer}", cite, "Table 1 and text",
+               f"RISE explains better than the best feature-space method, layer {layer}",
+               f"{survey_number('rise', lo_rise, n_p, 'dice')} ({n_p} masks) vs "
+               f"{survey_number('seg-ablation-cam', lo_cam, None, 'dice')}",
+               f"Dice Explained of RISE − Seg-Ablation-CAM per tile ({rise_note})"),
+         _pair(dice, "RISE", "Seg-Ablation-CAM"), 2000),
+        (Claim(f"ratio.xres_vs_grad.{layer}", cite, "Table 1",
+               f"Seg-XRes-CAM selects fewer pixels than Seg-Grad-CAM, layer {layer}",
+               f"{survey_number('seg-xres-cam', lo_cam, None, 'ratio')} vs "
+               f"{survey_number('seg-grad-cam', lo_cam, None, 'ratio')}",
+               "Saliency Ratio of Seg-XRes-CAM − Seg-Grad-CAM per tile (empty maps: all "
+               "pixels)", expect="<"),
+         _pair(ratio.assign(value=-ratio["value"]), "Seg-XRes-CAM", "Seg-Grad-CAM"), 2000),
+    ]
+    roi = res.roi[res.roi["layer"] == layer].rename(columns={"share_inside": "value"})
+    tests += [
+        (Claim(f"roi.xres_vs_grad.{layer}", cite, "Sec. 3 (GAP argument)",
+               "Explaining a region M, Seg-XRes-CAM keeps the saliency nearer M than "
+               f"Seg-Grad-CAM, whose GAP spreads it, layer {layer}", "argued, no number",
+               "share of saliency inside M's window: Seg-XRes-CAM − Seg-Grad-CAM"),
+         _pair(roi, "Seg-XRes-CAM", "Seg-Grad-CAM"), 2000),
+        (Claim(f"roi.xres_vs_ablation.{layer}", cite, "footnote 5",
+               f"Seg-Ablation-CAM spreads a region's saliency too, layer {layer}",
+               "argued, no number",
+               "share of saliency inside M's window: Seg-XRes-CAM − Seg-Ablation-CAM"),
+         _pair(roi, "Seg-XRes-CAM", "Seg-Ablation-CAM"), 2000),
+    ]
+    return tests
+
+
+def _rise_tests(res) -> list[tuple[Claim, pd.DataFrame, int]]:
+    """The RISE mask-count claims: the metrics' trend, the estimator and convergence."""
+    from xaistudy.studies.segmentation_xai import RISE_LAYER
+
+    p, cite = res.params, PAPER.citation
+    s = res.scores[res.scores["layer"] == RISE_LAYER]
+    hi, n_lo, n_hi = p.rise_thresholds[-1], min(p.rise_masks), max(p.rise_masks)
+    trend = s[s["threshold"] == hi]
+    trend = trend.assign(method=trend["n_masks"].astype(int).astype(str))
+    paper_n = survey_mask_counts()
+    tests = []
+    for col, what, w in (("saliency_ratio", "ratio", "Saliency Ratio"),
+                         ("dice_explained", "dice", "Dice Explained")):
+        t = trend.assign(value=trend[col])
+        tests.append((Claim(
+            f"rise.{what}_falls_with_masks", cite, "Table 1 and Fig. 3",
+            f"With more RISE masks the {w} falls (maps concentrate on the object)",
+            f"{survey_number('rise', hi, paper_n[0], what)} ({paper_n[0]} masks) → "
+            f"{survey_number('rise', hi, paper_n[-1], what)} ({paper_n[-1]}) at threshold "
+            f"{hi:g}",
+            f"{w} at {n_hi} − at {n_lo} masks per tile (threshold {hi:g})", expect="<"),
+            _pair(t, str(n_hi), str(n_lo)), 2000))
+    conv = res.convergence.rename(columns={"correlation": "value"})
+    at_lo = conv[conv["n_masks"] == n_lo].rename(columns={"estimator": "method"})
+    tests.append((Claim(
+        "rise.coverage_beats_petsiuk", "this book", "RISE estimator",
+        "Dividing by each pixel's mask coverage estimates the RISE map better than dividing "
+        "by N·p (Petsiuk et al.)", "— (the survey does not say which it used)",
+        f"correlation with a {p.rise_reference}-mask reference: coverage − N·p at {n_lo} masks"),
+        _pair(at_lo, "coverage", "N·p (Petsiuk)"), 2000))
+    cov = conv[conv["estimator"] == "coverage"].assign(method=conv["n_masks"].astype(str))
+    tests.append((Claim(
+        "rise.maps_converge", cite, "Fig. 3",
+        "The number of masks matters: maps become more refined from 100 to 2000 masks",
+        "qualitative (Fig. 3)",
+        f"correlation with the reference: {n_hi} − {n_lo} masks (coverage estimator)"),
+        _pair(cov, str(n_hi), str(n_lo)), 2000))
+    return tests
+
+
+def claim_rows(res, profile: str = "") -> list[dict[str, object]]:
+    """Every claim of the chapter judged on ``res`` (one row each, see
+    :func:`xaistudy.stats.claims.judge`); ``profile`` is recorded in each row."""
+    n_p = paper_rise_count(res.params)
+    data_name = describe_run(res.params, res.device).split(";")[0].removeprefix("data: ")
+    tests = [t for layer in res.params.layers for t in _layer_tests(res, layer, n_p)]
+    tests += _rise_tests(res)
+    return [judge(c, d, n_boot=nb, data_name=data_name, profile=profile,
+                  note="" if len(d) else "no tile measured")
+            for c, d, nb in tests]

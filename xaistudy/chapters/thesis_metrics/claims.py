@@ -1,0 +1,77 @@
+"""The thesis's findings as claims, judged over all seeds of a run.
+
+Table 6's ordering of the methods per metric, the four tendencies' "similar quality" and the
+premise that the U-Net's masks rank the methods as the true nuclei masks do; every number the
+claims quote comes from :data:`.paper.PAPER`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from xaistudy.chapters.thesis_metrics.paper import PAPER, thesis_means, thesis_order
+from xaistudy.chapters.thesis_metrics.text import data_text, order_text
+from xaistudy.stats.claims import Claim, judge
+
+
+def claim_rows(res: Any, profile: str = "") -> list[dict]:
+    """Table 6's ordering per metric, the four tendencies and the ground-truth premise, judged
+    over the seeds (bootstrap over seeds and test tiles); reads ``res.scores`` and
+    ``res.params``, and records ``profile`` in each row."""
+    from xaistudy.evaluate.quality import METRIC_LABELS, METRICS
+    from xaistudy.evaluate.tendencies import TENDENCIES
+    from xaistudy.studies import thesis_metrics as study
+
+    scores, params = res.scores, res.params
+    base = dict(data_name=data_text(params), profile=profile)
+    n_boot = params.n_boot
+    sel = study.headline(scores, params, mask_type="tumour")
+    unet = sel[sel["ground_truth"] == "U-Net"]
+    paper = thesis_means("tumour")
+    rows = []
+    for metric in METRICS:
+        order = thesis_order(metric)
+        claim = Claim(
+            f"table6.order.{metric}",
+            PAPER.citation,
+            "Table 6 (tumour mask, class means)",
+            f"The methods rank by {METRIC_LABELS[metric]} as in Table 6",
+            order_text(paper.loc[metric].to_dict()),
+            f"Kendall tau between the thesis's ordering and the mean {metric} per method "
+            f"(reading {params.average}, U-Net tumour masks)",
+            statistic=study.order_statistic(order),
+        )
+        rows.append(judge(claim, study.method_rows(unet, metric, order), n_boot=n_boot, **base))
+    margin = params.equivalence_margin
+    for k, case in enumerate(TENDENCIES, start=1):
+        claim = Claim(
+            f"tendency.{k}.similar_quality",
+            PAPER.citation,
+            "Sec. 4 and conclusion 7",
+            f"Maps of '{case}' tiles score like the other tiles of their class",
+            PAPER.number("conclusion7"),
+            f"|mean within-class difference| of {params.tendency_metric} (tile of the case "
+            f"minus the other tiles of its class, in SDs, mean over methods); similar when "
+            f"below {margin:g}",
+            expect="<",
+            null=margin,
+            statistic=study.abs_mean,
+        )
+        data = study.tendency_differences(scores, params, case)
+        rows.append(judge(claim, data, n_boot=n_boot, **base))
+    exact = "exact" in study.ground_truths(params)
+    for metric in METRICS:
+        claim = Claim(
+            f"ground_truth.same_order.{metric}",
+            PAPER.citation,
+            "Sec. 3 (method)",
+            f"U-Net masks rank the methods by {METRIC_LABELS[metric]} as the true nuclei masks do",
+            "assumed: the U-Net's masks serve as the ground truth",
+            "Kendall tau between the method means against the U-Net and the exact tumour "
+            f"masks (reading {params.average})",
+            statistic=study.same_order,
+            not_testable="" if exact else "the grading data have no exact nuclei masks",
+        )
+        data = study.method_rows(sel, metric, list(study.METHODS)) if exact else None
+        rows.append(judge(claim, data, n_boot=n_boot, **base))
+    return rows

@@ -1,0 +1,362 @@
+"""A paper's findings as data, and verdicts computed from the run's own numbers.
+
+A :class:`Claim` names the finding (table or figure, the paper's number or ordering, quoted as
+the paper's), the quantity this run measures for it and the side of a null value the paper's
+finding lies on. :func:`judge` computes the verdict from the run's measurements, a tidy table
+with one row per measured unit (a tile, a patient, a pair of maps) and seed:
+
+- the estimate is the claim's statistic on all rows (default: the mean of ``value``, e.g. a
+  per-tile paired difference ``score(A) - score(B)``);
+- its 95 % interval is a bootstrap that resamples the seeds and, within each seed, the units
+  (all rows of a unit stay together, so differences stay paired);
+- **reproduced** when the interval lies on the paper's side of the null value, **contradicted**
+  when it lies on the other side, **inconclusive** when it contains the null value (or when
+  there is a single unit, whose resampling measures no uncertainty);
+  **not testable here** when the run cannot measure the quantity (the claim says why).
+
+The same rule runs once per seed (bootstrap over that seed's units), so a table shows whether
+the seeds agree. No verdict is ever typed: change the numbers and the verdict changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from xaistudy.stats.bootstrap import percentile_interval, resamples
+from xaistudy.stats.ranking import kendall_tau
+
+REPRODUCED = "reproduced"
+CONTRADICTED = "contradicted"
+INCONCLUSIVE = "inconclusive"
+NOT_TESTABLE = "not testable here"
+VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE)
+
+#: the columns every claims table has, in this order (``claims.csv``)
+COLUMNS = (
+    "claim_id",
+    "paper_value",
+    "book_value",
+    "ci_low",
+    "ci_high",
+    "seeds",
+    "verdict",
+    "seed_verdicts",
+    "seeds_agree",
+    "n_units",
+    "paper",
+    "source",
+    "statement",
+    "quantity",
+    "expected",
+    "note",
+    "shared_stages",
+    "data",
+    "profile",
+)
+
+Statistic = Callable[[pd.DataFrame], float]
+
+
+def mean_value(rows: pd.DataFrame) -> float:
+    """The default statistic: the mean of column ``value``."""
+    return float(rows["value"].mean())
+
+
+@dataclass(frozen=True)
+class ArrayStatistic:
+    """A statistic of a few columns, computed on their numpy arrays: ``fn(*arrays)``.
+
+    It is called like any statistic (on rows); :func:`bootstrap_interval` hands it the
+    resampled arrays directly, which is much faster than resampling the table.
+    """
+
+    columns: tuple[str, ...]
+    fn: Callable[..., float]
+
+    def __call__(self, rows: pd.DataFrame) -> float:
+        return float(self.fn(*(rows[c].to_numpy() for c in self.columns)))
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One finding of a paper, and how this run tests it.
+
+    ``quantity`` says what the statistic measures and its sign convention; ``expect`` is the
+    side of ``null`` on which the paper's finding lies (``">"``: the paper says the quantity is
+    above ``null``). ``not_testable`` gives the reason when this run cannot test the finding.
+    ``hypothesis`` is the book's own explanation, printed labelled as a hypothesis.
+    """
+
+    id: str
+    paper: str
+    source: str
+    statement: str
+    paper_value: str
+    quantity: str
+    expect: Literal[">", "<"] = ">"
+    null: float = 0.0
+    statistic: Statistic = mean_value
+    not_testable: str = ""
+    hypothesis: str = ""
+
+    def __post_init__(self) -> None:
+        if self.expect not in (">", "<"):
+            raise ValueError(f"claim {self.id}: expect must be '>' or '<', not {self.expect!r}")
+        if not self.id or any(c.isspace() for c in self.id):
+            raise ValueError(f"claim id {self.id!r} must be a non-empty word")
+
+
+def verdict_of(low: float, high: float, expect: str, null: float = 0.0) -> str:
+    """The verdict of an interval [low, high] for a claim that the quantity is ``expect`` null."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return INCONCLUSIVE
+    if low > null:
+        return REPRODUCED if expect == ">" else CONTRADICTED
+    if high < null:
+        return CONTRADICTED if expect == ">" else REPRODUCED
+    return INCONCLUSIVE
+
+
+def bootstrap_interval(
+    data: pd.DataFrame,
+    statistic: Statistic = mean_value,
+    *,
+    unit: str = "unit",
+    seed_column: str = "seed",
+    n_boot: int = 2000,
+    level: float = 0.95,
+    rng_seed: int = 0,
+) -> tuple[float, float, float]:
+    """(estimate, low, high): ``statistic`` with a percentile interval over the book's bootstrap
+    (:func:`xaistudy.stats.bootstrap.resamples`: seeds, then units within each drawn seed)."""
+    data = data.reset_index(drop=True)
+    if data.empty:
+        return float("nan"), float("nan"), float("nan")
+    estimate = float(statistic(data))
+    values = data["value"].to_numpy(float) if statistic is mean_value else None
+    arrays = (
+        [data[c].to_numpy() for c in statistic.columns]
+        if isinstance(statistic, ArrayStatistic)
+        else None
+    )
+    stats = np.empty(n_boot)
+    draws = resamples(data, unit=unit, seed_column=seed_column, n_boot=n_boot, rng_seed=rng_seed)
+    for b, index in enumerate(draws):
+        if values is not None:
+            stats[b] = values[index].mean()
+        elif arrays is not None:
+            stats[b] = statistic.fn(*(a[index] for a in arrays))
+        else:
+            stats[b] = statistic(data.iloc[index])
+    low, high = percentile_interval(stats, level)
+    return estimate, low, high
+
+
+def judge(
+    claim: Claim,
+    data: pd.DataFrame | None,
+    *,
+    unit: str = "unit",
+    n_boot: int = 2000,
+    level: float = 0.95,
+    note: str = "",
+    shared_stages: str = "",
+    data_name: str = "",
+    profile: str = "",
+) -> dict[str, object]:
+    """The verdict on ``claim`` from ``data`` (columns ``seed``, ``unit`` and what the statistic
+    reads), as one row of a claims table (:data:`COLUMNS`)."""
+    row: dict[str, object] = {
+        "claim_id": claim.id,
+        "paper_value": claim.paper_value,
+        "paper": claim.paper,
+        "source": claim.source,
+        "statement": claim.statement,
+        "quantity": claim.quantity,
+        "expected": f"{claim.expect} {claim.null:g}",
+        "shared_stages": shared_stages,
+        "data": data_name,
+        "profile": profile,
+    }
+    notes = [
+        n
+        for n in (note, f"hypothesis (the book's): {claim.hypothesis}" if claim.hypothesis else "")
+        if n
+    ]
+    if claim.not_testable or data is None or len(data) == 0:
+        reason = claim.not_testable or "this run measured nothing for it"
+        row.update(
+            book_value=np.nan,
+            ci_low=np.nan,
+            ci_high=np.nan,
+            seeds="",
+            verdict=NOT_TESTABLE,
+            seed_verdicts="",
+            seeds_agree=np.nan,
+            n_units=0,
+            note="; ".join([reason, *notes]),
+        )
+        return {c: row[c] for c in COLUMNS}
+    missing = {"seed", unit} - set(data.columns)
+    if missing:
+        raise ValueError(f"claim {claim.id}: measurements lack column(s) {sorted(missing)}")
+    data = data.reset_index(drop=True)
+    est, low, high = bootstrap_interval(
+        data, claim.statistic, unit=unit, n_boot=n_boot, level=level
+    )
+    n_units = int(data.groupby(["seed", unit]).ngroups)
+    # one unit resamples to itself: its zero-width "interval" measures no uncertainty
+    verdict = verdict_of(low, high, claim.expect, claim.null) if n_units > 1 else INCONCLUSIVE
+    if n_units < 2:
+        notes.insert(0, "one unit only: no interval, no verdict")
+    per_seed = []
+    for s, rows in data.groupby("seed", sort=True):
+        _, lo_s, hi_s = bootstrap_interval(
+            rows, claim.statistic, unit=unit, n_boot=max(200, n_boot // 2), level=level
+        )
+        single = rows[unit].nunique() < 2
+        per_seed.append(
+            (s, INCONCLUSIVE if single else verdict_of(lo_s, hi_s, claim.expect, claim.null))
+        )
+    seeds = [s for s, _ in per_seed]
+    row.update(
+        book_value=est,
+        ci_low=low,
+        ci_high=high,
+        seeds=" ".join(str(s) for s in seeds),
+        verdict=verdict,
+        seed_verdicts="; ".join(f"{s}: {v}" for s, v in per_seed),
+        seeds_agree=len({v for _, v in per_seed}) == 1,
+        n_units=n_units,
+        note="; ".join(notes),
+    )
+    return {c: row[c] for c in COLUMNS}
+
+
+def claims_table(rows: Iterable[dict[str, object]]) -> pd.DataFrame:
+    """A claims table (columns :data:`COLUMNS`) from :func:`judge` rows."""
+    return pd.DataFrame(list(rows), columns=list(COLUMNS))
+
+
+def paired_difference(
+    scores: pd.DataFrame,
+    a: str,
+    b: str,
+    *,
+    by: str = "method",
+    value: str = "score",
+    unit: str = "unit",
+) -> pd.DataFrame:
+    """Per seed and unit, ``value`` of ``by == a`` minus that of ``by == b`` (rows: seed, unit,
+    value); units missing either side are dropped."""
+    keys = ["seed", unit]
+    wide = scores[scores[by].isin([a, b])].pivot_table(
+        index=keys, columns=by, values=value, aggfunc="mean"
+    )
+    if a not in wide or b not in wide:
+        return pd.DataFrame(columns=[*keys, "value"])
+    diff = (wide[a] - wide[b]).dropna().rename("value").reset_index()
+    return diff
+
+
+def order_agreement(order: Sequence[str], *, by: str = "method", value: str = "score") -> Statistic:
+    """A statistic: Kendall's tau between the paper's ``order`` (best first) and the order of
+    the mean ``value`` per ``by`` in the rows (higher mean = better). 1: the same order."""
+    ranks = {name: len(order) - i for i, name in enumerate(order)}
+
+    def statistic(rows: pd.DataFrame) -> float:
+        means = rows.groupby(by)[value].mean()
+        names = [n for n in order if n in means.index]
+        if len(names) < 2:
+            return float("nan")
+        return kendall_tau([ranks[n] for n in names], [means[n] for n in names])
+
+    return statistic
+
+
+def scorecard(chapters_dir: str | Path, chapters: Sequence[str] | None = None) -> pd.DataFrame:
+    """Every chapter's ``tables/claims.csv`` under ``chapters_dir``, one table with a chapter
+    column (chapters in the given order, else alphabetical); empty when none was run."""
+    root = Path(chapters_dir)
+    if chapters is not None:
+        names = list(chapters)
+    else:
+        names = sorted(p.name for p in root.iterdir() if p.is_dir()) if root.is_dir() else []
+    frames = []
+    for name in names:
+        path = root / name / "tables" / "claims.csv"
+        if path.exists():
+            table = pd.read_csv(path, keep_default_na=False, na_values=[""])
+            table.insert(0, "chapter", name)
+            frames.append(table)
+    if not frames:
+        return pd.DataFrame(columns=["chapter", *COLUMNS])
+    return pd.concat(frames, ignore_index=True)
+
+
+def verdict_counts(table: pd.DataFrame) -> pd.DataFrame:
+    """Claims per chapter and verdict (every verdict a column, zeros included)."""
+    if table.empty:
+        return pd.DataFrame(columns=["chapter", *VERDICTS, "total"])
+    counts = pd.crosstab(table["chapter"], table["verdict"]).reindex(
+        columns=list(VERDICTS), fill_value=0
+    )
+    counts["total"] = counts.sum(axis=1)
+    return counts.reset_index()
+
+
+def plot_claims(table: pd.DataFrame, title: str = ""):
+    """A forest plot: each tested claim's estimate and interval against its null value,
+    coloured by verdict. Returns the figure (None when nothing was tested)."""
+    import matplotlib.pyplot as plt
+
+    tested = table[table["verdict"] != NOT_TESTABLE].reset_index(drop=True)
+    if tested.empty:
+        return None
+    colours = {REPRODUCED: "#2a7d2e", CONTRADICTED: "#b2182b", INCONCLUSIVE: "#7f7f7f"}
+    fig, ax = plt.subplots(figsize=(8, 0.42 * len(tested) + 1.2))
+    for i, r in tested.iterrows():
+        null = float(str(r["expected"]).split()[-1])
+        y = len(tested) - 1 - i
+        ax.plot(
+            [r["ci_low"] - null, r["ci_high"] - null],
+            [y, y],
+            color=colours[r["verdict"]],
+            lw=3,
+            solid_capstyle="butt",
+        )
+        sign = 1 if str(r["expected"]).startswith(">") else -1
+        ax.plot(r["book_value"] - null, y, "o", color=colours[r["verdict"]])
+        ax.annotate(
+            "paper's side →" if sign > 0 else "← paper's side",
+            (0, y),
+            xytext=(4, 5),
+            textcoords="offset points",
+            fontsize=7,
+            color="#555555",
+            ha="left" if sign > 0 else "right",
+        )
+    ax.axvline(0, color="black", lw=0.8)
+    ax.set_yticks(range(len(tested)), list(tested["claim_id"])[::-1], fontsize=8)
+    ax.set_xlabel("estimate − null value (bar: 95 % interval)")
+    handles = [plt.Line2D([], [], color=c, lw=3, label=v) for v, c in colours.items()]
+    ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save_claims(table: pd.DataFrame, out_dir: str | Path) -> Path:
+    """Write ``table`` as ``<out_dir>/tables/claims.csv`` (atomically)."""
+    from xaistudy.core.store import atomic_write
+
+    path = Path(out_dir) / "tables" / "claims.csv"
+    atomic_write(path, lambda tmp: table.to_csv(tmp, index=False))
+    return path

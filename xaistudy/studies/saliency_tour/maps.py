@@ -1,0 +1,208 @@
+"""Every grid method's maps of the scored tiles, what they cost and how they score: pointing
+game, IoU, randomisation sanity, deletion / insertion faithfulness, visual noise, sign and the
+summation properties some methods promise."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from xaistudy.core.store import Store
+from xaistudy.evaluate import faithfulness, localisation, sanity
+from xaistudy.explain import explain
+from xaistudy.explain import taxonomy as tx
+from xaistudy.explain.rise import rise_masks
+from xaistudy.models.classifiers import target_layer
+from xaistudy.models.classify import predict_proba, weights_key
+from xaistudy.studies.saliency_tour.models import Models
+from xaistudy.studies.saliency_tour.settings import grid_methods, options
+
+#: per method: {"maps": (B, H, W), "random_maps": (B, H, W)}
+Maps = Mapping[str, Mapping[str, np.ndarray]]
+
+
+def roughness(saliency: np.ndarray) -> float:
+    """Visual noise of a map: mean absolute difference of neighbouring pixels over mean |map|.
+
+    Scale-free (a map times a constant keeps its value); 0 for a constant map.
+    """
+    s = np.asarray(saliency, dtype=np.float64)
+    scale = np.abs(s).mean()
+    if scale == 0:
+        return 0.0
+    tv = np.abs(np.diff(s, axis=0)).mean() + np.abs(np.diff(s, axis=1)).mean()
+    return float(tv / scale)
+
+
+def negative_share(saliency: np.ndarray) -> float:
+    """Share of a map's absolute mass that is negative (evidence against the class)."""
+    s = np.asarray(saliency, dtype=np.float64)
+    total = np.abs(s).sum()
+    return float(np.clip(-s, 0, None).sum() / total) if total > 0 else 0.0
+
+
+def rise_np_maps(rise_maps: np.ndarray, params: Any, p: float = 0.5) -> np.ndarray:
+    """Petsiuk et al.'s RISE (division by N·p) from the book's maps (division by coverage).
+
+    Same masks, same scores: ``sum_i s_i M_i = coverage × map``, so the N·p map is
+    ``map × coverage / (N p)`` exactly.
+    """
+    opts = options(params, "rise")
+    coverage = rise_masks(opts["n_masks"], rise_maps.shape[-2:], seed=opts["seed"])[:, 0].sum(0)
+    return (rise_maps * coverage.numpy() / (opts["n_masks"] * p)).astype(np.float32)
+
+
+def cached_maps(
+    store: Store, kind: str, key: Mapping[str, Any], compute: Callable[[], Mapping]
+) -> dict[str, np.ndarray]:
+    """The arrays of the chapter's cached stage ``kind`` (``saliency_tour-<kind>``)."""
+    return store.cached_arrays(f"saliency_tour-{kind}", dict(key), compute)
+
+
+def grid_maps(
+    params: Any, m: Models, idx: np.ndarray, x: torch.Tensor, store: Store
+) -> dict[str, dict[str, np.ndarray]]:
+    """Maps of every grid method for the tumour class, from the model and from its copy with
+    the top ``sanity_top_k`` weight layers re-initialised (cached per method)."""
+    model_key = weights_key(m.net)
+    n_layers = len(sanity.weight_layers(m.net))
+    if params.sanity_top_k > n_layers:
+        raise ValueError(
+            f"sanity_top_k={params.sanity_top_k} but {params.model} has {n_layers} weight layers"
+        )
+    randomised = sanity.randomise_top_layers(m.net, params.sanity_top_k, m.seed).to(x.device)
+    targets = [1] * len(idx)
+    out = {}
+    for method in tqdm(grid_methods(params), desc=f"maps, seed {m.seed}", leave=False):
+        opts = options(params, method)
+        key = {
+            "model": model_key,
+            "method": method,
+            "options": opts,
+            "tiles": idx.tolist(),
+            "top_k": params.sanity_top_k,
+            "seed": m.seed,
+        }
+        out[method] = cached_maps(
+            store,
+            "maps",
+            key,
+            lambda method=method, opts=opts: {
+                "maps": tx.run_method(method, m.net, x, targets, target_layer(m.net), opts),
+                "random_maps": tx.run_method(
+                    method, randomised, x, targets, target_layer(randomised), opts
+                ),
+            },
+        )
+    return out
+
+
+def time_methods(
+    params: Any, m: Models, x: torch.Tensor, device: torch.device, store: Store
+) -> pd.DataFrame:
+    """Seconds per image of every method: one tile, after a warm-up call, each method alone,
+    ``timing_repeats`` timed calls; plus the forward and backward passes per image."""
+    key = {
+        "model": weights_key(m.net),
+        "device": str(device),
+        "threads": torch.get_num_threads(),
+        "repeats": params.timing_repeats,
+        "tile_size": x.shape[-1],
+        "options": {k: options(params, k) for k in grid_methods(params)},
+    }
+
+    def compute() -> pd.DataFrame:
+        rows = []
+        layer = target_layer(m.net)
+        for method in tqdm(grid_methods(params), desc=f"timing, seed {m.seed}", leave=False):
+            opts = options(params, method)
+            counted = tx.measure(method, m.net, x[:1], [1], layer, opts)  # warm-up + passes
+            for r in range(params.timing_repeats):
+                timed = tx.measure(method, m.net, x[:1], [1], layer, opts)
+                rows.append(
+                    {
+                        "method": method,
+                        "unit": r,
+                        "seconds": timed.seconds,
+                        "forward": counted.forward,
+                        "backward": counted.backward,
+                    }
+                )
+        return pd.DataFrame(rows)
+
+    return store.cached_table("saliency_tour-timing", key, compute)
+
+
+def with_rise_np(maps: Maps, params: Any) -> dict[str, Mapping[str, np.ndarray]]:
+    """``maps`` plus ``rise_np``, RISE with Petsiuk's N·p division, when RISE ran."""
+    out = dict(maps)
+    if "rise" in maps:
+        out["rise_np"] = {k: rise_np_maps(v, params) for k, v in maps["rise"].items()}
+    return out
+
+
+def tile_scores(params: Any, m: Models, x: torch.Tensor, masks: np.ndarray, maps: Maps):
+    """Per tile and method: localisation, sanity, deletion/insertion AUC, noise, sign."""
+    images = x.cpu().numpy()
+    rows = []
+    for method, res in with_rise_np(maps, params).items():
+        loc = localisation.score_maps(
+            res["maps"],
+            masks,
+            rule=params.binarise,
+            value=params.top_fraction,
+            tolerance=params.pointing_tolerance,
+        )
+        san = sanity.compare_batches(res["maps"], res["random_maps"])
+        for i, saliency in enumerate(res["maps"]):
+            deletion, insertion = faithfulness.pixel_order_curves(
+                lambda batch: predict_proba(m.net, batch, target=1),
+                images[i],
+                saliency,
+                params.faithfulness_steps,
+            )
+            rows.append(
+                {
+                    "method": method,
+                    "unit": i,
+                    "pointing_game": loc["pointing_game"][i],
+                    "iou": loc["iou"][i],
+                    "positive_share": loc["positive_share"][i],
+                    "sanity_spearman": san["spearman"][i],
+                    "deletion_auc": faithfulness.curve_auc(deletion),
+                    "insertion_auc": faithfulness.curve_auc(insertion),
+                    "roughness": roughness(saliency),
+                    "negative_share": negative_share(saliency),
+                    "tumour_share": float(masks[i].mean()),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def completeness(params: Any, m: Models, x: torch.Tensor, maps: Maps) -> pd.DataFrame:
+    """Per tile: |sum of the map − what it should sum to| / |that|, for the methods with a
+    summation property (IG, Input × gradient, DeepLIFT: f(x) − f(0); LRP: the logit f(x))."""
+    with torch.no_grad():
+        logit = m.net(x)[:, 1].cpu().numpy()
+        delta = logit - m.net(torch.zeros_like(x))[:, 1].cpu().numpy()
+    sums = {
+        k: maps[k]["maps"].sum(axis=(1, 2))
+        for k in ("integrated_gradients", "input_x_gradient", "deeplift", "lrp")
+        if k in maps
+    }
+    if "integrated_gradients" in maps:
+        steps = 4 * params.ig_steps
+        sums[f"integrated_gradients ×4 steps ({steps})"] = explain(
+            "integrated_gradients", m.net, x, 1, n_steps=steps
+        ).sum(axis=(1, 2))
+    rows = []
+    for method, total in sums.items():
+        ref = logit if method == "lrp" else delta
+        gap = np.abs(total - ref) / np.clip(np.abs(ref), 1e-6, None)
+        rows += [{"method": method, "unit": i, "relative_gap": float(g)} for i, g in enumerate(gap)]
+    return pd.DataFrame(rows)

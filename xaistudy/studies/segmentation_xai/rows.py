@@ -1,0 +1,156 @@
+"""The tidy row tables of the study, one row per measured unit (a tile of a seed).
+
+:func:`score_seed` scores every map with Dice Explained and the Saliency Ratio
+(:func:`xaistudy.evaluate.segmentation_metrics.metric_steps`), :func:`diagnose_seed` checks
+maps for emptiness, border and background mass, :func:`convergence_seed` compares RISE maps with
+their reference, :func:`roi_seed` measures region-of-interest locality and :func:`batching` times
+RISE and Seg-Ablation-CAM at several batch sizes. :func:`per_unit_rows` gives the rows a claim
+is judged from.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from xaistudy.evaluate.segmentation_metrics import metric_steps, share_inside
+from xaistudy.explain.rise import rise_masks
+from xaistudy.explain.segmentation import (
+    SEG_METHODS,
+    ablated_channels,
+    explain_segmentation,
+    map_diagnostics,
+    rise_curve,
+)
+from xaistudy.studies.segmentation_xai.seed import (
+    RISE_LAYER,
+    SeedResult,
+    cam_options,
+    forward_passes,
+    largest_rise,
+    layer_channels,
+    warm_seconds,
+)
+
+#: a map is a border map when at least this share of its mass is in the border band
+BORDER_LIMIT = 0.5
+
+
+def label(name: str) -> str:
+    """The table label of a map name (``rise-<n>`` is RISE)."""
+    return SEG_METHODS["rise" if name.startswith("rise") else name].label
+
+
+def score_seed(params: Any, res: SeedResult) -> pd.DataFrame:
+    """One row per (layer, method, threshold, mask count, tile): Dice Explained, Saliency
+    Ratio (empty maps scored as selecting every pixel), emptiness and warm seconds."""
+    rows = []
+    images = res.tiles["images"]
+    for (layer, name), sal in res.maps.items():
+        if name == "reference":
+            continue
+        rise = name.startswith("rise")
+        thresholds = params.rise_thresholds if rise else params.cam_thresholds
+        for thr in thresholds:
+            steps = metric_steps(res.model, images[: len(sal)], params.target_class, sal, thr,
+                                 params.fill)
+            for i in range(len(sal)):
+                rows.append({
+                    "seed": res.seed,
+                    "unit": int(res.tiles["index"][i]),
+                    "layer": layer,
+                    "method": label(name),
+                    "threshold": thr,
+                    "n_masks": int(name.split("-")[1]) if rise else None,
+                    "dice_explained": float(steps["dice_explained"][i]),
+                    "saliency_ratio": float(steps["saliency_ratio"][i]),
+                    "empty": bool(steps["empty"][i]),
+                    "seconds": float(res.seconds[(layer, name)][i]),
+                })
+    return pd.DataFrame(rows)
+
+
+def diagnose_seed(params: Any, res: SeedResult) -> pd.DataFrame:
+    """Per (layer, method, tile): empty, border-band share, border map, background map (RISE
+    at its largest mask count)."""
+    rows = []
+    for (layer, name), sal in res.maps.items():
+        if name == "reference" or (name.startswith("rise") and name != largest_rise(params)):
+            continue
+        pred = res.model.predict(res.tiles["images"][: len(sal)], params.target_class)
+        d = map_diagnostics(sal, pred.cpu().numpy(), params.border_px, BORDER_LIMIT)
+        for i in range(len(sal)):
+            rows.append({"seed": res.seed, "unit": int(res.tiles["index"][i]), "layer": layer,
+                         "method": label(name), **{k: v[i] for k, v in d.items()}})
+    return pd.DataFrame(rows)
+
+
+def convergence_seed(params: Any, res: SeedResult) -> pd.DataFrame:
+    """Per tile and mask count: correlation of the coverage and the N·p RISE maps with an
+    independent reference map of ``rise_reference`` masks."""
+    ref = res.maps[(RISE_LAYER, "reference")]
+    rows = []
+    for n in params.rise_masks:
+        for i in range(len(ref)):
+            for estimator, sal in (("coverage", res.maps[(RISE_LAYER, f"rise-{n}")][i]),
+                                   ("N·p (Petsiuk)", res.rise_petsiuk[n][i])):
+                r = np.corrcoef(sal.ravel(), ref[i].ravel())[0, 1]
+                rows.append({"seed": res.seed, "unit": int(res.tiles["index"][i]),
+                             "n_masks": n, "estimator": estimator, "correlation": float(r)})
+    return pd.DataFrame(rows)
+
+
+def roi_seed(params: Any, res: SeedResult) -> pd.DataFrame:
+    """Per (layer, method, tile): share of the saliency inside the region-of-interest window;
+    an empty map locates nothing and scores 0 (``empty`` marks it)."""
+    rows = []
+    for (layer, method), sal in res.roi_maps.items():
+        raw = share_inside(sal, res.roi_windows)
+        shares = np.nan_to_num(raw, nan=0.0)
+        for i, s in enumerate(shares):
+            rows.append({"seed": res.seed, "unit": int(res.tiles["index"][i]), "layer": layer,
+                         "method": SEG_METHODS[method].label, "share_inside": float(s),
+                         "empty": bool(np.isnan(raw[i]))})
+    return pd.DataFrame(rows)
+
+
+def batching(params: Any, res: SeedResult) -> pd.DataFrame:
+    """Warm seconds per image of RISE (the smallest mask count) at each batch size and of
+    Seg-Ablation-CAM at batch 1 and ``ablation_batch`` (first layer), median of repeats."""
+    image = res.tiles["images"][0]
+    pred = res.model.predict(image[None], params.target_class)[0].cpu().numpy()
+    n = min(params.rise_masks)
+    masks = rise_masks(n, tuple(image.shape[-2:]), params.rise_cells, params.rise_p, 0)
+    masks = masks.to(image.device)
+    rows = []
+    for b in params.timing_batches:
+        sec = warm_seconds(lambda b=b: rise_curve(res.model, image, params.target_class, pred,
+                                                  masks, [n], b, params.fill, params.rise_p),
+                           params.timing_repeats)
+        rows.append({"method": "RISE", "layer": RISE_LAYER, "batch": b, "forwards": n,
+                     "seconds_per_image": sec, "ms_per_forward": 1000 * sec / n})
+    layer = params.layers[0]
+    channels, _ = layer_channels(res.model, layer, image[None])
+    for b in sorted({1, params.ablation_batch}):
+        opts = {**cam_options(params, layer), "ablation_batch": b}
+        sec = warm_seconds(lambda o=opts: explain_segmentation(
+            "seg-ablation-cam", res.model, image[None], params.target_class, **o),
+            params.timing_repeats)
+        f = forward_passes("seg-ablation-cam", ablated_channels(channels, params.ablation_ratio))
+        rows.append({"method": "Seg-Ablation-CAM", "layer": layer, "batch": b, "forwards": f,
+                     "seconds_per_image": sec, "ms_per_forward": 1000 * sec / f})
+    return pd.DataFrame(rows)
+
+
+def per_unit_rows(result: Any, layer: str, column: str, sign: float = 1.0) -> pd.DataFrame:
+    """Rows (seed, unit, method, value = sign * ``column``) of the CAMs at ``layer`` at their
+    lowest threshold, and of RISE at its lowest threshold and largest mask count (its rows join
+    every layer)."""
+    p, s = result.params, result.scores
+    cams = s[(s["layer"] == layer) & (s["threshold"] == p.cam_thresholds[0])]
+    rise = s[(s["layer"] == RISE_LAYER) & (s["threshold"] == p.rise_thresholds[0])
+             & (s["n_masks"] == max(p.rise_masks))]
+    rows = pd.concat([cams, rise], ignore_index=True)
+    return rows.assign(value=sign * rows[column])[["seed", "unit", "method", "value"]]

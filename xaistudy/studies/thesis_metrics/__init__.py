@@ -1,0 +1,108 @@
+"""Study ``thesis_metrics``: interpretation-quality metrics for tissue grading (Valatkaitė 2024).
+
+Per seed (:mod:`.seed`): draw the grading tiles (rotation-balanced, Table 1), train the
+thesis's CNN and a nuclei U-Net, predict the test tiles, segment them into tumour and
+non-tumour nuclei masks and explain every prediction with IG, IG + NoiseTunnel, LIME and
+Grad-CAM (post-processed as in the thesis's appendix). Then (:mod:`.rows`) every map is scored
+against the U-Net's masks (and the exact masks of synthetic tiles) with the six metrics under
+every reading, and the row tables the chapter shows and judges are derived: Table 6 with the
+book's bootstrap (seeds, then tiles), the U-Net's own quality, the tendencies and the claims'
+measurements. :func:`run` is the entry point; every trained model and map is cached.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from xaistudy.core.store import Store
+from xaistudy.studies.thesis_metrics.rows import (
+    SCORE_COLUMNS,
+    abs_mean,
+    class_accuracy,
+    coverage,
+    empty_mask_counts,
+    ground_truth_effect,
+    headline,
+    kept,
+    means_by_code,
+    method_rows,
+    order_statistic,
+    order_tau,
+    same_order,
+    score,
+    segmentation,
+    table6,
+    tendency_counts,
+    tendency_differences,
+)
+from xaistudy.studies.thesis_metrics.seed import (
+    CLASSES,
+    MASK_TYPES,
+    METHODS,
+    SeedRun,
+    cnn_key,
+    explanation_options,
+    grading_sets,
+    ground_truths,
+    real_grading,
+    run_seed,
+    unet_key,
+)
+
+__all__ = [
+    "CLASSES",
+    "MASK_TYPES",
+    "METHODS",
+    "SCORE_COLUMNS",
+    "Result",
+    "SeedRun",
+    "abs_mean",
+    "class_accuracy",
+    "cnn_key",
+    "coverage",
+    "empty_mask_counts",
+    "explanation_options",
+    "grading_sets",
+    "ground_truth_effect",
+    "ground_truths",
+    "headline",
+    "kept",
+    "means_by_code",
+    "method_rows",
+    "order_statistic",
+    "order_tau",
+    "real_grading",
+    "run",
+    "run_seed",
+    "same_order",
+    "score",
+    "segmentation",
+    "table6",
+    "tendency_counts",
+    "tendency_differences",
+    "unet_key",
+]
+
+
+@dataclass(frozen=True, eq=False)
+class Result:
+    """Every seed of a run and its scores.
+
+    ``runs``: one :class:`SeedRun` per seed (models, predictions, masks, maps); ``scores``:
+    one row per seed, test tile, method, ground truth, mask type and reading with the six
+    metrics (:data:`SCORE_COLUMNS`).
+    """
+
+    params: Any
+    runs: tuple[SeedRun, ...]
+    scores: pd.DataFrame
+
+
+def run(params: Any, store: Store | None = None) -> Result:
+    """Every seed of ``params`` (:func:`run_seed`, cached in ``store``), scored."""
+    store = store or Store()
+    runs = tuple(run_seed(params, s, store) for s in params.seeds)
+    return Result(params=params, runs=runs, scores=score(runs, params))

@@ -1,0 +1,79 @@
+"""Study ``xrelevancecam``: XRelevanceCAM, relevance-weighted CAMs layer by layer (You et al.).
+
+Per seed: pCLE data split by patient (synthetic frames score on a generated cohort of unseen
+test patients) -> for each backbone start (from scratch; pretrained, with ImageNet weights when
+given, else a stand-in pretraining on a synthetic task) the selective-kernel backbone, the
+ResNet and the selective-kernel backbone with stage dropout are trained -> CAMs of every method
+at every stage of the correctly classified meningioma frames -> per-frame IoU (Tables 1-3),
+axioms per patient (Table 4), cascading randomisation (Fig. 5) and the diagnostic of Eq. 1
+(channel activation-total spread, RelevanceCAM-vs-XRelevanceCAM map correlation).
+
+:func:`run` returns a frozen :class:`Result`; :mod:`.rows` derives the paired rows the claims
+are judged on. The chapter ``xaistudy.chapters.xrelevancecam`` presents it.
+"""
+
+from .data import (
+    Data,
+    data_name,
+    eval_frames,
+    is_synthetic,
+    load_data,
+    spread,
+    start_label,
+    starts,
+    train_models,
+)
+from .measure import (
+    LAYERS,
+    METHODS,
+    MODELS,
+    VIEWS,
+    SanityMaps,
+    axiom_rows,
+    cached_layer_cams,
+    eq1_diagnostic,
+    frame_ious,
+    sanity_rows,
+)
+from .result import Example, Result, StartResult, measure_start, run
+from .rows import (
+    axiom_difference,
+    iou_difference,
+    layer_mean_difference,
+    of_start,
+    pretraining_spread,
+    sanity_margin,
+)
+
+__all__ = [
+    "LAYERS",
+    "METHODS",
+    "MODELS",
+    "VIEWS",
+    "Data",
+    "Example",
+    "Result",
+    "SanityMaps",
+    "StartResult",
+    "axiom_difference",
+    "axiom_rows",
+    "cached_layer_cams",
+    "data_name",
+    "eq1_diagnostic",
+    "eval_frames",
+    "frame_ious",
+    "iou_difference",
+    "is_synthetic",
+    "layer_mean_difference",
+    "load_data",
+    "measure_start",
+    "of_start",
+    "pretraining_spread",
+    "run",
+    "sanity_margin",
+    "sanity_rows",
+    "spread",
+    "start_label",
+    "starts",
+    "train_models",
+]
