@@ -471,11 +471,6 @@ def test_agreement_statistics_match_hand_computed_ranks():
         study.agreement_statistic(1, 3), study.agreement_statistic(2, 3)
     )
     assert diff(rows) == pytest.approx(2 / 3)
-    ious = rows[rows.src == 0].pivot_table(index=["seed", "unit"], columns="m", values="value")
-    aucs = rows[rows.src == 1].pivot_table(index=["seed", "unit"], columns="m", values="value")
-    from xaistudy.evaluate import faithfulness
-
-    assert faithfulness.agreement(ious.to_numpy(), aucs.to_numpy())["mard"] == pytest.approx(2 / 3)
 
 
 def test_table1_margin_and_split_half_statistics():

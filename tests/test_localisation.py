@@ -67,7 +67,11 @@ def test_iou_matches_hand_value_and_sklearn():
     a, b = square(top=0, left=0), square(top=2, left=2)
     assert loc.iou(a, b) == pytest.approx(4 / 28)
     assert loc.iou(a, b) == pytest.approx(jaccard_score(b.ravel(), a.ravel()))
-    assert loc.iou(np.zeros((3, 3), bool), np.zeros((3, 3), bool)) == 0.0
+    none = np.zeros((3, 3), bool)
+    assert np.isnan(loc.iou(none, none)) and loc.iou(none, none, empty=0.0) == 0.0
+    empty = np.zeros_like(a)
+    stack = loc.iou(np.stack([a, empty]), np.stack([b, empty]))  # (..., H, W): one IoU per map
+    assert stack.shape == (2,) and stack[0] == pytest.approx(4 / 28) and np.isnan(stack[1])
     sal = a.astype(float) * 3 + 1e-3 * np.random.default_rng(0).random((8, 8))
     assert loc.saliency_iou(sal, a) == pytest.approx(1.0)
 

@@ -146,3 +146,24 @@ def test_a_misspelt_option_is_refused_naming_the_allowed_ones(batch):
     with pytest.raises(TypeError, match="no \\*\\*kwargs"):
         occlusion.register_strategy("sloppy", "Sloppy")(lambda images, mask, **kw: images)
     assert "sloppy" not in occlusion.STRATEGY_INFO
+
+
+def test_the_contributing_guide_adds_a_strategy_with_one_registered_function(batch):
+    """CONTRIBUTING.md's diff, verbatim: one registered function is a whole new strategy."""
+    import re
+    from pathlib import Path
+
+    guide = (Path(__file__).resolve().parent.parent / "CONTRIBUTING.md").read_text()
+    diff = re.search(r"```diff\n--- a/xaistudy/evaluate/occlusion.py.*?\n@@\n(.*?)```", guide, re.S)
+    code = "\n".join(line[1:] for line in diff.group(1).splitlines())
+    images, mask = batch
+    try:
+        exec(code, vars(occlusion))  # noqa: S102 (the guide's code, in the module it names)
+        out = occlusion.occlude("median", images, mask, size=5)
+        kept = ~mask.bool().expand_as(images)
+        assert torch.equal(out[kept], images[kept]) and not torch.equal(out, images)
+        with pytest.raises(ValueError, match="takes no option 'sise'; allowed: size"):
+            occlusion.occlude("median", images, mask, sise=5)
+    finally:
+        occlusion.STRATEGY_INFO.pop("median", None)
+        occlusion.STRATEGIES.pop("median", None)

@@ -8,7 +8,8 @@ import torch
 import torchvision
 from torch import nn
 
-from xaistudy.evaluate.wsss import binarise, iou
+from xaistudy.evaluate.localisation import iou
+from xaistudy.evaluate.wsss import binarise
 from xaistudy.explain.cams import compute_cam
 from xaistudy.explain.clrp import CLRP_RULES, clrp_initial, clrp_relevance, contrastive_score
 from xaistudy.explain.relevance import (

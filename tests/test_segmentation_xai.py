@@ -27,15 +27,12 @@ from xaistudy.chapters.segmentation_xai.paper import (
 from xaistudy.core.params import ParamError, build_params
 from xaistudy.core.store import Store
 from xaistudy.evaluate.segmentation_metrics import (
-    benchmark,
     binarise,
     dice,
     mask_image,
-    method_configs,
     metric_steps,
     saliency_ratio,
     share_inside,
-    summarise,
 )
 from xaistudy.explain.rise import rise, rise_masks
 from xaistudy.explain.segmentation import (
@@ -276,28 +273,6 @@ def test_roi_window_finds_densest_square():
 
 
 # -- the benchmark --------------------------------------------------------------------------
-def test_benchmark_rows_table_and_cache(tmp_path):
-    model = local_segmenter()
-    x = torch.rand(2, 3, SIZE, SIZE)
-    configs = method_configs([0.05, 0.1], [0.2], [5, 10])
-    assert [c["method"] for c in configs][-2:] == ["rise", "rise"]
-    store = Store(tmp_path)
-    opts = {"layer": "1", "batch_size": 5, "seed": 0}
-    rows, maps = benchmark(model, x, 1, configs, opts, store=store, cache_params={"t": 1})
-    assert len(rows) == 2 * (4 * 2 + 2 * 1)
-    table = summarise(rows)
-    assert list(table["method"])[:2] == ["Seg-Grad-CAM", "Seg-Grad-CAM"]
-    assert list(table["n_masks"].dropna()) == [5, 10]
-    assert set(maps) == {"seg-grad-cam", "seg-xres-cam", "seg-eigen-cam", "seg-ablation-cam"} | {
-        "rise-5",
-        "rise-10",
-    }
-    assert (table["dice_explained_low"] <= table["dice_explained"]).all()
-    again, _ = benchmark(model, x, 1, configs, opts, store=store, cache_params={"t": 1})
-    assert again.equals(rows)  # cached maps and times: identical rows
-
-
-# -- models ---------------------------------------------------------------------------------
 def test_he_targets_and_segmenter_prediction():
     batch = {
         "mask": torch.zeros(1, 1, 4, 4),

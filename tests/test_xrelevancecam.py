@@ -14,11 +14,11 @@ from toys import tiny_resnet
 from xaistudy.chapters import xrelevancecam as chapter
 from xaistudy.chapters.xrelevancecam import XRelevanceCamParams
 from xaistudy.core.params import ParamError, build_params
+from xaistudy.evaluate.localisation import iou
 from xaistudy.evaluate.wsss import (
     AGGREGATIONS,
     aggregate,
     binarise,
-    iou,
     miou,
     miou_aggregation,
     miou_per_layer,
@@ -64,10 +64,10 @@ def test_iou_and_miou_by_hand():
     truth[0, :2, :3] = True  # 6 px, intersection 4 -> 4/6
     pred[1, 0, 0] = truth[1, 3, 3] = True  # disjoint -> 0
     np.testing.assert_allclose(iou(pred, truth), [4 / 6, 0.0])
-    assert np.isnan(iou(np.zeros((4, 4), bool), np.zeros((4, 4), bool))[0])
+    assert np.isnan(iou(np.zeros((4, 4), bool), np.zeros((4, 4), bool)))
     maps = pred.astype(float)
     assert miou(maps, truth, "fixed", 0.5) == pytest.approx(100 * (4 / 6) / 2)
-    with pytest.raises(ValueError, match="differ in shape"):
+    with pytest.raises(ValueError, match="shapes differ"):
         iou(pred, truth[:, :3])
 
 

@@ -15,9 +15,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from xaistudy.stats.intervals import bootstrap_ci
-from xaistudy.stats.ranking import kendall_tau, mard, rank, rank_accuracy
-
 
 # -- curves and AUC -------------------------------------------------------------------------
 def occluded_fractions(masks: np.ndarray, relative: bool = True) -> np.ndarray:
@@ -48,36 +45,6 @@ def trapezoid_auc(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     if np.any(np.diff(x, axis=-1) < 0):
         raise ValueError("x must be non-decreasing along the last axis")
     return np.trapezoid(y, x, axis=-1)
-
-
-# -- rankings and agreement -----------------------------------------------------------------
-def agreement(gt_scores: np.ndarray, auc_scores: np.ndarray) -> dict[str, float]:
-    """MARD, rank accuracy and Kendall's tau of the AUC ranking against the IoU ranking.
-
-    ``gt_scores`` and ``auc_scores`` are (samples, methods); each ranking uses the means over
-    samples (IoU: higher is better; AUC: lower is better).
-    """
-    r_gt = rank(np.nanmean(gt_scores, axis=0), higher_is_better=True)
-    r_oc = rank(np.nanmean(auc_scores, axis=0), higher_is_better=False)
-    return {
-        "mard": mard(r_gt, r_oc),
-        "rank_accuracy": rank_accuracy(r_gt, r_oc),
-        "kendall_tau": kendall_tau(r_gt, r_oc),
-    }
-
-
-def agreement_ci(
-    gt_scores: np.ndarray, auc_scores: np.ndarray, n_boot: int = 1000, seed: int = 0
-) -> dict[str, tuple[float, float]]:
-    """Bootstrap 95 % intervals of :func:`agreement`, resampling samples (rows) of both tables."""
-    n = len(gt_scores)
-    out = {}
-    for key in ("mard", "rank_accuracy", "kendall_tau"):
-        stat: Callable[[np.ndarray], float] = lambda idx, key=key: agreement(  # noqa: E731
-            gt_scores[idx.astype(int)], auc_scores[idx.astype(int)]
-        )[key]
-        out[key] = bootstrap_ci(np.arange(n), stat=stat, n_boot=n_boot, seed=seed)
-    return out
 
 
 # -- the ground-truth ranking ---------------------------------------------------------------
@@ -115,15 +82,6 @@ def binarise(
         out = [h >= threshold_otsu(h) if np.ptp(h) > 0 else np.zeros_like(h, bool) for h in flat]
         return np.stack(out).reshape(heatmaps.shape)
     raise ValueError(f"unknown binarisation rule '{rule}'; allowed: {', '.join(BINARISE_RULES)}")
-
-
-def iou(region: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Intersection over union (Eq. 8) over the last two axes; NaN where both are empty."""
-    region, truth = np.asarray(region, bool), np.asarray(truth, bool)
-    inter = (region & truth).sum(axis=(-2, -1)).astype(np.float64)
-    union = (region | truth).sum(axis=(-2, -1)).astype(np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / np.where(union > 0, union, 1), np.nan)
 
 
 # -- pixel deletion and insertion (Petsiuk et al. 2018) ---------------------------------------

@@ -110,14 +110,22 @@ def binarise(
     return positive > value * positive.max()  # "threshold"
 
 
-def iou(binary: np.ndarray, mask: np.ndarray) -> float:
-    """Intersection over union of two boolean maps; 0 when both are empty (nothing matched)."""
-    binary = np.asarray(binary, dtype=bool)
-    mask = np.asarray(mask, dtype=bool)
-    if binary.shape != mask.shape:
-        raise ValueError(f"shapes differ: {binary.shape} vs {mask.shape}")
-    union = np.logical_or(binary, mask).sum()
-    return float(np.logical_and(binary, mask).sum() / union) if union else 0.0
+def iou(pred: np.ndarray, truth: np.ndarray, *, empty: float = np.nan) -> np.ndarray | float:
+    """Intersection over union of boolean maps over the last two axes (the book's one IoU of two
+    regions): a float for two (H, W) maps, an array for stacks (..., H, W); ``empty`` where
+    both are empty (NaN: undefined; 0: nothing matched). Shapes must match after broadcasting."""
+    pred, truth = np.asarray(pred, dtype=bool), np.asarray(truth, dtype=bool)
+    try:
+        shape = np.broadcast_shapes(pred.shape, truth.shape)
+    except ValueError:
+        raise ValueError(f"shapes differ: {pred.shape} vs {truth.shape}") from None
+    if pred.ndim < 2 or len(shape) < 2:
+        raise ValueError(f"iou needs (..., H, W) maps, got {pred.shape} and {truth.shape}")
+    inter = (pred & truth).sum(axis=(-2, -1)).astype(np.float64)
+    union = (pred | truth).sum(axis=(-2, -1)).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(union > 0, inter / np.where(union > 0, union, 1), empty)
+    return float(out) if out.ndim == 0 else out
 
 
 def saliency_iou(
@@ -127,7 +135,7 @@ def saliency_iou(
     value: float | None = None,
 ) -> float:
     """IoU of ``binarise(saliency, rule, value, mask)`` with ``mask``."""
-    return iou(binarise(saliency, rule, value, mask=mask), mask)
+    return iou(binarise(saliency, rule, value, mask=mask), mask, empty=0.0)
 
 
 def positive_share(saliency: np.ndarray, mask: np.ndarray) -> float:

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 from skimage.filters import threshold_otsu
 
+from xaistudy.evaluate.localisation import iou
 from xaistudy.explain.relevance import minmax
 
 BINARISE_RULES: dict[str, str] = {
@@ -56,19 +57,6 @@ def binarise(maps: np.ndarray, rule: str = "mean_std", threshold: float = 0.5) -
     return maps > mean + std
 
 
-def iou(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    """Per-image intersection over union ``(B,)`` of boolean masks (NaN when both are empty)."""
-    pred, truth = np.asarray(pred, bool), np.asarray(truth, bool)
-    if pred.ndim == 2:
-        pred, truth = pred[None], truth[None]
-    if pred.shape != truth.shape:
-        raise ValueError(f"prediction {pred.shape} and truth {truth.shape} differ in shape")
-    inter = (pred & truth).sum(axis=(1, 2)).astype(float)
-    union = (pred | truth).sum(axis=(1, 2)).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(union > 0, inter / np.where(union > 0, union, 1), np.nan)
-
-
 def aggregate(maps_by_layer: Mapping[str, np.ndarray], layers: Sequence[str]) -> np.ndarray:
     """Mean of the maps of ``layers``, min-max scaled per image."""
     missing = [n for n in layers if n not in maps_by_layer]
@@ -80,6 +68,7 @@ def aggregate(maps_by_layer: Mapping[str, np.ndarray], layers: Sequence[str]) ->
 def miou(maps: np.ndarray, masks: np.ndarray, rule: str = "mean_std", threshold: float = 0.5):
     """Mean IoU (in %) of the binarised ``maps`` against ``masks``."""
     values = iou(binarise(maps, rule, threshold), np.asarray(masks, bool).reshape(np.shape(maps)))
+    values = np.atleast_1d(values)
     return float(np.nanmean(values) * 100) if np.isfinite(values).any() else float("nan")
 
 

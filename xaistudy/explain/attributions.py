@@ -8,7 +8,7 @@ zennit (with canonizers for batch norm and ResNet skip connections), RISE from
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -436,10 +436,25 @@ def _lrp(model, inputs, targets, *, composite: Any = None):
     return relevance.detach()
 
 
+class _Attributions(Mapping):
+    """The attribution functions by name: every registered method that is not a CAM, read
+    from the registry when asked (a method registered later, anywhere, is in it)."""
+
+    def __getitem__(self, name: str) -> Callable[..., torch.Tensor]:
+        info = METHODS.get(name)
+        if info is None or info.family == "cam":
+            raise KeyError(name)
+        return info.implementation
+
+    def __iter__(self):
+        return (name for name, info in METHODS.items() if info.family != "cam")
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
 #: the attribution functions by name (every registered method that is not a CAM)
-ATTRIBUTIONS: dict[str, Callable[..., torch.Tensor]] = {
-    name: info.implementation for name, info in METHODS.items() if info.family != "cam"
-}
+ATTRIBUTIONS: Mapping[str, Callable[..., torch.Tensor]] = _Attributions()
 
 
 def attribute(

@@ -5,22 +5,26 @@ the paper's), the quantity this run measures for it and the side of a null value
 finding lies on. :func:`judge` computes the verdict from the run's measurements, a tidy table
 with one row per measured unit (a tile, a patient, a pair of maps) and seed:
 
-- the estimate is the claim's statistic on all rows (default: the mean of ``value``, e.g. a
-  per-tile paired difference ``score(A) - score(B)``);
-- its 95 % interval is a bootstrap that resamples the seeds and, within each seed, the units
-  (all rows of a unit stay together, so differences stay paired);
-- **reproduced** when the interval lies on the paper's side of the null value, **contradicted**
-  when it lies on the other side, **inconclusive** when it contains the null value (or when
-  there is a single unit, whose resampling measures no uncertainty);
-  **not testable here** when the run cannot measure the quantity (the claim says why).
+- the estimate is the claim's statistic (default: the mean of ``value``, e.g. a per-tile paired
+  difference ``score(A) - score(B)``), averaged over the seeds when there are several;
+- its 95 % interval and p-value are calibrated over trained models
+  (:func:`xaistudy.stats.verdicts.interval`: the union of a t-interval over the per-seed
+  estimates and the bootstrap over seeds and units);
+- the claim's **null controls** (the same measurement where the paper's mechanism is absent)
+  are judged alone and against the claim; **reproduced** / **contradicted** only when the
+  interval lies on one side of the null and the contrast with every control on that side,
+  **uninformative** when a control alone reaches the verdict, **inconclusive** otherwise, and
+  **not testable here** when the run cannot measure the quantity (the claim says why);
+- :func:`claims_table` adjusts the chapter's p-values with Holm's method: a definite verdict
+  that does not survive the adjustment is inconclusive.
 
-The same rule runs once per seed (bootstrap over that seed's units), so a table shows whether
-the seeds agree. No verdict is ever typed: change the numbers and the verdict changes.
+The same rule runs once per seed (that seed's units only), so a table shows whether the seeds
+agree. No verdict is ever typed: change the numbers and the verdict changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -30,12 +34,21 @@ import pandas as pd
 
 from xaistudy.stats.bootstrap import percentile_interval, resamples
 from xaistudy.stats.ranking import kendall_tau
-
-REPRODUCED = "reproduced"
-CONTRADICTED = "contradicted"
-INCONCLUSIVE = "inconclusive"
-NOT_TESTABLE = "not testable here"
-VERDICTS = (REPRODUCED, CONTRADICTED, INCONCLUSIVE, NOT_TESTABLE)
+from xaistudy.stats.verdicts import (  # noqa: F401 (the verdict names, re-exported)
+    CONTRADICTED,
+    INCONCLUSIVE,
+    NOT_TESTABLE,
+    REPRODUCED,
+    UNINFORMATIVE,
+    VERDICTS,
+    ArrayStatistic,
+    Statistic,
+    adjust_family,
+    contrast,
+    interval,
+    mean_value,
+    verdict_with_controls,
+)
 
 #: the columns every claims table has, in this order (``claims.csv``)
 COLUMNS = (
@@ -46,9 +59,17 @@ COLUMNS = (
     "ci_high",
     "seeds",
     "verdict",
+    "p_value",
+    "p_adjusted",
+    "controls",
+    "control_value",
+    "control_ci_low",
+    "control_ci_high",
+    "control_verdict",
     "seed_verdicts",
     "seeds_agree",
     "n_units",
+    "interval",
     "paper",
     "source",
     "statement",
@@ -59,28 +80,6 @@ COLUMNS = (
     "data",
     "profile",
 )
-
-Statistic = Callable[[pd.DataFrame], float]
-
-
-def mean_value(rows: pd.DataFrame) -> float:
-    """The default statistic: the mean of column ``value``."""
-    return float(rows["value"].mean())
-
-
-@dataclass(frozen=True)
-class ArrayStatistic:
-    """A statistic of a few columns, computed on their numpy arrays: ``fn(*arrays)``.
-
-    It is called like any statistic (on rows); :func:`bootstrap_interval` hands it the
-    resampled arrays directly, which is much faster than resampling the table.
-    """
-
-    columns: tuple[str, ...]
-    fn: Callable[..., float]
-
-    def __call__(self, rows: pd.DataFrame) -> float:
-        return float(self.fn(*(rows[c].to_numpy() for c in self.columns)))
 
 
 @dataclass(frozen=True)
@@ -104,6 +103,9 @@ class Claim:
     statistic: Statistic = mean_value
     not_testable: str = ""
     hypothesis: str = ""
+    #: why no null control applies (a runtime, a self-check of the generator…); a claim with
+    #: neither controls in :func:`judge` nor this reason says "none given"
+    no_control: str = ""
 
     def __post_init__(self) -> None:
         if self.expect not in (">", "<"):
@@ -158,10 +160,19 @@ def bootstrap_interval(
     return estimate, low, high
 
 
+def _joined(values: list[str]) -> str:
+    return "; ".join(values)
+
+
+def _num(value: float) -> str:
+    return f"{value:.4g}" if np.isfinite(value) else "nan"
+
+
 def judge(
     claim: Claim,
     data: pd.DataFrame | None,
     *,
+    controls: Mapping[str, pd.DataFrame | None] | None = None,
     unit: str = "unit",
     n_boot: int = 2000,
     level: float = 0.95,
@@ -171,7 +182,14 @@ def judge(
     profile: str = "",
 ) -> dict[str, object]:
     """The verdict on ``claim`` from ``data`` (columns ``seed``, ``unit`` and what the statistic
-    reads), as one row of a claims table (:data:`COLUMNS`)."""
+    reads), as one row of a claims table (:data:`COLUMNS`).
+
+    ``controls`` maps a name to the same measurement where the paper's mechanism is absent
+    (same columns, same seeds, ideally the same units): each is judged alone and against the
+    claim, and the verdict follows :func:`xaistudy.stats.verdicts.verdict_with_controls`.
+    The p-value is adjusted over the chapter's family by :func:`claims_table`.
+    """
+    controls = {k: v for k, v in (controls or {}).items() if v is not None and len(v)}
     row: dict[str, object] = {
         "claim_id": claim.id,
         "paper_value": claim.paper_value,
@@ -183,6 +201,12 @@ def judge(
         "shared_stages": shared_stages,
         "data": data_name,
         "profile": profile,
+        "controls": _joined(list(controls)) or f"none: {claim.no_control or 'none given'}",
+        "control_value": "",
+        "control_ci_low": "",
+        "control_ci_high": "",
+        "control_verdict": "",
+        "p_adjusted": np.nan,
     }
     notes = [
         n
@@ -195,53 +219,75 @@ def judge(
             book_value=np.nan,
             ci_low=np.nan,
             ci_high=np.nan,
+            p_value=np.nan,
             seeds="",
             verdict=NOT_TESTABLE,
             seed_verdicts="",
             seeds_agree=np.nan,
             n_units=0,
+            interval="",
             note="; ".join([reason, *notes]),
         )
         return {c: row[c] for c in COLUMNS}
-    missing = {"seed", unit} - set(data.columns)
-    if missing:
-        raise ValueError(f"claim {claim.id}: measurements lack column(s) {sorted(missing)}")
+    for name, rows in {"measurements": data, **controls}.items():
+        missing = {"seed", unit} - set(rows.columns)
+        if missing:
+            raise ValueError(f"claim {claim.id}: {name} lack column(s) {sorted(missing)}")
     data = data.reset_index(drop=True)
-    est, low, high = bootstrap_interval(
-        data, claim.statistic, unit=unit, n_boot=n_boot, level=level
-    )
-    n_units = int(data.groupby(["seed", unit]).ngroups)
-    # one unit resamples to itself: its zero-width "interval" measures no uncertainty
-    verdict = verdict_of(low, high, claim.expect, claim.null) if n_units > 1 else INCONCLUSIVE
-    if n_units < 2:
+    kw = dict(unit=unit, n_boot=n_boot, level=level)
+    main = interval(data, claim.statistic, null=claim.null, **kw)
+    judged = {
+        name: (
+            interval(rows, claim.statistic, null=claim.null, **kw),
+            contrast(data, rows, claim.statistic, **kw),
+        )
+        for name, rows in controls.items()
+    }
+    verdict, why = verdict_with_controls(main, claim.expect, claim.null, judged)
+    if main.n_units < 2:  # one unit resamples to itself: no interval, no verdict
+        verdict = INCONCLUSIVE
         notes.insert(0, "one unit only: no interval, no verdict")
+    elif why:
+        notes.insert(0, why)
     per_seed = []
     for s, rows in data.groupby("seed", sort=True):
-        _, lo_s, hi_s = bootstrap_interval(
-            rows, claim.statistic, unit=unit, n_boot=max(200, n_boot // 2), level=level
+        alone = interval(
+            rows, claim.statistic, null=claim.null, **{**kw, "n_boot": max(200, n_boot // 2)}
         )
-        single = rows[unit].nunique() < 2
-        per_seed.append(
-            (s, INCONCLUSIVE if single else verdict_of(lo_s, hi_s, claim.expect, claim.null))
-        )
-    seeds = [s for s, _ in per_seed]
+        per_seed.append((s, verdict_with_controls(alone, claim.expect, claim.null, {})[0]))
+    alone_rows = [(name, a) for name, (a, _) in judged.items()]
     row.update(
-        book_value=est,
-        ci_low=low,
-        ci_high=high,
-        seeds=" ".join(str(s) for s in seeds),
+        book_value=main.estimate,
+        ci_low=main.low,
+        ci_high=main.high,
+        p_value=main.p_value,
+        seeds=" ".join(str(s) for s, _ in per_seed),
         verdict=verdict,
         seed_verdicts="; ".join(f"{s}: {v}" for s, v in per_seed),
         seeds_agree=len({v for _, v in per_seed}) == 1,
-        n_units=n_units,
+        n_units=main.n_units,
+        interval=main.method,
+        control_value=_joined([_num(a.estimate) for _, a in alone_rows]),
+        control_ci_low=_joined([_num(a.low) for _, a in alone_rows]),
+        control_ci_high=_joined([_num(a.high) for _, a in alone_rows]),
+        control_verdict=_joined(
+            [
+                f"{n}: {verdict_with_controls(a, claim.expect, claim.null, {})[0]}"
+                for n, a in alone_rows
+            ]
+        ),
         note="; ".join(notes),
     )
     return {c: row[c] for c in COLUMNS}
 
 
 def claims_table(rows: Iterable[dict[str, object]]) -> pd.DataFrame:
-    """A claims table (columns :data:`COLUMNS`) from :func:`judge` rows."""
-    return pd.DataFrame(list(rows), columns=list(COLUMNS))
+    """A chapter's claims table (columns :data:`COLUMNS`) from :func:`judge` rows, the p-values
+    Holm-adjusted over the chapter's family (:func:`xaistudy.stats.verdicts.adjust_family`)."""
+    table = pd.DataFrame(list(rows), columns=list(COLUMNS))
+    if table.empty:
+        return table
+    return adjust_family(table)[list(COLUMNS)]
 
 
 def paired_difference(

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from xaistudy.core.store import Store
-from xaistudy.evaluate import faithfulness, occlusion, perceptual
+from xaistudy.evaluate import faithfulness, localisation, occlusion, perceptual
 from xaistudy.models import ddpm
 from xaistudy.models.classifiers import resolve_device
 from xaistudy.models.classify import predict_proba, train_classifier
@@ -321,7 +321,7 @@ def explain_seed(params: Any, sm: SeedModel, store: Store) -> Explained:
     region = faithfulness.binarise(
         maps, p.iou_rule, p.iou_threshold, levels=gt_levels, n_levels=p.iou_levels
     )
-    ious = faithfulness.iou(region, test.masks[gt_ids][:, None])
+    ious = localisation.iou(region, test.masks[gt_ids][:, None])
     levels = gt_levels[: min(p.n_samples, len(gt_ids))]
     return Explained(gt_ids, maps, ious, levels, occlusion.nested_masks(levels, p.kmeans_k - 1))
 

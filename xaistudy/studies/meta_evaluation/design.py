@@ -130,7 +130,12 @@ METRICS: dict[str, Metric] = {
             for m in quality.METRICS
         ),
         Metric(
-            "miou", "IoU (mean + std binarisation)", "xrelevancecam", "wsss.iou", True, _ANNOTATION
+            "miou",
+            "IoU (mean + std binarisation)",
+            "xrelevancecam",
+            "wsss.binarise + localisation.iou",
+            True,
+            _ANNOTATION,
         ),
         Metric(
             "conservation",

@@ -97,7 +97,7 @@ def annotation_scores(
                 out[f"thesis_{q}"][i, j] = v
     binary = wsss.binarise(unit.reshape(-1, *maps.shape[2:]), "mean_std")
     truth = np.repeat(np.asarray(annotation, bool), m, axis=0)
-    out["miou"] = np.nan_to_num(wsss.iou(binary, truth)).reshape(n, m)
+    out["miou"] = np.nan_to_num(localisation.iou(binary, truth)).reshape(n, m)
     return out
 
 

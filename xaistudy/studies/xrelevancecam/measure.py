@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from xaistudy.core.store import Store
-from xaistudy.evaluate import axioms, sanity, wsss
+from xaistudy.evaluate import axioms, localisation, sanity, wsss
 from xaistudy.explain import relevance
 from xaistudy.explain.clrp import resolve_layers
 from xaistudy.models import stages
@@ -56,7 +56,7 @@ def frame_ious(maps: dict, masks: np.ndarray, rule: str, threshold: float) -> pd
                 if view in by_layer
                 else wsss.aggregate(by_layer, wsss.AGGREGATIONS[view])
             )
-            values = wsss.iou(wsss.binarise(m, rule, threshold), masks) * 100
+            values = localisation.iou(wsss.binarise(m, rule, threshold), masks) * 100
             rows.append(
                 pd.DataFrame(
                     {"method": method, "view": view, "frame": np.arange(len(values)), "iou": values}
