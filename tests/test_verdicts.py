@@ -146,3 +146,13 @@ def test_the_t_interval_over_seeds_by_hand():
     half = 4.302652729749464 * 1.0 / np.sqrt(3)  # t(0.975, 2) · sd / √n
     assert (mean, low, high) == pytest.approx((2.0, 2.0 - half, 2.0 + half))
     assert p == pytest.approx(0.07417990022744862)  # scipy's one-sample t-test, by hand
+
+
+def test_an_uninformative_claim_is_drawn_and_counted():
+    measured = rows({0: [1.0, 1.2, 0.9, 1.1], 1: [1.0, 1.1, 1.2, 0.9], 2: [1.1, 1.0, 0.95, 1.2]})
+    row = cl.judge(claim(), measured, controls={"same": measured}, n_boot=200)
+    table = cl.claims_table([row])
+    assert table.at[0, "verdict"] == vd.UNINFORMATIVE
+    assert cl.plot_claims(table) is not None
+    counts = cl.verdict_counts(table.assign(chapter="x"))
+    assert counts.at[0, vd.UNINFORMATIVE] == 1

@@ -365,7 +365,12 @@ def plot_claims(table: pd.DataFrame, title: str = ""):
     tested = table[table["verdict"] != NOT_TESTABLE].reset_index(drop=True)
     if tested.empty:
         return None
-    colours = {REPRODUCED: "#2a7d2e", CONTRADICTED: "#b2182b", INCONCLUSIVE: "#7f7f7f"}
+    colours = {
+        REPRODUCED: "#2a7d2e",
+        CONTRADICTED: "#b2182b",
+        INCONCLUSIVE: "#7f7f7f",
+        UNINFORMATIVE: "#e08214",
+    }
     fig, ax = plt.subplots(figsize=(8, 0.42 * len(tested) + 1.2))
     for i, r in tested.iterrows():
         null = float(str(r["expected"]).split()[-1])

@@ -17,6 +17,7 @@ def verdict_figure(counts: pd.DataFrame) -> plt.Figure | None:
         claims_mod.REPRODUCED: "#2a7d2e",
         claims_mod.CONTRADICTED: "#b2182b",
         claims_mod.INCONCLUSIVE: "#9e9e9e",
+        claims_mod.UNINFORMATIVE: "#e08214",
         claims_mod.NOT_TESTABLE: "#d9d9d9",
     }
     fig, ax = plt.subplots(figsize=(8, 0.5 * len(counts) + 1.3))
