@@ -259,6 +259,26 @@ def test_smoke_book_builds_html_with_figures_and_no_errors(smoke_outputs, tmp_pa
     assert offline_problems(root / "_build" / "html", machine) == []
 
 
+def test_every_chapters_claims_have_the_columns_and_can_fail(smoke_outputs):
+    """Every paper chapter's claims.csv at smoke: the columns of the claims table, only the
+    five verdicts, and no definite verdict that one of its controls reaches alone."""
+    import pandas as pd
+
+    from xaistudy.stats import claims as claims_mod
+
+    chapters = [n for n in runner.chapters() if n != "synthesis"]
+    for name in chapters:
+        table = pd.read_csv(smoke_outputs(name) / "tables" / "claims.csv", keep_default_na=False)
+        assert list(table.columns) == list(claims_mod.COLUMNS), name
+        assert set(table["verdict"]) <= set(claims_mod.VERDICTS), name
+        for _, row in table.iterrows():
+            if row["verdict"] not in (claims_mod.REPRODUCED, claims_mod.CONTRADICTED):
+                continue
+            alone = [v.split(": ")[-1] for v in str(row["control_verdict"]).split("; ") if v]
+            assert row["verdict"] not in alone, (name, row["claim_id"], row["control_verdict"])
+            assert row["controls"], (name, row["claim_id"])  # a control, or why none applies
+
+
 REMOTE = re.compile(r"<(?:script|link|img)\b[^>]*\b(?:src|href)=\"(?:https?:)?//[^\"]*\"", re.I)
 STDOUT = re.compile(r'class="output stream[^"]*"[^>]*>(.*?)</div>', re.S)
 

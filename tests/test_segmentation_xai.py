@@ -679,6 +679,16 @@ def test_the_chapter_interface_on_a_smoke_study(smoke_study):
     assert rows and all(isinstance(r, dict) and r["profile"] == "smoke" for r in rows)
     ids = [r["claim_id"] for r in rows]
     assert len(ids) == len(set(ids)) == 8 * len(res.params.layers) + 4
+    # the control keeps every map's area: its Saliency Ratio is the map's own, so a ratio
+    # claim can never be more than uninformative
+    keys = ["seed", "unit", "layer", "method", "threshold", "n_masks"]
+    both = res.scores.merge(res.controls, on=keys, suffixes=("", "_control"))
+    assert len(both) == len(res.controls) > 0
+    np.testing.assert_allclose(both["saliency_ratio_control"], both["saliency_ratio"])
+    for r in rows:
+        if r["claim_id"].startswith("ratio."):
+            assert r["controls"] == study.CONTROL
+            assert r["verdict"] in ("uninformative", "inconclusive", "not testable here")
     figures = ch.figures(res)
     assert list(figures) == ["fig2_methods", "fig3_rise_masks", "rise_convergence",
                              "fig4_metric_procedure"]  # fmt: skip

@@ -390,8 +390,103 @@ def _fake_scores(order, seeds=(0, 1, 2), n=12, noise=0.02, tendency_shift=0.0):
     return pd.DataFrame(rows)
 
 
-def _fake_result(params, scores):
-    return study.Result(params=params, runs=(), scores=scores)
+def _fake_result(params, scores, controls=None):
+    """A result of ``scores`` with ``controls`` (default: none, so the claims are judged on
+    their own intervals)."""
+    if controls is None:
+        controls = scores.iloc[:0].assign(control="")
+    return study.Result(params=params, runs=(), scores=scores, controls=controls)
+
+
+def _blobs(rng, n, size, centres, radius):
+    """(n, size, size) bool: ``centres`` random discs of ``radius`` per tile."""
+    yy, xx = np.mgrid[:size, :size]
+    out = np.zeros((n, size, size), bool)
+    for i in range(n):
+        for cy, cx in rng.integers(0, size, (centres, 2)):
+            out[i] |= (yy - cy) ** 2 + (xx - cx) ** 2 <= radius**2
+    return out
+
+
+def _null_runs(params, *, seeds=(0, 1), per_class=2, size=32):
+    """Seed runs whose maps carry no information about the masks: independent random maps
+    that only match each method's coverage (Grad-CAM most, then LIME, then the two IGs), and
+    whose "U-Net" mask is made of independent blobs of about the exact mask's area."""
+    coverage = {"gradcam": 0.45, "lime": 0.25, "integrated_gradients": 0.06,
+                "ig_noise_tunnel": 0.04}  # fmt: skip
+    runs = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        labels = np.repeat(np.arange(len(study.CLASSES)), per_class)
+        n = len(labels)
+        probs = np.full((n, len(study.CLASSES)), 0.02)
+        probs[np.arange(n), labels] = 0.88
+        exact = np.where(_blobs(rng, n, size, 4, 4), 1, 0)  # NEOPLASTIC = 1
+        unet = _blobs(rng, n, size, 4, 4).astype(float)  # unrelated to ``exact``
+        maps = {}
+        for method, share in coverage.items():
+            noise = rng.random((n, size, size))
+            maps[method] = (noise > np.quantile(noise, 1 - share)).astype(float) * noise
+        runs.append(study.SeedRun(
+            seed=seed, table1=None, cnn=None, cnn_history=None, cnn_best_epoch=0,
+            cnn_parameters=0, unet_history=None, unet_best_epoch=0, unet_parameters=0,
+            probs=probs, labels=labels, images=None,
+            unet_prob=np.stack([unet, np.zeros_like(unet)], 1), exact=exact, maps=maps,
+        ))  # fmt: skip
+    return runs
+
+
+def test_coverage_only_maps_and_an_unrelated_mask_reproduce_nothing():
+    """The reviewer's nulls: maps with no information about the masks order the methods as
+    Table 6 does on several metrics, and a "U-Net" mask unrelated to the exact one ranks
+    them as the exact mask does; judged against the same run's controls, none of these
+    claims is reproduced."""
+    params = build_params(ThesisMetricsParams, "quick", {"n_boot": 400})
+    runs = _null_runs(params)
+    result = study.Result(
+        params=params, runs=tuple(runs), scores=study.score(runs, params, ("thesis",)),
+        controls=study.control_scores(runs, params),
+    )  # fmt: skip
+    bare = dataclasses.replace(result, controls=result.controls.iloc[:0])
+    without = {r["claim_id"]: r["verdict"] for r in tm.claims(bare, "quick")}
+    judged = {r["claim_id"]: r for r in tm.claims(result, "quick")}
+    # the nulls are real: without controls these uninformative maps "reproduce" the thesis
+    assert without["table6.order.recall"] == "reproduced"
+    assert without["ground_truth.same_order.recall"] == "reproduced"
+    for claim_id, row in judged.items():
+        if claim_id.startswith(("table6.order.", "ground_truth.same_order.")):
+            assert row["verdict"] != "reproduced", (claim_id, row["note"])
+            if without[claim_id] == "reproduced":
+                assert row["verdict"] in ("uninformative", "inconclusive"), claim_id
+    assert judged["table6.order.recall"]["verdict"] == "uninformative"
+    assert "coverage-matched maps" in judged["table6.order.recall"]["note"]
+
+
+def test_informative_maps_pass_their_controls():
+    """The positive side: every method marks as many pixels as the mask has, Grad-CAM all on
+    the mask and each later method a larger share elsewhere; the order comes from where the
+    maps are, so the coverage-only control does not reach it."""
+    params = build_params(ThesisMetricsParams, "quick", {"n_boot": 400})
+    runs = _null_runs(params, seeds=(0, 1, 2, 3, 4))
+    rng = np.random.default_rng(5)
+    for run in runs:
+        truth = run.exact == 1
+        run.unet_prob[:, 0] = truth
+        for k, method in enumerate(thesis_order("f1")):
+            maps = truth.astype(float).copy()
+            for i in range(len(maps)):
+                on, off = np.flatnonzero(truth[i]), np.flatnonzero(~truth[i])
+                moved = rng.choice(on, int(0.25 * k * on.size), replace=False)
+                flat = maps[i].reshape(-1)
+                flat[moved] = 0
+                flat[rng.choice(off, moved.size, replace=False)] = 1
+            run.maps[method] = maps * 0.9
+    result = study.Result(
+        params=params, runs=tuple(runs), scores=study.score(runs, params, ("thesis",)),
+        controls=study.control_scores(runs, params),
+    )  # fmt: skip
+    judged = {r["claim_id"]: r for r in tm.claims(result, "quick")}
+    assert judged["table6.order.f1"]["verdict"] == "reproduced", judged["table6.order.f1"]
 
 
 def test_claims_follow_the_numbers():

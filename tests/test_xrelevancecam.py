@@ -341,6 +341,7 @@ def _results(gap: float, seeds=(0, 1, 2), patients=(0, 2, 4, 6)) -> study.Result
                         for model in ("sk", "resnet", "sk_dropout:on", "sk_dropout:off"):
                             base = 30 + rng.normal()
                             value = base + gap if method == "xrelevancecam" else base
+                            other = 10 + rng.normal()  # another frame's mask: no gap
                             rows.append(
                                 dict(
                                     seed=seed,
@@ -351,12 +352,13 @@ def _results(gap: float, seeds=(0, 1, 2), patients=(0, 2, 4, 6)) -> study.Result
                                     view=view,
                                     model=model,
                                     iou=value,
+                                    iou_other_mask=other,
                                 )
                             )
     empty = pd.DataFrame()
     params = build_params(XRelevanceCamParams, "smoke")
     return study.Result(
-        params, pd.DataFrame(rows), empty, empty, empty, empty, empty, "", None, None
+        params, pd.DataFrame(rows), empty, empty, empty, empty, empty, empty, "", None, None
     )
 
 
@@ -372,6 +374,47 @@ def test_claims_verdicts_follow_the_numbers():
         )
         assert rows["fig5.sanity_passes.scratch"]["verdict"] == "not testable here"
         assert rows["eq1.pretraining_spreads_channels"]["verdict"] == "not testable here"
+
+
+def test_a_difference_any_mask_gives_is_uninformative():
+    """When XRelevanceCAM's IoU lead is the same against another frame's mask, the lead is
+    about the maps' size, not the polyp: the control reaches the verdict alone."""
+    res = _results(10.0)
+    res.iou["iou_other_mask"] = res.iou["iou"] - 20
+    rows = {r["claim_id"]: r for r in chapter.claims(res, "smoke")}
+    row = rows["table1.xrc_beats_rc.layer1.scratch"]
+    assert row["verdict"] == "uninformative"
+    assert row["controls"] == "another tile's mask" and "alone" in row["note"]
+
+
+def test_an_untrained_networks_conservation_is_uninformative():
+    """The reviewer's null: XRelevanceCAM's Table-4 conservation lead holds for a network that
+    learned nothing (its error is LRP's own leak, by construction). Judged against the
+    untrained-network control the chapter computes, it is not reproduced."""
+    from xaistudy.evaluate.controls import untrained_copy
+
+    params = build_params(XRelevanceCamParams, "smoke", {"axiom_channels": 2})
+    x = torch.rand(8, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    patients = np.repeat([0, 1, 2, 3], 2)
+    ax, null = [], []
+    for seed in (0, 1):
+        net = tiny_resnet(seed)  # never trained: stands in for "the trained model"
+        ax.append(study.axiom_rows(params, net, x, patients, seed).assign(seed=seed))
+        blank = untrained_copy(net, seed)
+        null.append(study.axiom_rows(params, blank, x, patients, seed).assign(seed=seed))
+    ax = pd.concat(ax).assign(start="scratch")
+    null = pd.concat(null).assign(start="scratch")
+    empty = pd.DataFrame()
+
+    def verdict(control):
+        res = study.Result(params, empty, ax, control, empty, empty, empty, empty, "", None, None)
+        rows = {r["claim_id"]: r for r in chapter.claims(res, "smoke")}
+        return rows["table4.xrc_conserves_better_than_rc.scratch"]
+
+    assert verdict(empty)["verdict"] == "reproduced"  # the null is real
+    judged = verdict(null)
+    assert judged["verdict"] == "uninformative", judged["note"]
+    assert judged["controls"] == "untrained network"
 
 
 def test_equal_channel_totals_make_the_two_relevance_maps_one_map():

@@ -76,6 +76,41 @@ def show_table(table: pd.DataFrame, caption: str = "", precision: int = 3) -> No
         print(format_table(table, precision).to_string(index=False))
 
 
+def show_markdown(text: str) -> None:
+    """Display ``text`` as Markdown in the notebook (printed outside one)."""
+    try:
+        from IPython.display import Markdown, display
+
+        display(Markdown(text))
+    except ImportError:  # pragma: no cover - outside a notebook
+        print(text)
+
+
+def controls_text(table: pd.DataFrame) -> str:
+    """In words, for every *uninformative* claim of ``table``, what its controls measured and
+    what they gave (Markdown; empty when no claim is uninformative)."""
+    from xaistudy.evaluate.controls import CONTROLS
+
+    rows = table[table["verdict"] == claims_mod.UNINFORMATIVE]
+    if rows.empty:
+        return ""
+    lines = [
+        f"**{len(rows)} claim{'s are' if len(rows) > 1 else ' is'} uninformative here**: a null "
+        "control, the same measurement without the paper's mechanism, reaches the same verdict, "
+        "so the run's number says nothing about the mechanism."
+    ]
+    for _, r in rows.iterrows():
+        names = [n.strip() for n in str(r["controls"]).split(";")]
+        values = [v.strip() for v in str(r["control_value"]).split(";")]
+        verdicts = [v.strip() for v in str(r["control_verdict"]).split(";")]
+        said = "; ".join(
+            f"*{n}* ({CONTROLS.get(n, 'see the chapter')}) gives {v} ({c.split(': ')[-1]})"
+            for n, v, c in zip(names, values, verdicts, strict=False)
+        )
+        lines.append(f"- `{r['claim_id']}` ({r['book_value']:.3g} in the run): {said}.")
+    return "\n".join(lines)
+
+
 @dataclass
 class Run:
     """One execution of a chapter: its parameters, output folder and run record."""
@@ -126,10 +161,20 @@ class Run:
             "ci_low",
             "ci_high",
             "verdict",
+            "p_adjusted",
+            "controls",
+            "control_value",
+            "control_verdict",
             "seed_verdicts",
             "note",
         ]
-        show_table(table[cols], title or "Claims and verdicts (95 % bootstrap intervals)")
+        show_table(
+            table[cols],
+            title or "Claims and verdicts (95 % intervals calibrated over seeds; Holm-adjusted p)",
+        )
+        text = controls_text(table)
+        if text:
+            show_markdown(text)
         fig = claims_mod.plot_claims(table, title)
         if fig is not None:
             self.figure(fig, "claims")

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from xaistudy.stats.bootstrap import percentile_interval, resamples
+from xaistudy.stats.bootstrap import mean_draws, percentile_interval, resamples
 
 REPRODUCED = "reproduced"
 CONTRADICTED = "contradicted"
@@ -98,6 +98,11 @@ def seed_estimates(
     data: pd.DataFrame, statistic: Statistic, seed_column: str = "seed"
 ) -> np.ndarray:
     """The statistic on each seed's rows, in seed order."""
+    if statistic is mean_value:  # the default statistic, without a groupby
+        codes, _ = pd.factorize(data[seed_column], sort=True)
+        values = data["value"].to_numpy(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.bincount(codes, values) / np.bincount(codes)
     return np.array(
         [float(statistic(rows)) for _, rows in data.groupby(seed_column, sort=True)], dtype=float
     )
@@ -118,8 +123,9 @@ def seed_t_interval(
     sd = float(x.std(ddof=1))
     if sd == 0:
         return mean, mean, mean, float(mean == null)
-    half = stats.t.ppf(0.5 + level / 2, x.size - 1) * sd / np.sqrt(x.size)
-    p = float(stats.ttest_1samp(x, null).pvalue)
+    se = sd / np.sqrt(x.size)
+    half = stats.t.ppf(0.5 + level / 2, x.size - 1) * se
+    p = float(2 * stats.t.sf(abs(mean - null) / se, x.size - 1))  # the one-sample t-test
     return mean, float(mean - half), float(mean + half), p
 
 
@@ -147,6 +153,10 @@ def bootstrap_distribution(
     """The statistic on ``n_boot`` hierarchical resamples of ``data`` (fast for the mean of
     ``value`` and for array statistics, which read numpy arrays instead of the table)."""
     data = data.reset_index(drop=True)
+    if statistic is mean_value:
+        return mean_draws(
+            data, unit=unit, seed_column=seed_column, n_boot=n_boot, rng_seed=rng_seed
+        )
     fast = _fast_path(data, statistic)
     out = np.empty(n_boot)
     draws = resamples(data, unit=unit, seed_column=seed_column, n_boot=n_boot, rng_seed=rng_seed)
@@ -165,6 +175,15 @@ def _fast_path(data: pd.DataFrame, statistic: Statistic) -> Callable[[np.ndarray
     return None
 
 
+def count_units(data: pd.DataFrame, unit: str = "unit", seed_column: str = "seed") -> int:
+    """The number of distinct (seed, unit) pairs of ``data``."""
+    if len(data) == 0:
+        return 0
+    seeds, _ = pd.factorize(data[seed_column])
+    units, _ = pd.factorize(data[unit])
+    return int(np.unique(seeds.astype(np.int64) * (units.max() + 1) + units).size)
+
+
 def interval(
     data: pd.DataFrame,
     statistic: Statistic,
@@ -178,7 +197,7 @@ def interval(
 ) -> Interval:
     """The claim's estimate, its calibrated interval and p-value (module docstring)."""
     data = data.reset_index(drop=True)
-    n_units = int(data.groupby([seed_column, unit]).ngroups) if len(data) else 0
+    n_units = count_units(data, unit, seed_column)
     if n_units == 0:
         nan = float("nan")
         return Interval(nan, nan, nan, nan, 0, 0, "no data")

@@ -2,7 +2,10 @@
 
 Table 1's orderings at every layer, the pairwise findings of the survey's text, the
 region-of-interest argument and the RISE mask-count trend; every number the claims quote comes
-from :data:`.paper.PAPER`.
+from :data:`.paper.PAPER`. The Dice Explained and Saliency Ratio claims face a null control
+scored in the same run: every map's values moved to random smooth places (the same area above
+the threshold, no location). The Saliency Ratio is the map's area by construction, so its
+control equals it: those claims can only be *uninformative*.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from xaistudy.chapters.segmentation_xai.paper import (
 )
 from xaistudy.chapters.segmentation_xai.text import describe_run
 from xaistudy.stats.claims import Claim, judge, order_agreement, paired_difference
+from xaistudy.studies.segmentation_xai import CONTROL
 
 
 def paper_order(column: str, n_masks: int, best: str) -> list[str]:
@@ -40,7 +44,7 @@ def _pair(rows: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
     return paired_difference(rows, a, b, by="method", value="value")
 
 
-def _layer_tests(res, layer: str, n_p: int) -> list[tuple[Claim, pd.DataFrame, int]]:
+def _layer_tests(res, layer: str, n_p: int) -> list[tuple]:
     """The claims judged at one CAM layer (RISE's rows join every layer)."""
     from xaistudy.studies.segmentation_xai import per_unit_rows
 
@@ -57,6 +61,10 @@ def _layer_tests(res, layer: str, n_p: int) -> list[tuple[Claim, pd.DataFrame, i
         "ratio": per_unit_rows(res, layer, "saliency_ratio", -1.0),
         "time": per_unit_rows(res, layer, "seconds", -1.0),
     }
+    null = {
+        "dice": per_unit_rows(res, layer, "dice_explained", control=True),
+        "ratio": per_unit_rows(res, layer, "saliency_ratio", -1.0, control=True),
+    }
     words = {"dice": ("Dice Explained", "higher"), "ratio": ("Saliency Ratio", "lower"),
              "time": ("time per image", "lower")}
     tests = []
@@ -69,8 +77,10 @@ def _layer_tests(res, layer: str, n_p: int) -> list[tuple[Claim, pd.DataFrame, i
             f"Kendall tau between the survey's order and the order of the mean {label} per "
             f"method ({rise_note})",
             statistic=order_agreement(order, by="method", value="value"),
-        ), data[what], 400))
+            no_control=NO_TIME_CONTROL if what == "time" else "",
+        ), data[what], 400, {CONTROL: null[what]} if what in null else None))
     dice, ratio = data["dice"], data["ratio"]
+    c_dice, c_ratio = null["dice"], null["ratio"]
     tests += [
         (Claim(f"dice.ablation_vs_xres.{layer}", cite, "Table 1 and text",
                f"Seg-Ablation-CAM leads the feature-space methods in Dice Explained "
@@ -78,20 +88,24 @@ def _layer_tests(res, layer: str, n_p: int) -> list[tuple[Claim, pd.DataFrame, i
                f"{survey_number('seg-ablation-cam', lo_cam, None, 'dice')} vs "
                f"{survey_number('seg-xres-cam', lo_cam, None, 'dice')}",
                "Dice Explained of Seg-Ablation-CAM − Seg-XRes-CAM per tile"),
-         _pair(dice, "Seg-Ablation-CAM", "Seg-XRes-CAM"), 2000),
+         _pair(dice, "Seg-Ablation-CAM", "Seg-XRes-CAM"), 2000,
+         {CONTROL: _pair(c_dice, "Seg-Ablation-CAM", "Seg-XRes-CAM")}),
         (Claim(f"dice.rise_vs_ablation.{layer}", cite, "Table 1 and text",
                f"RISE explains better than the best feature-space method, layer {layer}",
                f"{survey_number('rise', lo_rise, n_p, 'dice')} ({n_p} masks) vs "
                f"{survey_number('seg-ablation-cam', lo_cam, None, 'dice')}",
                f"Dice Explained of RISE − Seg-Ablation-CAM per tile ({rise_note})"),
-         _pair(dice, "RISE", "Seg-Ablation-CAM"), 2000),
+         _pair(dice, "RISE", "Seg-Ablation-CAM"), 2000,
+         {CONTROL: _pair(c_dice, "RISE", "Seg-Ablation-CAM")}),
         (Claim(f"ratio.xres_vs_grad.{layer}", cite, "Table 1",
                f"Seg-XRes-CAM selects fewer pixels than Seg-Grad-CAM, layer {layer}",
                f"{survey_number('seg-xres-cam', lo_cam, None, 'ratio')} vs "
                f"{survey_number('seg-grad-cam', lo_cam, None, 'ratio')}",
                "Saliency Ratio of Seg-XRes-CAM − Seg-Grad-CAM per tile (empty maps: all "
                "pixels)", expect="<"),
-         _pair(ratio.assign(value=-ratio["value"]), "Seg-XRes-CAM", "Seg-Grad-CAM"), 2000),
+         _pair(ratio.assign(value=-ratio["value"]), "Seg-XRes-CAM", "Seg-Grad-CAM"), 2000,
+         {CONTROL: _pair(c_ratio.assign(value=-c_ratio["value"]), "Seg-XRes-CAM",
+                         "Seg-Grad-CAM")}),
     ]
     roi = res.roi[res.roi["layer"] == layer].rename(columns={"share_inside": "value"})
     tests += [
@@ -109,7 +123,7 @@ def _layer_tests(res, layer: str, n_p: int) -> list[tuple[Claim, pd.DataFrame, i
     return tests
 
 
-def _rise_tests(res) -> list[tuple[Claim, pd.DataFrame, int]]:
+def _rise_tests(res) -> list[tuple]:
     """The RISE mask-count claims: the metrics' trend, the estimator and convergence."""
     from xaistudy.studies.segmentation_xai import RISE_LAYER
 
@@ -149,6 +163,9 @@ def _rise_tests(res) -> list[tuple[Claim, pd.DataFrame, int]]:
     return tests
 
 
+NO_TIME_CONTROL = "a runtime: it counts forward passes, no map is scored"
+
+
 def claim_rows(res, profile: str = "") -> list[dict[str, object]]:
     """Every claim of the chapter judged on ``res`` (one row each, see
     :func:`xaistudy.stats.claims.judge`); ``profile`` is recorded in each row."""
@@ -156,6 +173,6 @@ def claim_rows(res, profile: str = "") -> list[dict[str, object]]:
     data_name = describe_run(res.params, res.device).split(";")[0].removeprefix("data: ")
     tests = [t for layer in res.params.layers for t in _layer_tests(res, layer, n_p)]
     tests += _rise_tests(res)
-    return [judge(c, d, n_boot=nb, data_name=data_name, profile=profile,
-                  note="" if len(d) else "no tile measured")
-            for c, d, nb in tests]
+    return [judge(c, d, controls=ctrl[0] if ctrl else None, n_boot=nb, data_name=data_name,
+                  profile=profile, note="" if len(d) else "no tile measured")
+            for c, d, nb, *ctrl in tests]

@@ -21,6 +21,10 @@ SCORECARD_COLUMNS = [
     "ci_low",
     "ci_high",
     "verdict",
+    "p_adjusted",
+    "controls",
+    "control_value",
+    "control_verdict",
     "seeds",
     "seeds_agree",
     "data",
@@ -41,6 +45,25 @@ def scorecard_view(table: pd.DataFrame) -> pd.DataFrame:
     view = table.copy()
     view["source"] = view["source"].astype(str) + " (" + view["claim_id"].astype(str) + ")"
     return view[SCORECARD_COLUMNS]
+
+
+def multiplicity_text(table: pd.DataFrame) -> str:
+    """How many claims were judged, in how many families, and the error each verdict carries
+    (Holm within a chapter; across the book at most the sum of the chapters' 5 %)."""
+    if table.empty:
+        return "No chapter has been run yet: no claim was judged."
+    judged = table[table["verdict"] != claims_mod.NOT_TESTABLE]
+    families = judged["chapter"].nunique()
+    counts = judged["verdict"].value_counts()
+    parts = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in claims_mod.VERDICTS[:4])
+    return (
+        f"{len(judged)} claims were judged in {families} chapters ({parts}; "
+        f"{len(table) - len(judged)} not testable here). Each chapter is one family: Holm's "
+        "adjustment keeps the chance of any false *reproduced* or *contradicted* verdict within "
+        f"a chapter at or below 5 %; over the {families} chapters together that chance is at "
+        f"most {min(1.0, 0.05 * families):.0%} (the sum of the families' 5 %). A claim that "
+        "its null control also reaches is *uninformative*, whatever its own interval says."
+    )
 
 
 def all_tables(card: Scorecard) -> dict[str, pd.DataFrame]:

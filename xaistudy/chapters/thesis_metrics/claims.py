@@ -2,7 +2,11 @@
 
 Table 6's ordering of the methods per metric, the four tendencies' "similar quality" and the
 premise that the U-Net's masks rank the methods as the true nuclei masks do; every number the
-claims quote comes from :data:`.paper.PAPER`.
+claims quote comes from :data:`.paper.PAPER`. The order and premise claims face two null
+controls scored in the same run (:data:`xaistudy.studies.thesis_metrics.CONTROLS`): the maps'
+pixels shuffled (coverage only) and each tile's U-Net mask swapped for another tile's of its
+class. An ordering these controls also give is decided by how much each method marks, not by
+where: the claim is *uninformative*.
 """
 
 from __future__ import annotations
@@ -27,6 +31,16 @@ def claim_rows(res: Any, profile: str = "") -> list[dict]:
     n_boot = params.n_boot
     sel = study.headline(scores, params, mask_type="tumour")
     unet = sel[sel["ground_truth"] == "U-Net"]
+    null = (
+        {
+            c: study.headline(
+                res.controls[res.controls["control"] == c], params, mask_type="tumour"
+            )
+            for c in study.CONTROLS
+        }
+        if len(res.controls)
+        else {}
+    )
     paper = thesis_means("tumour")
     rows = []
     for metric in METRICS:
@@ -41,7 +55,12 @@ def claim_rows(res: Any, profile: str = "") -> list[dict]:
             f"(reading {params.average}, U-Net tumour masks)",
             statistic=study.order_statistic(order),
         )
-        rows.append(judge(claim, study.method_rows(unet, metric, order), n_boot=n_boot, **base))
+        controls = {
+            c: study.method_rows(v[v["ground_truth"] == "U-Net"], metric, order)
+            for c, v in null.items()
+        }
+        data = study.method_rows(unet, metric, order)
+        rows.append(judge(claim, data, controls=controls, n_boot=n_boot, **base))
     margin = params.equivalence_margin
     for k, case in enumerate(TENDENCIES, start=1):
         claim = Claim(
@@ -56,6 +75,8 @@ def claim_rows(res: Any, profile: str = "") -> list[dict]:
             expect="<",
             null=margin,
             statistic=study.abs_mean,
+            no_control="an equivalence claim needs a positive control (a case known to differ), "
+            "which this run does not have",
         )
         data = study.tendency_differences(scores, params, case)
         rows.append(judge(claim, data, n_boot=n_boot, **base))
@@ -72,6 +93,10 @@ def claim_rows(res: Any, profile: str = "") -> list[dict]:
             statistic=study.same_order,
             not_testable="" if exact else "the grading data have no exact nuclei masks",
         )
-        data = study.method_rows(sel, metric, list(study.METHODS)) if exact else None
-        rows.append(judge(claim, data, n_boot=n_boot, **base))
+        methods = list(study.METHODS)
+        data = study.method_rows(sel, metric, methods) if exact else None
+        # the premise is about the masks: its control swaps the U-Net's mask only
+        controls = {c: study.method_rows(v, metric, methods) for c, v in null.items()}
+        controls = {c: v for c, v in controls.items() if c == "another tile's mask"}
+        rows.append(judge(claim, data, controls=controls if exact else None, n_boot=n_boot, **base))
     return rows

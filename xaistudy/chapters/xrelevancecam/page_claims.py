@@ -17,9 +17,23 @@ def _claim(id_: str, source: str, statement: str, paper_value: str, quantity: st
     return Claim(id_, PAPER.citation, source, statement, paper_value, quantity, **kw)
 
 
+OTHER_MASK = "another tile's mask"
+
+
+def _with_other_mask(fn, iou, *args):
+    """``fn``'s rows, and the same difference scored against another frame's mask (a patient
+    apart) as the null control: a difference that a map's fit to *any* polyp gives too."""
+    return fn(iou, *args), {OTHER_MASK: fn(iou, *args, value="iou_other_mask")}
+
+
 def _iou_claims(iou, s: str) -> list:
-    """Tables 1-3: paired per-frame IoU differences of one start's models (``s``: its suffix)."""
-    n, diff = PAPER.number, study.iou_difference
+    """Tables 1-3: paired per-frame IoU differences of one start's models (``s``: its suffix),
+    each with its another-frame's-mask control."""
+    n = PAPER.number
+
+    def diff(*args):
+        return _with_other_mask(study.iou_difference, iou, *args)
+
     tests = [
         (
             _claim(
@@ -30,7 +44,7 @@ def _iou_claims(iou, s: str) -> list:
                 f"IoU(XRelevanceCAM) - IoU(RelevanceCAM) per frame, {layer}, %",
                 hypothesis=EQ1_HYPOTHESIS if i == 0 else "",
             ),
-            diff(iou, "sk", ("xrelevancecam", layer), ("relevancecam", layer)),
+            *diff("sk", ("xrelevancecam", layer), ("relevancecam", layer)),
         )
         for i, layer in enumerate(study.LAYERS)
     ]
@@ -44,7 +58,7 @@ def _iou_claims(iou, s: str) -> list:
                 f"{n('table1.xrelevancecam.average')} vs {n('table1.gradcam.average')}",
                 "mean over the stages of IoU(XRelevanceCAM) - IoU(Grad-CAM) per frame, %",
             ),
-            study.layer_mean_difference(iou, "sk", "xrelevancecam", "gradcam"),
+            *_with_other_mask(study.layer_mean_difference, iou, "sk", "xrelevancecam", "gradcam"),
         ),
         (
             _claim(
@@ -54,7 +68,7 @@ def _iou_claims(iou, s: str) -> list:
                 f"{n('table1.xrelevancecam.layer3')} vs {n('table1.xrelevancecam.layer1')}",
                 "IoU(XRelevanceCAM, layer3) - IoU(XRelevanceCAM, layer1) per frame, %",
             ),
-            diff(iou, "sk", ("xrelevancecam", "layer3"), ("xrelevancecam", "layer1")),
+            *diff("sk", ("xrelevancecam", "layer3"), ("xrelevancecam", "layer1")),
         ),
         (
             _claim(
@@ -64,7 +78,7 @@ def _iou_claims(iou, s: str) -> list:
                 f"{n('table2.sk.xrelevancecam.4+3+2+1')} vs {n('table2.sk.xrelevancecam.4')}",
                 "IoU(XRelevanceCAM, 4+3+2+1) - IoU(XRelevanceCAM, 4) per frame, %",
             ),
-            diff(iou, "sk", ("xrelevancecam", agg), ("xrelevancecam", "layer4")),
+            *diff("sk", ("xrelevancecam", agg), ("xrelevancecam", "layer4")),
         ),
         (
             _claim(
@@ -74,7 +88,7 @@ def _iou_claims(iou, s: str) -> list:
                 f"{n('table2.sk.xrelevancecam.4+3+2+1')} vs {n('table2.sk.relevancecam.4+3+2+1')}",
                 "IoU(XRelevanceCAM) - IoU(RelevanceCAM) per frame, 4+3+2+1, %",
             ),
-            diff(iou, "sk", ("xrelevancecam", agg), ("relevancecam", agg)),
+            *diff("sk", ("xrelevancecam", agg), ("relevancecam", agg)),
         ),
         (
             _claim(
@@ -85,7 +99,7 @@ def _iou_claims(iou, s: str) -> list:
                 f"{n('table2.resnet.gradcam.4+3+2+1')}",
                 "IoU(XRelevanceCAM) - IoU(Grad-CAM) per frame, ResNet, 4+3+2+1, %",
             ),
-            diff(iou, "resnet", ("xrelevancecam", agg), ("gradcam", agg)),
+            *diff("resnet", ("xrelevancecam", agg), ("gradcam", agg)),
         ),
         (
             _claim(
@@ -95,7 +109,7 @@ def _iou_claims(iou, s: str) -> list:
                 f"{n('table3.on.xrelevancecam.layer1')} vs {n('table3.on.relevancecam.layer1')}",
                 "IoU(XRelevanceCAM) - IoU(RelevanceCAM) per frame, dropout on, layer1, %",
             ),
-            diff(iou, on, ("xrelevancecam", "layer1"), ("relevancecam", "layer1")),
+            *diff(on, ("xrelevancecam", "layer1"), ("relevancecam", "layer1")),
         ),
         (
             _claim(
@@ -105,14 +119,24 @@ def _iou_claims(iou, s: str) -> list:
                 f"{n('table3.on.xrelevancecam.4+3+2+1')} vs {n('table3.on.gradcam.4+3+2+1')}",
                 "IoU(XRelevanceCAM) - IoU(Grad-CAM) per frame, dropout on, 4+3+2+1, %",
             ),
-            diff(iou, on, ("xrelevancecam", agg), ("gradcam", agg)),
+            *diff(on, ("xrelevancecam", agg), ("gradcam", agg)),
         ),
     ]
 
 
-def _axiom_and_sanity_claims(ax, sa, s: str, threshold: float) -> list:
-    """Table 4 per patient and Fig. 5 per frame, for one start."""
-    n, diff = PAPER.number, study.axiom_difference
+UNTRAINED = "untrained network"
+
+
+def _axiom_and_sanity_claims(ax, ax_untrained, sa, s: str, threshold: float) -> list:
+    """Table 4 per patient (each against the untrained network's same difference, its null
+    control) and Fig. 5 per frame, for one start."""
+    n = PAPER.number
+
+    def diff(axioms, axiom, worse, better):
+        rows = study.axiom_difference(axioms, axiom, worse, better)
+        null = study.axiom_difference(ax_untrained, axiom, worse, better)
+        return rows, {UNTRAINED: null}
+
     return [
         (
             _claim(
@@ -124,7 +148,7 @@ def _axiom_and_sanity_claims(ax, sa, s: str, threshold: float) -> list:
                 "conservation(RelevanceCAM) - conservation(XRelevanceCAM), mean over "
                 "stages, per patient",
             ),
-            diff(ax, "conservation", "relevancecam", "xrelevancecam"),
+            *diff(ax, "conservation", "relevancecam", "xrelevancecam"),
         ),
         (
             _claim(
@@ -134,7 +158,7 @@ def _axiom_and_sanity_claims(ax, sa, s: str, threshold: float) -> list:
                 f"{n('table4.xrelevancecam.conservation')} vs {n('table4.gradcam.conservation')}",
                 "conservation(Grad-CAM) - conservation(XRelevanceCAM), per patient",
             ),
-            diff(ax, "conservation", "gradcam", "xrelevancecam"),
+            *diff(ax, "conservation", "gradcam", "xrelevancecam"),
         ),
         (
             _claim(
@@ -145,7 +169,7 @@ def _axiom_and_sanity_claims(ax, sa, s: str, threshold: float) -> list:
                 f"{n('table4.relevancecam.sensitivity')}",
                 "sensitivity(RelevanceCAM) - sensitivity(XRelevanceCAM), per patient",
             ),
-            diff(ax, "sensitivity", "relevancecam", "xrelevancecam"),
+            *diff(ax, "sensitivity", "relevancecam", "xrelevancecam"),
         ),
         (
             _claim(
@@ -155,6 +179,8 @@ def _axiom_and_sanity_claims(ax, sa, s: str, threshold: float) -> list:
                 f"the trained one (stated rule: Spearman < {threshold:g})",
                 n("fig5"),
                 "threshold - Spearman(trained map, fully randomised map) per frame",
+                no_control="a randomisation test is itself a comparison with a network that "
+                "learned nothing (the cascade's last step)",
             ),
             study.sanity_margin(sa, threshold),
         ),
@@ -172,6 +198,7 @@ def claims(result: study.Result, profile: str = "") -> list[dict[str, object]]:
         tests = _iou_claims(study.of_start(result.iou, start), s)
         tests += _axiom_and_sanity_claims(
             study.of_start(result.axioms, start),
+            study.of_start(result.axioms_untrained, start),
             study.of_start(result.sanity, start),
             s,
             params.sanity_spearman,
@@ -181,12 +208,13 @@ def claims(result: study.Result, profile: str = "") -> list[dict[str, object]]:
             judge(
                 c,
                 d,
+                controls=controls[0] if controls else None,
                 note=note,
                 shared_stages=shared if start != "scratch" else "",
                 data_name=data_name,
                 profile=profile,
             )
-            for c, d in tests
+            for c, d, *controls in tests
         ]
     hypothesis = Claim(
         "eq1.pretraining_spreads_channels",
@@ -197,6 +225,8 @@ def claims(result: study.Result, profile: str = "") -> list[dict[str, object]]:
         "— (not the paper's)",
         "CV of the channel activation totals (mean over stages and frames), pretrained - "
         "scratch start, SK backbone, per test patient",
+        no_control="a property of the activations compared between two starts, not a map "
+        "scored against a mask",
     )
     rows.append(
         judge(

@@ -22,7 +22,9 @@ from xaistudy.core.store import Store
 from xaistudy.models.classifiers import resolve_device
 from xaistudy.studies.segmentation_xai.rows import (
     BORDER_LIMIT,
+    CONTROL,
     batching,
+    control_seed,
     convergence_seed,
     diagnose_seed,
     label,
@@ -47,6 +49,7 @@ from xaistudy.studies.segmentation_xai.seed import (
 __all__ = [
     "BORDER_LIMIT",
     "CAMS",
+    "CONTROL",
     "RISE_LAYER",
     "ROI_METHODS",
     "Result",
@@ -69,7 +72,8 @@ class Result:
     """All seeds of a run and the tidy tables the chapter judges and shows.
 
     ``scores``: one row per (seed, tile, layer, method, threshold, mask count) with Dice
-    Explained, Saliency Ratio, ``empty`` and warm ``seconds``; ``diagnostics``: map checks per
+    Explained, Saliency Ratio, ``empty`` and warm ``seconds``; ``controls``: the same scores
+    of the claims' null control (:func:`control_seed`); ``diagnostics``: map checks per
     (seed, tile, layer, method); ``convergence``: RISE's correlation with its reference map;
     ``roi``: share of region-of-interest saliency inside the window; ``batching``: warm
     timings of the first seed's first tile; ``channels``: output channels of each layer.
@@ -80,6 +84,7 @@ class Result:
     threads: int
     seeds: tuple[SeedResult, ...]
     scores: pd.DataFrame
+    controls: pd.DataFrame
     diagnostics: pd.DataFrame
     convergence: pd.DataFrame
     roi: pd.DataFrame
@@ -102,6 +107,7 @@ def run(params: Any, store: Store | None = None) -> Result:
         threads=torch.get_num_threads(),
         seeds=seeds,
         scores=pd.concat([score_seed(params, r) for r in seeds], ignore_index=True),
+        controls=pd.concat([control_seed(params, r) for r in seeds], ignore_index=True),
         diagnostics=pd.concat([diagnose_seed(params, r) for r in seeds], ignore_index=True),
         convergence=pd.concat([convergence_seed(params, r) for r in seeds], ignore_index=True),
         roi=pd.concat([roi_seed(params, r) for r in seeds], ignore_index=True),

@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xaistudy.evaluate import controls
 from xaistudy.evaluate.segmentation_metrics import metric_steps, share_inside
 from xaistudy.explain.rise import rise_masks
 from xaistudy.explain.segmentation import (
@@ -69,6 +70,42 @@ def score_seed(params: Any, res: SeedResult) -> pd.DataFrame:
                     "empty": bool(steps["empty"][i]),
                     "seconds": float(res.seconds[(layer, name)][i]),
                 })
+    return pd.DataFrame(rows)
+
+
+#: the Dice and Saliency-Ratio claims' null control (:mod:`xaistudy.evaluate.controls`)
+CONTROL = "coverage-matched maps"
+
+
+def control_seed(params: Any, res: SeedResult) -> pd.DataFrame:
+    """The claims' null control, rows as :func:`score_seed`'s for the maps the claims judge
+    (every CAM at every layer at its lowest threshold, RISE at its largest mask count and
+    lowest threshold): each map's values moved to random smooth places (blobs a sixteenth of
+    the tile wide), so every map keeps its coverage, its area above the threshold, but not
+    where it is (:func:`xaistudy.evaluate.controls.coverage_matched`)."""
+    rows = []
+    images = res.tiles["images"]
+    smooth = images.shape[-1] / 16
+    for k, ((layer, name), sal) in enumerate(res.maps.items()):
+        rise = name.startswith("rise")
+        if name == "reference" or (rise and name != largest_rise(params)):
+            continue
+        thr = params.rise_thresholds[0] if rise else params.cam_thresholds[0]
+        shuffled = controls.coverage_matched(sal, (res.seed, k), smooth=smooth)
+        steps = metric_steps(res.model, images[: len(sal)], params.target_class, shuffled, thr,
+                             params.fill)
+        for i in range(len(sal)):
+            rows.append({
+                "seed": res.seed,
+                "unit": int(res.tiles["index"][i]),
+                "layer": layer,
+                "method": label(name),
+                "threshold": thr,
+                "n_masks": int(name.split("-")[1]) if rise else None,
+                "dice_explained": float(steps["dice_explained"][i]),
+                "saliency_ratio": float(steps["saliency_ratio"][i]),
+                "empty": bool(steps["empty"][i]),
+            })
     return pd.DataFrame(rows)
 
 
@@ -144,11 +181,13 @@ def batching(params: Any, res: SeedResult) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def per_unit_rows(result: Any, layer: str, column: str, sign: float = 1.0) -> pd.DataFrame:
+def per_unit_rows(
+    result: Any, layer: str, column: str, sign: float = 1.0, *, control: bool = False
+) -> pd.DataFrame:
     """Rows (seed, unit, method, value = sign * ``column``) of the CAMs at ``layer`` at their
     lowest threshold, and of RISE at its lowest threshold and largest mask count (its rows join
-    every layer)."""
-    p, s = result.params, result.scores
+    every layer); ``control``: the same rows of the null control (:func:`control_seed`)."""
+    p, s = result.params, (result.controls if control else result.scores)
     cams = s[(s["layer"] == layer) & (s["threshold"] == p.cam_thresholds[0])]
     rise = s[(s["layer"] == RISE_LAYER) & (s["threshold"] == p.rise_thresholds[0])
              & (s["n_masks"] == max(p.rise_masks))]

@@ -19,9 +19,11 @@ import pandas as pd
 
 from xaistudy.core.store import Store
 from xaistudy.studies.thesis_metrics.rows import (
+    CONTROLS,
     SCORE_COLUMNS,
     abs_mean,
     class_accuracy,
+    control_scores,
     coverage,
     empty_mask_counts,
     ground_truth_effect,
@@ -56,12 +58,14 @@ __all__ = [
     "CLASSES",
     "MASK_TYPES",
     "METHODS",
+    "CONTROLS",
     "SCORE_COLUMNS",
     "Result",
     "SeedRun",
     "abs_mean",
     "class_accuracy",
     "cnn_key",
+    "control_scores",
     "coverage",
     "empty_mask_counts",
     "explanation_options",
@@ -93,16 +97,23 @@ class Result:
 
     ``runs``: one :class:`SeedRun` per seed (models, predictions, masks, maps); ``scores``:
     one row per seed, test tile, method, ground truth, mask type and reading with the six
-    metrics (:data:`SCORE_COLUMNS`).
+    metrics (:data:`SCORE_COLUMNS`); ``controls``: the same scores of the null controls
+    (:func:`control_scores`, column ``control``).
     """
 
     params: Any
     runs: tuple[SeedRun, ...]
     scores: pd.DataFrame
+    controls: pd.DataFrame
 
 
 def run(params: Any, store: Store | None = None) -> Result:
     """Every seed of ``params`` (:func:`run_seed`, cached in ``store``), scored."""
     store = store or Store()
     runs = tuple(run_seed(params, s, store) for s in params.seeds)
-    return Result(params=params, runs=runs, scores=score(runs, params))
+    return Result(
+        params=params,
+        runs=runs,
+        scores=score(runs, params),
+        controls=control_scores(runs, params),
+    )

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from xaistudy.data import synthetic
+from xaistudy.evaluate import controls
 from xaistudy.evaluate import quality as q
 from xaistudy.evaluate import tendencies as tend
 from xaistudy.stats.claims import ArrayStatistic, bootstrap_interval
@@ -21,6 +22,10 @@ from xaistudy.studies.thesis_metrics.seed import (
     SeedRun,
     ground_truths,
 )
+
+#: the null controls of the Table-6 order and ground-truth claims
+#: (:mod:`xaistudy.evaluate.controls`)
+CONTROLS: tuple[str, ...] = ("coverage-matched maps", "another tile's mask")
 
 SCORE_COLUMNS: tuple[str, ...] = (
     "seed",
@@ -39,23 +44,47 @@ SCORE_COLUMNS: tuple[str, ...] = (
 
 # -- scores -----------------------------------------------------------------------------------
 def score(
-    runs: tuple[SeedRun, ...] | list[SeedRun], params: Any, readings: tuple[str, ...] = q.READINGS
+    runs: tuple[SeedRun, ...] | list[SeedRun],
+    params: Any,
+    readings: tuple[str, ...] = q.READINGS,
+    *,
+    control: str | None = None,
+    mask_types: tuple[str, ...] = MASK_TYPES,
 ) -> pd.DataFrame:
     """Per-tile scores: seed, unit (test tile), class, tendency, method, ground_truth,
-    mask_type, reading, empty (mask without pixels), degenerate and the six metrics."""
+    mask_type, reading, empty (mask without pixels), degenerate and the six metrics.
+
+    ``control`` scores a null control instead (:data:`CONTROLS`): every map's pixels shuffled
+    (``coverage-matched maps``), or each tile's U-Net masks replaced by those of another tile of
+    its class (``another tile's mask``; the exact masks stay the tile's own)."""
+    if control not in (None, *CONTROLS):
+        raise ValueError(f"control must be one of {', '.join(CONTROLS)}, got {control!r}")
     frames = []
     for run in runs:
         tt = tend.tendency_table(run.probs, run.labels, CLASSES, params.prob_threshold)
+        maps, partner = run.maps, np.arange(len(run.labels))
+        if control == "coverage-matched maps":
+            maps = {
+                m: controls.coverage_matched(v, (run.seed, k))
+                for k, (m, v) in enumerate(maps.items())
+            }
+        elif control == "another tile's mask":
+            partner = controls.partner_index(len(run.labels), (run.seed, 1), same=run.labels)
         for gt in ground_truths(params):
+            index = partner if gt == "U-Net" else np.arange(len(run.labels))
             binary = run.masks(gt, params.mask_threshold)
             for reading in readings:
-                masks = binary
+                masks = {mt: binary[mt][index] for mt in mask_types}
                 if reading == "thesis" and gt == "U-Net":
-                    masks = {mt: run.unet_prob[:, k] for k, mt in enumerate(MASK_TYPES)}
+                    masks = {
+                        mt: run.unet_prob[index, k]
+                        for k, mt in enumerate(MASK_TYPES)
+                        if mt in mask_types
+                    }
                 for method in METHODS:
                     rows = pd.DataFrame(
                         q.score_maps(
-                            run.maps[method],
+                            maps[method],
                             masks,
                             average=reading,
                             threshold=params.map_threshold,
@@ -71,6 +100,21 @@ def score(
                         rows.assign(seed=run.seed, method=method, ground_truth=gt, reading=reading)
                     )
     return pd.concat(frames, ignore_index=True)[list(SCORE_COLUMNS)]
+
+
+def control_scores(runs: tuple[SeedRun, ...] | list[SeedRun], params: Any) -> pd.DataFrame:
+    """The scores of every control of :data:`CONTROLS` (reading ``params.average``, tumour
+    masks), with a ``control`` column: the claims' null measurements, on the same tiles and
+    from the same maps and masks as the run's own scores."""
+    return pd.concat(
+        [
+            score(runs, params, (params.average,), control=c, mask_types=("tumour",)).assign(
+                control=c
+            )
+            for c in CONTROLS
+        ],
+        ignore_index=True,
+    )
 
 
 def kept(scores: pd.DataFrame, params: Any) -> pd.DataFrame:

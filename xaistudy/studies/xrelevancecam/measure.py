@@ -46,8 +46,14 @@ def cached_layer_cams(
     return out
 
 
-def frame_ious(maps: dict, masks: np.ndarray, rule: str, threshold: float) -> pd.DataFrame:
-    """Per-frame IoU (%) of every method at every view (stage or aggregation): long table."""
+def frame_ious(
+    maps: dict, masks: np.ndarray, rule: str, threshold: float, partner: np.ndarray | None = None
+) -> pd.DataFrame:
+    """Per-frame IoU (%) of every method at every view (stage or aggregation): long table.
+
+    ``partner``: for each frame another frame (:func:`xaistudy.evaluate.controls.partner_index`);
+    column ``iou_other_mask`` is then the IoU of the map with the partner's mask, the claims'
+    null control (a map that fits any polyp as well as its own scores the same)."""
     rows = []
     for method, by_layer in maps.items():
         for view in VIEWS:
@@ -56,10 +62,13 @@ def frame_ious(maps: dict, masks: np.ndarray, rule: str, threshold: float) -> pd
                 if view in by_layer
                 else wsss.aggregate(by_layer, wsss.AGGREGATIONS[view])
             )
-            values = localisation.iou(wsss.binarise(m, rule, threshold), masks) * 100
+            binary = wsss.binarise(m, rule, threshold)
+            columns = {"iou": localisation.iou(binary, masks) * 100}
+            if partner is not None:
+                columns["iou_other_mask"] = localisation.iou(binary, masks[partner]) * 100
             rows.append(
                 pd.DataFrame(
-                    {"method": method, "view": view, "frame": np.arange(len(values)), "iou": values}
+                    {"method": method, "view": view, "frame": np.arange(len(masks)), **columns}
                 )
             )
     return pd.concat(rows, ignore_index=True)

@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from xaistudy.core.store import Store
+from xaistudy.evaluate import controls
 from xaistudy.models import stages
 from xaistudy.models.classify import predict_proba
 
@@ -46,6 +47,7 @@ class StartResult:
     iou: tuple[pd.DataFrame, ...]
     diagnostic: tuple[pd.DataFrame, ...]
     axioms: pd.DataFrame | None
+    axioms_untrained: pd.DataFrame | None
     sanity: pd.DataFrame | None
     example: Example | None
     sanity_maps: SanityMaps | None
@@ -58,6 +60,9 @@ class Result:
     params: Any
     iou: pd.DataFrame  # seed, start, model, method, view, frame, unit, iou (%)
     axioms: pd.DataFrame  # seed, start, method, axiom, layer, value, unit, ...
+    #: the same axioms on the same frames for the untrained network (the Table-4 claims' null
+    #: control, :func:`xaistudy.evaluate.controls.untrained_copy`)
+    axioms_untrained: pd.DataFrame
     sanity: pd.DataFrame  # seed, start, stages, randomised, frame, unit, spearman, ssim
     diagnostic: pd.DataFrame  # seed, start, model, layer, frame, unit, activation_cv, ...
     models: pd.DataFrame  # one row per seed, start and model
@@ -73,7 +78,7 @@ def measure_start(params: Any, data: Data, seed: int, start: str, store: Store) 
     tag = {"seed": seed, "start": start}
     first = start == "scratch" and seed == params.seeds[0]
     rows, ious, diags = [], [], []
-    ax = sa = example = sanity_maps = None
+    ax = ax_untrained = sa = example = sanity_maps = None
     for key, tm in models.items():
         tm.model.eval()
         stages.set_dropout(tm.model, False)
@@ -92,10 +97,11 @@ def measure_start(params: Any, data: Data, seed: int, start: str, store: Store) 
         )
         if len(idx) == 0:
             continue
+        partner = controls.partner_index(len(idx), (seed, 1), differ=data.patients[idx])
         runs = [("", 1)] if key != "sk_dropout" else [(":on", params.dropout_passes), (":off", 1)]
         for suffix, passes in runs:
             maps = model_maps(params, store, data, tm, key + suffix, idx, seed, passes)
-            t = frame_ious(maps, data.masks[idx], params.binarise, params.threshold)
+            t = frame_ious(maps, data.masks[idx], params.binarise, params.threshold, partner)
             t["unit"] = data.patients[idx][t["frame"]]
             ious.append(t.assign(model=key + suffix, **tag))
             if key == "sk" and first:
@@ -106,16 +112,19 @@ def measure_start(params: Any, data: Data, seed: int, start: str, store: Store) 
                 diags.append(d.assign(model=key, **tag))
         if key == "sk":
             frames = spread(idx, data.patients, params.axiom_images)
-            ax = axiom_rows(
-                params, tm.model, data.images[frames], data.patients[frames], seed
-            ).assign(**tag)
+            x, patients = data.images[frames], data.patients[frames]
+            ax = axiom_rows(params, tm.model, x, patients, seed).assign(**tag)
+            untrained = controls.untrained_copy(tm.model, seed)
+            ax_untrained = axiom_rows(params, untrained, x, patients, seed).assign(**tag)
         if key == "resnet":
             frames = spread(idx, data.patients, params.sanity_images)
             sa, shown = sanity_rows(params, tm.model, data.images[frames], seed)
             sa["unit"] = data.patients[frames][sa["frame"]]
             sa = sa.assign(**tag)
             sanity_maps = shown if first else None
-    return StartResult(tuple(rows), tuple(ious), tuple(diags), ax, sa, example, sanity_maps)
+    return StartResult(
+        tuple(rows), tuple(ious), tuple(diags), ax, ax_untrained, sa, example, sanity_maps
+    )
 
 
 def _frame(parts: list) -> pd.DataFrame:
@@ -137,6 +146,7 @@ def run(params: Any, store: Store | None = None) -> Result:
         params=params,
         iou=_frame([t for r in done for t in r.iou]),
         axioms=_frame([r.axioms for r in done if r.axioms is not None]),
+        axioms_untrained=_frame([r.axioms_untrained for r in done if r.axioms is not None]),
         sanity=_frame([r.sanity for r in done if r.sanity is not None]),
         diagnostic=_frame([t for r in done for t in r.diagnostic]),
         models=pd.DataFrame([row for r in done for row in r.models]),

@@ -19,25 +19,28 @@ def of_start(table: pd.DataFrame, start: str) -> pd.DataFrame:
 
 
 def iou_difference(
-    iou: pd.DataFrame, model: str, a: tuple[str, str], b: tuple[str, str]
+    iou: pd.DataFrame, model: str, a: tuple[str, str], b: tuple[str, str], value: str = "iou"
 ) -> pd.DataFrame:
     """Per frame: IoU of (method, view) ``a`` minus that of ``b`` of ``model``; columns seed,
-    unit, frame, value."""
+    unit, frame, value. ``value="iou_other_mask"``: the same against another frame's mask."""
     if len(iou) == 0:
         return pd.DataFrame(columns=_FRAME_COLUMNS)
     t = iou[iou["model"] == model]
     keys = ["seed", "unit", "frame"]
-    va = t[(t["method"] == a[0]) & (t["view"] == a[1])].set_index(keys)["iou"]
-    vb = t[(t["method"] == b[0]) & (t["view"] == b[1])].set_index(keys)["iou"]
+    va = t[(t["method"] == a[0]) & (t["view"] == a[1])].set_index(keys)[value]
+    vb = t[(t["method"] == b[0]) & (t["view"] == b[1])].set_index(keys)[value]
     return (va - vb).dropna().rename("value").reset_index()
 
 
-def layer_mean_difference(iou: pd.DataFrame, model: str, a: str, b: str) -> pd.DataFrame:
-    """Per frame: the mean over the four stages of IoU(``a``) - IoU(``b``) of ``model``."""
+def layer_mean_difference(
+    iou: pd.DataFrame, model: str, a: str, b: str, value: str = "iou"
+) -> pd.DataFrame:
+    """Per frame: the mean over the four stages of IoU(``a``) - IoU(``b``) of ``model``
+    (``value`` as in :func:`iou_difference`)."""
     if len(iou) == 0:
         return pd.DataFrame(columns=_FRAME_COLUMNS)
     t = iou[(iou["model"] == model) & iou["view"].isin(LAYERS)]
-    w = t.pivot_table(index=["seed", "unit", "frame"], columns="method", values="iou")
+    w = t.pivot_table(index=["seed", "unit", "frame"], columns="method", values=value)
     if a not in w or b not in w:
         return pd.DataFrame(columns=_FRAME_COLUMNS)
     return (w[a] - w[b]).dropna().rename("value").reset_index()
