@@ -509,9 +509,12 @@ def test_gate_table_applies_the_criterion_to_samples_and_control():
             rows("DDPM training tile", [0.15, 0.05], [18.0, 20.0]),  # gap 0, median 19: passes
             rows("held-out normal tile", np.full(20, 0.1), normal_ood),
             rows("held-out tumour tile", [0.9], [40.0]),
+            rows("flat tile", [0.05, 0.1], [80.0, 90.0]),  # P(tumour) passes, OoD does not
         ]
     )
     table = gate_table(gate).set_index("source")
+    flat = table.loc["control: flat tiles (no tissue) pass as normal"]
+    assert flat.p_tumour_gap == pytest.approx(-0.025) and not flat.passes
     sample = table.loc["gate: samples pass as normal"]
     control = table.loc["control: training tiles pass as normal"]
     assert sample.p_tumour_gap == pytest.approx(0.2)
@@ -525,7 +528,9 @@ def test_gate_table_applies_the_criterion_to_samples_and_control():
     assert "control: training tiles pass as normal" not in set(no_control.source)
     assert gate_text(table.reset_index()) == (
         "The DDPM's samples pass as normal for 0 of 1 seeds' classifiers (not for seed 0). "
-        "Its training tiles (control) pass as normal for 1 of 1 seeds' classifiers."
+        "Its training tiles (control) pass as normal for 1 of 1 seeds' classifiers. "
+        "Flat tiles of the samples' mean colours (control: no tissue) pass as normal for 0 of 1 "
+        "seeds' classifiers (not for seed 0)."
     )
 
 
@@ -584,11 +589,17 @@ def test_smoke_run_writes_the_claims(smoke_outputs):
     for s in ("blackening", "histogram", "mean", "nli", "blurring"):
         assert {f"table9.mard.ibo_vs_{s}", f"table9.rank_accuracy.ibo_vs_{s}"} <= ids
     assert {"table2.gt_ranking_stable", "premise.ddpm_samples_normal"} <= ids
+    premises = claims.set_index("claim_id").loc[
+        ["premise.ddpm_samples_normal", "premise.ddpm_samples_in_distribution"]
+    ]
+    assert (premises["controls"] == "flat tiles").all()  # tissue-free tiles face the premise
     assert {f"table1.{m}.ibo_closest" for m in ("ssim", "feature_lpips", "mahalanobis")} <= ids
     shared = claims.set_index("claim_id").shared_stages
     assert shared["table9.mard.ibo_vs_mean"] == SHARED_DDPM
     gate = pd.read_csv(out / "tables" / "ddpm_gate.csv")
-    assert {"DDPM sample", "DDPM training tile", "held-out normal tile"} <= set(gate.source)
+    assert {"DDPM sample", "DDPM training tile", "held-out normal tile", "flat tile"} <= set(
+        gate.source
+    )
     assert "control: training tiles pass as normal" in set(gate.source)
 
 

@@ -483,6 +483,22 @@ def test_the_chapter_interface_gives_claims_tables_and_figures(smoke_result):
     rows_ = chapter.claims(smoke_result, "smoke")
     assert rows_ and all(isinstance(r, dict) and list(r) == list(COLUMNS) for r in rows_)
     assert {r["claim_id"] for r in rows_} == set(EXPECTED_CLAIMS) | {c[0] for c in NOT_MEASURED}
+    # the map claims face the randomised network's maps of the same tiles, scored the same way
+    by_id = {r["claim_id"]: r for r in rows_}
+    for cid in (
+        "smoothgrad.reduces_noise",
+        "lime.positive_and_negative",
+        "cam.inaccurate_localisation",
+    ):
+        assert by_id[cid]["controls"] == "randomised network", cid
+    scores, null = (smoke_result.tables[k] for k in ("scores", "scores_randomised"))
+    keys = ["seed", "unit", "method"]
+    assert (
+        scores[keys].sort_values(keys).values.tolist()
+        == null[keys].sort_values(keys).values.tolist()
+    )
+    first = null[(null["unit"] == 0) & (null["method"] == "gradcam")]["roughness"].item()
+    assert first == pytest.approx(study.roughness(smoke_result.shown.random_maps["gradcam"]))
     tables = chapter.tables(smoke_result)
     assert {"methods", "table_b1", "clever_hans", "paper_vs_book"} <= set(tables)
     assert all(isinstance(t, pd.DataFrame) and len(t) for t in tables.values())

@@ -49,3 +49,15 @@ def test_scorecard_of_no_chapter_is_empty(tmp_path):
     assert "synthesis" not in card.not_run and "data" in card.not_run
     assert all(t.empty for t in synthesis.tables(card).values())
     assert synthesis.figures(card) == {}
+
+
+def test_the_synthesis_counts_the_family_and_its_error(tmp_path):
+    from xaistudy.chapters.synthesis.tables import multiplicity_text
+
+    _write_claims(tmp_path, "data", 5.0)
+    _write_claims(tmp_path, "ibo", -5.0)
+    card = synthesis.run(synthesis.SynthesisParams(chapters_dir=str(tmp_path)))
+    text = multiplicity_text(card.table)
+    assert text.startswith("2 claims were judged in 2 chapters (1 reproduced, 1 contradicted")
+    assert "2 of them are the papers' findings" in text and "at most 10%" in text
+    assert multiplicity_text(card.table.iloc[:0]).startswith("No chapter has been run yet")

@@ -156,3 +156,29 @@ def test_an_uninformative_claim_is_drawn_and_counted():
     assert cl.plot_claims(table) is not None
     counts = cl.verdict_counts(table.assign(chapter="x"))
     assert counts.at[0, vd.UNINFORMATIVE] == 1
+
+
+def test_kind_quote_and_the_papers_magnitude_against_the_interval():
+    measured = rows({0: [1.0, 1.2, 0.9, 1.1], 1: [1.0, 1.1, 1.2, 0.9], 2: [1.1, 1.0, 0.95, 1.2]})
+    base = claim()
+    for estimate, where in ((1.05, "inside"), (10.0, "above"), (-3.0, "below")):
+        c = cl.Claim(**{**base.__dict__, "paper_estimate": estimate, "quote": '"A beats B"'})
+        row = cl.judge(c, measured, n_boot=300)
+        assert row["magnitude_verdict"] == where and row["paper_estimate"] == estimate
+        assert row["quote"] == '"A beats B"' and row["kind"] == "finding"
+    assert cl.judge(base, measured, n_boot=300)["magnitude_verdict"] == ""  # no paper number
+    assert cl.magnitude_verdict(1.0, float("nan"), 2.0) == ""
+    with pytest.raises(ValueError, match="kind must be one of finding, premise"):
+        cl.Claim(**{**base.__dict__, "kind": "result"})
+
+
+def test_xrelevancecams_claims_carry_the_papers_difference():
+    from xaistudy.chapters.xrelevancecam.comparisons import claim as _claim
+
+    c = _claim(
+        "x", "Table 1", "s", ("table1.xrelevancecam.layer1", "table1.relevancecam.layer1"), "q"
+    )
+    assert c.paper_value == "28.07 vs 18.0" and c.paper_estimate == pytest.approx(10.07)
+    keys = ("table4.xrelevancecam.conservation", "table4.relevancecam.conservation")
+    flipped = _claim("y", "Table 4", "s", keys, "q", sign=-1)
+    assert flipped.paper_estimate == pytest.approx(0.528 - 0.0097)

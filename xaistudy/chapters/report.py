@@ -152,6 +152,7 @@ class Run:
         claims_mod.save_claims(table, self.out_dir)
         cols = [
             "claim_id",
+            "kind",
             "source",
             "statement",
             "paper_value",
@@ -161,6 +162,7 @@ class Run:
             "ci_low",
             "ci_high",
             "verdict",
+            "magnitude_verdict",
             "p_adjusted",
             "controls",
             "control_value",

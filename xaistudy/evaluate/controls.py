@@ -36,6 +36,13 @@ CONTROLS: dict[str, str] = {
         "each map scored against the mask of another tile (of the same class, or of another "
         "patient): a mask of similar area, unrelated to the tile"
     ),
+    "flat tiles": (
+        "each generated tile replaced by its mean colour: the same colours, no tissue at all"
+    ),
+    "randomised network": (
+        "the same method on the same tiles, the network's top weight layers re-initialised "
+        "(the maps of the sanity check)"
+    ),
     "untrained network": (
         "the same method on the same inputs, every parameter of the network re-initialised"
     ),

@@ -53,12 +53,15 @@ from xaistudy.stats.verdicts import (  # noqa: F401 (the verdict names, re-expor
 #: the columns every claims table has, in this order (``claims.csv``)
 COLUMNS = (
     "claim_id",
+    "kind",
     "paper_value",
     "book_value",
     "ci_low",
     "ci_high",
     "seeds",
     "verdict",
+    "paper_estimate",
+    "magnitude_verdict",
     "p_value",
     "p_adjusted",
     "controls",
@@ -72,6 +75,7 @@ COLUMNS = (
     "interval",
     "paper",
     "source",
+    "quote",
     "statement",
     "quantity",
     "expected",
@@ -80,6 +84,12 @@ COLUMNS = (
     "data",
     "profile",
 )
+
+
+#: what a claim is: a finding of the paper, a premise its method rests on, a demonstration of
+#: the book's own, or an implementation check (a property that holds by the algorithm's
+#: construction, so its verdict tests the code, not the paper)
+KINDS = ("finding", "premise", "demonstration", "implementation check")
 
 
 @dataclass(frozen=True)
@@ -106,8 +116,17 @@ class Claim:
     #: why no null control applies (a runtime, a self-check of the generator…); a claim with
     #: neither controls in :func:`judge` nor this reason says "none given"
     no_control: str = ""
+    #: :data:`KINDS`; only findings are the paper's results
+    kind: str = "finding"
+    #: the paper's own words or table cell the claim stands for
+    quote: str = ""
+    #: the paper's number for the same quantity, when it gives one: the magnitude verdict says
+    #: whether it lies inside, below or above this run's interval
+    paper_estimate: float | None = None
 
     def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"claim {self.id}: kind must be one of {', '.join(KINDS)}")
         if self.expect not in (">", "<"):
             raise ValueError(f"claim {self.id}: expect must be '>' or '<', not {self.expect!r}")
         if not self.id or any(c.isspace() for c in self.id):
@@ -160,6 +179,18 @@ def bootstrap_interval(
     return estimate, low, high
 
 
+def magnitude_verdict(paper_estimate: float | None, low: float, high: float) -> str:
+    """Where the paper's number lies against this run's interval: ``inside``, ``below`` or
+    ``above`` it; empty when the paper gives no number or the run no interval."""
+    if paper_estimate is None or not (np.isfinite(low) and np.isfinite(high)):
+        return ""
+    if paper_estimate < low:
+        return "below"
+    if paper_estimate > high:
+        return "above"
+    return "inside"
+
+
 def _joined(values: list[str]) -> str:
     return "; ".join(values)
 
@@ -192,6 +223,10 @@ def judge(
     controls = {k: v for k, v in (controls or {}).items() if v is not None and len(v)}
     row: dict[str, object] = {
         "claim_id": claim.id,
+        "kind": claim.kind,
+        "quote": claim.quote,
+        "paper_estimate": np.nan if claim.paper_estimate is None else claim.paper_estimate,
+        "magnitude_verdict": "",
         "paper_value": claim.paper_value,
         "paper": claim.paper,
         "source": claim.source,
@@ -260,6 +295,7 @@ def judge(
         book_value=main.estimate,
         ci_low=main.low,
         ci_high=main.high,
+        magnitude_verdict=magnitude_verdict(claim.paper_estimate, main.low, main.high),
         p_value=main.p_value,
         seeds=" ".join(str(s) for s, _ in per_seed),
         verdict=verdict,

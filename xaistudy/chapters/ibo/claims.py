@@ -61,8 +61,9 @@ def claim_rows(st: study.Result) -> list[dict[str, object]]:
     common = dict(n_boot=p.n_boot, data_name=st.data_name, profile=st.profile)
     out = []
 
-    normal = gate[gate.source == "held-out normal tile"].groupby("seed").p_tumour.mean()
-    samples = gate[gate.source == "DDPM sample"]
+    held_out = gate[gate.source == "held-out normal tile"].groupby("seed")
+    normal, normal_q95 = held_out.p_tumour.mean(), held_out.ood.quantile(0.95)
+    samples, flat = gate[gate.source == "DDPM sample"], gate[gate.source == study.FLAT]
     out.append(
         judge(
             Claim(
@@ -75,8 +76,29 @@ def claim_rows(st: study.Result) -> list[dict[str, object]]:
                 "(per seed's classifier)",
                 expect="<",
                 null=0.1,
+                kind="premise",
             ),
             samples.assign(value=samples.p_tumour - samples.seed.map(normal)),
+            controls={"flat tiles": flat.assign(value=flat.p_tumour - flat.seed.map(normal))},
+            shared_stages=SHARED_DDPM,
+            **common,
+        )
+    )
+    out.append(
+        judge(
+            Claim(
+                "premise.ddpm_samples_in_distribution",
+                cite,
+                "Sec. 3 (DDPM of normal tissue)",
+                "The DDPM's samples lie where normal tissue lies for the classifier",
+                "premise (no number)",
+                "OoD score of a DDPM sample minus the 95th percentile of the held-out normal "
+                "tiles' scores (per seed's classifier; below 0: inside the normal range)",
+                expect="<",
+                kind="premise",
+            ),
+            samples.assign(value=samples.ood - samples.seed.map(normal_q95)),
+            controls={"flat tiles": flat.assign(value=flat.ood - flat.seed.map(normal_q95))},
             shared_stages=SHARED_DDPM,
             **common,
         )
@@ -92,6 +114,7 @@ def claim_rows(st: study.Result) -> list[dict[str, object]]:
                     "Inpainting the highlighted regions with normal tissue lowers P(tumour)",
                     "premise (no number)",
                     "P(tumour) before minus after the last mask, IBO",
+                    kind="premise",
                 ),
                 sub.assign(value=sub.p_before - sub.p_after),
                 shared_stages=SHARED_DDPM,
@@ -155,6 +178,7 @@ def claim_rows(st: study.Result) -> list[dict[str, object]]:
                 "one order from the test tiles",
                 "Kendall tau between the IoU rankings of two disjoint halves of the tiles",
                 statistic=_split_half_tau(len(st.methods)),
+                kind="premise",
             ),
             gt,
             **common,

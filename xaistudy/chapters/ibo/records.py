@@ -70,7 +70,11 @@ def gate_text(table: pd.DataFrame) -> str:
             continue
         passed = rows.loc[rows.passes.astype(bool), "seed"].tolist()
         failed = rows.loc[~rows.passes.astype(bool), "seed"].tolist()
-        what = "The DDPM's samples" if source == "DDPM sample" else "Its training tiles (control)"
+        what = {
+            "DDPM sample": "The DDPM's samples",
+            "DDPM training tile": "Its training tiles (control)",
+            "flat tile": "Flat tiles of the samples' mean colours (control: no tissue)",
+        }[source]
         text = f"{what} pass as normal for {len(passed)} of {len(rows)} seeds' classifiers"
         if failed:
             text += f" (not for seed{'s' * (len(failed) > 1)} {', '.join(map(str, failed))})"
@@ -82,6 +86,7 @@ def gate_text(table: pd.DataFrame) -> str:
 GATE_VERDICTS = {
     "DDPM sample": "gate: samples pass as normal",
     "DDPM training tile": "control: training tiles pass as normal",
+    "flat tile": "control: flat tiles (no tissue) pass as normal",
 }
 
 

@@ -73,7 +73,6 @@ NOT_MEASURED = (
 )
 
 
-
 def sweep_tests(result: study.Result) -> list[tuple[Claim, pd.DataFrame]]:
     """Per swept method the review warns about: how much more a minor change of a setting
     moves its map than its own sampling does."""
@@ -150,7 +149,7 @@ def judged(result: study.Result, profile: str = "") -> list[dict[str, object]]:
     """Every Table B1 strength and weakness this run can measure, the text's Grad-CAM vs
     occlusion cost and the Clever-Hans warning, judged over all seeds (rows of a claims
     table); ``profile`` is recorded with each verdict."""
-    tests: list[tuple[Claim, pd.DataFrame | None]] = [
+    tests: list[tuple] = [
         *b1_tests(result),
         *sweep_tests(result),
         *hans_tests(result),
@@ -161,4 +160,7 @@ def judged(result: study.Result, profile: str = "") -> list[dict[str, object]]:
     ]
     params = result.params
     data = f"{params.dataset} {params.tile_size} px, {params.model}"
-    return [judge(c, d, data_name=data, profile=profile) for c, d in tests]
+    return [
+        judge(c, d, controls=ctrl[0] if ctrl else None, data_name=data, profile=profile)
+        for c, d, *ctrl in tests
+    ]

@@ -3,8 +3,6 @@ realistic perturbations, noise, sanity and summation, each a claim with its meas
 
 from __future__ import annotations
 
-import pandas as pd
-
 from xaistudy.chapters.saliency_tour.paper import B1, PAPER, TEXT
 from xaistudy.stats.claims import Claim
 from xaistudy.studies import saliency_tour as study
@@ -15,11 +13,22 @@ def _b1(method: str, side: str) -> str:
     return PAPER.number(f"b1.{method}.{side}")
 
 
-def b1_tests(result: study.Result) -> list[tuple[Claim, pd.DataFrame]]:
+#: the null control of the map claims (sign, localisation, noise)
+RANDOMISED = "randomised network"
+
+
+def b1_tests(result: study.Result) -> list[tuple]:
     """Each measured Table B1 statement (and the text's Grad-CAM vs occlusion cost) with the
-    rows (``seed``, ``unit``, ``value``) it is judged on."""
+    rows (``seed``, ``unit``, ``value``) it is judged on and, for the claims about the maps,
+    the same rows from the maps of the randomised network (its null control)."""
     t = result.tables
     scores, timing = t["scores"], t["timing"]
+    null = t["scores_randomised"] if "scores_randomised" in t else None
+
+    def on_maps(fn, *args):
+        """``fn(scores, *args)`` and, as the control, ``fn`` of the randomised network's."""
+        return fn(scores, *args), ({RANDOMISED: fn(null, *args)} if null is not None else None)
+
     comp, ood = t["completeness"], t["ood"]
     cite = PAPER.citation
     return [
@@ -91,7 +100,7 @@ def b1_tests(result: study.Result) -> list[tuple[Claim, pd.DataFrame]]:
                 "share of the map's absolute mass that is negative, per tile (null: 5 %)",
                 null=0.05,
             ),
-            rows.column(scores, "negative_share", method="kernel_shap"),
+            *on_maps(lambda d: rows.column(d, "negative_share", method="kernel_shap")),
         ),
         (
             Claim(
@@ -103,7 +112,7 @@ def b1_tests(result: study.Result) -> list[tuple[Claim, pd.DataFrame]]:
                 "negative share of the map's absolute mass, per tile (null: 5 %)",
                 null=0.05,
             ),
-            rows.column(scores, "negative_share", method="lime"),
+            *on_maps(lambda d: rows.column(d, "negative_share", method="lime")),
         ),
         (
             Claim(
@@ -115,7 +124,7 @@ def b1_tests(result: study.Result) -> list[tuple[Claim, pd.DataFrame]]:
                 "IoU of CAM − median IoU of the other grid methods, per tile",
                 expect="<",
             ),
-            rows.vs_others(scores, "cam", "iou"),
+            *on_maps(rows.vs_others, "cam", "iou"),
         ),
         (
             Claim(
@@ -127,7 +136,7 @@ def b1_tests(result: study.Result) -> list[tuple[Claim, pd.DataFrame]]:
                 "IoU of KernelSHAP − median IoU of the other grid methods",
                 expect="<",
             ),
-            rows.vs_others(scores, "kernel_shap", "iou"),
+            *on_maps(rows.vs_others, "kernel_shap", "iou"),
         ),
         (
             Claim(
@@ -139,7 +148,7 @@ def b1_tests(result: study.Result) -> list[tuple[Claim, pd.DataFrame]]:
                 "IoU of RISE − median IoU of the other grid methods",
                 expect="<",
             ),
-            rows.vs_others(scores, "rise", "iou"),
+            *on_maps(rows.vs_others, "rise", "iou"),
         ),
         (
             Claim(
@@ -151,7 +160,7 @@ def b1_tests(result: study.Result) -> list[tuple[Claim, pd.DataFrame]]:
                 "IoU of Occlusion − median IoU of the other grid methods",
                 expect="<",
             ),
-            rows.vs_others(scores, "occlusion", "iou"),
+            *on_maps(rows.vs_others, "occlusion", "iou"),
         ),
         (
             Claim(
@@ -178,7 +187,7 @@ def b1_tests(result: study.Result) -> list[tuple[Claim, pd.DataFrame]]:
                 "roughness of SmoothGrad's map − that of the vanilla gradient, per tile",
                 expect="<",
             ),
-            rows.minus(scores, "roughness", "method", "smoothgrad", "saliency"),
+            *on_maps(rows.minus, "roughness", "method", "smoothgrad", "saliency"),
         ),
         (
             Claim(

@@ -20,7 +20,6 @@ from xaistudy.chapters.segmentation_xai.paper import (
 )
 from xaistudy.chapters.segmentation_xai.text import describe_run
 from xaistudy.stats.claims import Claim, judge, order_agreement, paired_difference
-from xaistudy.studies.segmentation_xai import CONTROL
 
 
 def paper_order(column: str, n_masks: int, best: str) -> list[str]:
@@ -46,7 +45,7 @@ def _pair(rows: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
 
 def _layer_tests(res, layer: str, n_p: int) -> list[tuple]:
     """The claims judged at one CAM layer (RISE's rows join every layer)."""
-    from xaistudy.studies.segmentation_xai import per_unit_rows
+    from xaistudy.studies.segmentation_xai import CONTROL, per_unit_rows
 
     p, cite = res.params, PAPER.citation
     lo_cam, lo_rise = p.cam_thresholds[0], p.rise_thresholds[0]
@@ -151,7 +150,8 @@ def _rise_tests(res) -> list[tuple]:
         "rise.coverage_beats_petsiuk", "this book", "RISE estimator",
         "Dividing by each pixel's mask coverage estimates the RISE map better than dividing "
         "by N·p (Petsiuk et al.)", "— (the survey does not say which it used)",
-        f"correlation with a {p.rise_reference}-mask reference: coverage − N·p at {n_lo} masks"),
+        f"correlation with a {p.rise_reference}-mask reference: coverage − N·p at {n_lo} masks",
+        kind="demonstration"),
         _pair(at_lo, "coverage", "N·p (Petsiuk)"), 2000))
     cov = conv[conv["estimator"] == "coverage"].assign(method=conv["n_masks"].astype(str))
     tests.append((Claim(

@@ -11,6 +11,7 @@ from xaistudy.stats import claims as claims_mod
 #: the scorecard's columns, in reading order
 SCORECARD_COLUMNS = [
     "chapter",
+    "kind",
     "paper",
     "source",
     "statement",
@@ -21,6 +22,7 @@ SCORECARD_COLUMNS = [
     "ci_low",
     "ci_high",
     "verdict",
+    "magnitude_verdict",
     "p_adjusted",
     "controls",
     "control_value",
@@ -56,9 +58,15 @@ def multiplicity_text(table: pd.DataFrame) -> str:
     families = judged["chapter"].nunique()
     counts = judged["verdict"].value_counts()
     parts = ", ".join(f"{int(counts.get(v, 0))} {v}" for v in claims_mod.VERDICTS[:4])
+    kinds = judged["kind"].value_counts() if "kind" in judged else pd.Series(dtype=int)
+    findings = int(kinds.get("finding", 0))
+    others = ", ".join(
+        f"{int(n)} {k}{'s' if n > 1 else ''}" for k, n in kinds.items() if k != "finding"
+    )
     return (
         f"{len(judged)} claims were judged in {families} chapters ({parts}; "
-        f"{len(table) - len(judged)} not testable here). Each chapter is one family: Holm's "
+        f"{len(table) - len(judged)} not testable here); {findings} of them are the papers' "
+        f"findings{f', the others {others}' if others else ''}. Each chapter is one family: Holm's "
         "adjustment keeps the chance of any false *reproduced* or *contradicted* verdict within "
         f"a chapter at or below 5 %; over the {families} chapters together that chance is at "
         f"most {min(1.0, 0.05 * families):.0%} (the sum of the families' 5 %). A claim that "

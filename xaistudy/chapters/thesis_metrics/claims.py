@@ -92,6 +92,7 @@ def claim_rows(res: Any, profile: str = "") -> list[dict]:
             f"masks (reading {params.average})",
             statistic=study.same_order,
             not_testable="" if exact else "the grading data have no exact nuclei masks",
+            kind="premise",
         )
         methods = list(study.METHODS)
         data = study.method_rows(sel, metric, methods) if exact else None

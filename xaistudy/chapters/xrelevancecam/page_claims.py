@@ -3,6 +3,11 @@ backbone start, judged on the study's paired rows, and the book's Eq. 1 hypothes
 
 from __future__ import annotations
 
+from xaistudy.chapters.xrelevancecam.comparisons import (
+    against_the_best,
+    with_other_mask,
+)
+from xaistudy.chapters.xrelevancecam.comparisons import claim as _claim
 from xaistudy.chapters.xrelevancecam.paper import PAPER
 from xaistudy.stats.claims import Claim, judge
 from xaistudy.studies import xrelevancecam as study
@@ -13,26 +18,12 @@ EQ1_HYPOTHESIS = (
 )
 
 
-def _claim(id_: str, source: str, statement: str, paper_value: str, quantity: str, **kw):
-    return Claim(id_, PAPER.citation, source, statement, paper_value, quantity, **kw)
-
-
-OTHER_MASK = "another tile's mask"
-
-
-def _with_other_mask(fn, iou, *args):
-    """``fn``'s rows, and the same difference scored against another frame's mask (a patient
-    apart) as the null control: a difference that a map's fit to *any* polyp gives too."""
-    return fn(iou, *args), {OTHER_MASK: fn(iou, *args, value="iou_other_mask")}
-
-
 def _iou_claims(iou, s: str) -> list:
     """Tables 1-3: paired per-frame IoU differences of one start's models (``s``: its suffix),
     each with its another-frame's-mask control."""
-    n = PAPER.number
 
     def diff(*args):
-        return _with_other_mask(study.iou_difference, iou, *args)
+        return with_other_mask(study.iou_difference, iou, *args)
 
     tests = [
         (
@@ -40,7 +31,7 @@ def _iou_claims(iou, s: str) -> list:
                 f"table1.xrc_beats_rc.{layer}{s}",
                 "Table 1",
                 f"XRelevanceCAM segments better than RelevanceCAM at {layer}",
-                f"{n(f'table1.xrelevancecam.{layer}')} vs {n(f'table1.relevancecam.{layer}')}",
+                (f"table1.xrelevancecam.{layer}", f"table1.relevancecam.{layer}"),
                 f"IoU(XRelevanceCAM) - IoU(RelevanceCAM) per frame, {layer}, %",
                 hypothesis=EQ1_HYPOTHESIS if i == 0 else "",
             ),
@@ -49,23 +40,24 @@ def _iou_claims(iou, s: str) -> list:
         for i, layer in enumerate(study.LAYERS)
     ]
     on, agg = "sk_dropout:on", "4+3+2+1"
+    tests += against_the_best(iou, s)
     return tests + [
         (
             _claim(
                 f"table1.xrc_beats_gradcam.average{s}",
                 "Table 1",
                 "XRelevanceCAM's average per-layer mIoU exceeds Grad-CAM's",
-                f"{n('table1.xrelevancecam.average')} vs {n('table1.gradcam.average')}",
+                ("table1.xrelevancecam.average", "table1.gradcam.average"),
                 "mean over the stages of IoU(XRelevanceCAM) - IoU(Grad-CAM) per frame, %",
             ),
-            *_with_other_mask(study.layer_mean_difference, iou, "sk", "xrelevancecam", "gradcam"),
+            *with_other_mask(study.layer_mean_difference, iou, "sk", "xrelevancecam", "gradcam"),
         ),
         (
             _claim(
                 f"table1.shallow_beats_deep{s}",
                 "Table 1",
                 "XRelevanceCAM's layer 3 segments better than its layer 1 (depth helps)",
-                f"{n('table1.xrelevancecam.layer3')} vs {n('table1.xrelevancecam.layer1')}",
+                ("table1.xrelevancecam.layer3", "table1.xrelevancecam.layer1"),
                 "IoU(XRelevanceCAM, layer3) - IoU(XRelevanceCAM, layer1) per frame, %",
             ),
             *diff("sk", ("xrelevancecam", "layer3"), ("xrelevancecam", "layer1")),
@@ -75,7 +67,7 @@ def _iou_claims(iou, s: str) -> list:
                 f"table2.aggregation_beats_layer4{s}",
                 "Table 2",
                 "Aggregating all four stages beats layer 4 alone (XRelevanceCAM, SK)",
-                f"{n('table2.sk.xrelevancecam.4+3+2+1')} vs {n('table2.sk.xrelevancecam.4')}",
+                ("table2.sk.xrelevancecam.4+3+2+1", "table2.sk.xrelevancecam.4"),
                 "IoU(XRelevanceCAM, 4+3+2+1) - IoU(XRelevanceCAM, 4) per frame, %",
             ),
             *diff("sk", ("xrelevancecam", agg), ("xrelevancecam", "layer4")),
@@ -85,7 +77,7 @@ def _iou_claims(iou, s: str) -> list:
                 f"table2.xrc_beats_rc.aggregate{s}",
                 "Table 2",
                 "XRelevanceCAM wins the 4+3+2+1 aggregation over RelevanceCAM (SK)",
-                f"{n('table2.sk.xrelevancecam.4+3+2+1')} vs {n('table2.sk.relevancecam.4+3+2+1')}",
+                ("table2.sk.xrelevancecam.4+3+2+1", "table2.sk.relevancecam.4+3+2+1"),
                 "IoU(XRelevanceCAM) - IoU(RelevanceCAM) per frame, 4+3+2+1, %",
             ),
             *diff("sk", ("xrelevancecam", agg), ("relevancecam", agg)),
@@ -95,8 +87,7 @@ def _iou_claims(iou, s: str) -> list:
                 f"table2.resnet.xrc_beats_gradcam.aggregate{s}",
                 "Table 2",
                 "With the ResNet, XRelevanceCAM beats Grad-CAM at 4+3+2+1",
-                f"{n('table2.resnet.xrelevancecam.4+3+2+1')} vs "
-                f"{n('table2.resnet.gradcam.4+3+2+1')}",
+                ("table2.resnet.xrelevancecam.4+3+2+1", "table2.resnet.gradcam.4+3+2+1"),
                 "IoU(XRelevanceCAM) - IoU(Grad-CAM) per frame, ResNet, 4+3+2+1, %",
             ),
             *diff("resnet", ("xrelevancecam", agg), ("gradcam", agg)),
@@ -106,7 +97,7 @@ def _iou_claims(iou, s: str) -> list:
                 f"table3.xrc_beats_rc.dropout_on.layer1{s}",
                 "Table 3",
                 "With dropout on, XRelevanceCAM beats RelevanceCAM at layer 1",
-                f"{n('table3.on.xrelevancecam.layer1')} vs {n('table3.on.relevancecam.layer1')}",
+                ("table3.on.xrelevancecam.layer1", "table3.on.relevancecam.layer1"),
                 "IoU(XRelevanceCAM) - IoU(RelevanceCAM) per frame, dropout on, layer1, %",
             ),
             *diff(on, ("xrelevancecam", "layer1"), ("relevancecam", "layer1")),
@@ -116,7 +107,7 @@ def _iou_claims(iou, s: str) -> list:
                 f"table3.xrc_beats_gradcam.dropout_on.aggregate{s}",
                 "Table 3",
                 "With dropout on, XRelevanceCAM beats Grad-CAM at 4+3+2+1",
-                f"{n('table3.on.xrelevancecam.4+3+2+1')} vs {n('table3.on.gradcam.4+3+2+1')}",
+                ("table3.on.xrelevancecam.4+3+2+1", "table3.on.gradcam.4+3+2+1"),
                 "IoU(XRelevanceCAM) - IoU(Grad-CAM) per frame, dropout on, 4+3+2+1, %",
             ),
             *diff(on, ("xrelevancecam", agg), ("gradcam", agg)),
@@ -143,10 +134,11 @@ def _axiom_and_sanity_claims(ax, ax_untrained, sa, s: str, threshold: float) -> 
                 f"table4.xrc_conserves_better_than_rc{s}",
                 "Table 4",
                 "XRelevanceCAM's conservation error is below RelevanceCAM's",
-                f"{n('table4.xrelevancecam.conservation')} vs "
-                f"{n('table4.relevancecam.conservation')}",
+                ("table4.xrelevancecam.conservation", "table4.relevancecam.conservation"),
                 "conservation(RelevanceCAM) - conservation(XRelevanceCAM), mean over "
                 "stages, per patient",
+                sign=-1,
+                kind="implementation check",
             ),
             *diff(ax, "conservation", "relevancecam", "xrelevancecam"),
         ),
@@ -155,8 +147,10 @@ def _axiom_and_sanity_claims(ax, ax_untrained, sa, s: str, threshold: float) -> 
                 f"table4.xrc_conserves_better_than_gradcam{s}",
                 "Table 4",
                 "XRelevanceCAM's conservation error is below Grad-CAM's",
-                f"{n('table4.xrelevancecam.conservation')} vs {n('table4.gradcam.conservation')}",
+                ("table4.xrelevancecam.conservation", "table4.gradcam.conservation"),
                 "conservation(Grad-CAM) - conservation(XRelevanceCAM), per patient",
+                sign=-1,
+                kind="implementation check",
             ),
             *diff(ax, "conservation", "gradcam", "xrelevancecam"),
         ),
@@ -165,9 +159,9 @@ def _axiom_and_sanity_claims(ax, ax_untrained, sa, s: str, threshold: float) -> 
                 f"table4.xrc_sensitivity_better_than_rc{s}",
                 "Table 4",
                 "XRelevanceCAM's sensitivity error is below RelevanceCAM's",
-                f"{n('table4.xrelevancecam.sensitivity')} vs "
-                f"{n('table4.relevancecam.sensitivity')}",
+                ("table4.xrelevancecam.sensitivity", "table4.relevancecam.sensitivity"),
                 "sensitivity(RelevanceCAM) - sensitivity(XRelevanceCAM), per patient",
+                sign=-1,
             ),
             *diff(ax, "sensitivity", "relevancecam", "xrelevancecam"),
         ),
@@ -227,6 +221,7 @@ def claims(result: study.Result, profile: str = "") -> list[dict[str, object]]:
         "scratch start, SK backbone, per test patient",
         no_control="a property of the activations compared between two starts, not a map "
         "scored against a mask",
+        kind="demonstration",
     )
     rows.append(
         judge(

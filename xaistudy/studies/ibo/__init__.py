@@ -54,6 +54,7 @@ from xaistudy.studies.ibo.pipeline import (
 )
 from xaistudy.studies.ibo.rows import (
     AGREEMENTS,
+    FLAT,
     agreement_statistic,
     auc_rows,
     code_means,
@@ -68,6 +69,7 @@ from xaistudy.studies.ibo.rows import (
 
 __all__ = [
     "AGREEMENTS",
+    "FLAT",
     "CAMS",
     "METRICS",
     "SAMPLE_CHUNK",

@@ -90,10 +90,14 @@ def distance_rows(st: Result) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+#: the gate's tissue-free control: each DDPM sample replaced by its mean colour
+FLAT = "flat tile"
+
+
 def gate_rows(st: Result) -> pd.DataFrame:
     """P(tumour) and OoD score of the DDPM's samples, of as many of the real tiles it learned
-    from, and of held-out test tiles, per seed's classifier (``source``: DDPM sample / DDPM
-    training tile / held-out normal tile / held-out tumour tile)."""
+    from, and of held-out test tiles, per seed's classifier (``source``: DDPM sample / flat
+    tile / DDPM training tile / held-out normal tile / held-out tumour tile)."""
     training = st.runs[0].splits["ddpm"].images[: len(st.gate_images)]
     return gate_scores(st.runs, st.gate_images, training)
 
@@ -103,12 +107,15 @@ def gate_scores(
 ) -> pd.DataFrame:
     """:func:`gate_rows` for any ``samples`` (N, 3, H, W) in [0, 1], scored by ``runs``'
     classifiers and OoD detectors against their held-out test tiles; ``training`` (optional):
-    real tiles the DDPM learned from, scored the same way (the gate's control)."""
+    real tiles the DDPM learned from, scored the same way (the gate's control). Each sample's
+    flat copy (its mean colour everywhere, :data:`FLAT`) is scored too: tissue-free tiles,
+    the premise claims' null control."""
     frames = []
+    flat = samples.mean(dim=(2, 3), keepdim=True).expand_as(samples).contiguous()
     for run in runs:
         test = run.splits["test"]
         y = test.labels.numpy()
-        sources = [("DDPM sample", samples)]
+        sources = [("DDPM sample", samples), (FLAT, flat)]
         if training is not None:
             sources.append(("DDPM training tile", training))
         sources += [

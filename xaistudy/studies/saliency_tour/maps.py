@@ -184,6 +184,35 @@ def tile_scores(params: Any, m: Models, x: torch.Tensor, masks: np.ndarray, maps
     return pd.DataFrame(rows)
 
 
+def control_scores(params: Any, masks: np.ndarray, maps: Maps) -> pd.DataFrame:
+    """The claims' null control, per tile and method: the map-only scores of
+    :func:`tile_scores` (localisation, noise, sign) of the maps the same method gives for the
+    network with its top ``sanity_top_k`` weight layers re-initialised (``random_maps``,
+    computed for the sanity check). No forward pass: nothing here is recomputed."""
+    rows = []
+    for method, res in with_rise_np(maps, params).items():
+        random_maps = res["random_maps"]
+        loc = localisation.score_maps(
+            random_maps,
+            masks,
+            rule=params.binarise,
+            value=params.top_fraction,
+            tolerance=params.pointing_tolerance,
+        )
+        for i, saliency in enumerate(random_maps):
+            rows.append(
+                {
+                    "method": method,
+                    "unit": i,
+                    "pointing_game": loc["pointing_game"][i],
+                    "iou": loc["iou"][i],
+                    "roughness": roughness(saliency),
+                    "negative_share": negative_share(saliency),
+                }
+            )
+    return pd.DataFrame(rows)
+
+
 def completeness(params: Any, m: Models, x: torch.Tensor, maps: Maps) -> pd.DataFrame:
     """Per tile: |sum of the map − what it should sum to| / |that|, for the methods with a
     summation property (IG, Input × gradient, DeepLIFT: f(x) − f(0); LRP: the logit f(x))."""

@@ -16,6 +16,7 @@ from xaistudy.models.classifiers import resolve_device, target_layer
 from xaistudy.models.train import make_loader, predict
 from xaistudy.studies.saliency_tour.maps import (
     completeness,
+    control_scores,
     grid_maps,
     rise_np_maps,
     tile_scores,
@@ -39,6 +40,7 @@ from xaistudy.studies.saliency_tour.probes import (
 TABLES = (
     "classifier",  # one row per seed
     "scores",  # per method and scored tile
+    "scores_randomised",  # the same map scores for the randomised network (the null control)
     "timing",  # per method and timed call
     "completeness",  # per summation rule and tile
     "ood",  # per perturbation and normal tile
@@ -112,6 +114,7 @@ def run_seed(params: Any, seed: int, store: Store | None = None, show: bool = Fa
     tables = {
         "classifier": pd.DataFrame([classifier_row(params, m, probs, labels)]),
         "scores": tile_scores(params, m, x, masks, maps),
+        "scores_randomised": control_scores(params, masks, maps),
         "timing": time_methods(params, m, x, device, store),
         "completeness": completeness(params, m, x, maps),
         "ood": in_distribution(params, m, probs, labels),
@@ -143,7 +146,5 @@ def run(params: Any, store: Store | None = None) -> Result:
     """:func:`run_seed` for every seed of ``params``; the tables of all seeds stacked."""
     store = store or Store()
     runs = [run_seed(params, s, store, show=(k == 0)) for k, s in enumerate(params.seeds)]
-    tables = {
-        name: pd.concat([r.tables[name] for r in runs], ignore_index=True) for name in TABLES
-    }
+    tables = {name: pd.concat([r.tables[name] for r in runs], ignore_index=True) for name in TABLES}
     return Result(params, tables, runs[0].shown)

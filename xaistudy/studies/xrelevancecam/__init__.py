@@ -38,11 +38,14 @@ from .measure import (
 from .result import Example, Result, StartResult, measure_start, run
 from .rows import (
     axiom_difference,
+    best_margin,
     iou_difference,
     layer_mean_difference,
+    margin_rows,
     of_start,
     pretraining_spread,
     sanity_margin,
+    worst_margin,
 )
 
 __all__ = [
@@ -56,6 +59,7 @@ __all__ = [
     "SanityMaps",
     "StartResult",
     "axiom_difference",
+    "best_margin",
     "axiom_rows",
     "cached_layer_cams",
     "data_name",
@@ -65,12 +69,14 @@ __all__ = [
     "iou_difference",
     "is_synthetic",
     "layer_mean_difference",
+    "margin_rows",
     "load_data",
     "measure_start",
     "of_start",
     "pretraining_spread",
     "run",
     "sanity_margin",
+    "worst_margin",
     "sanity_rows",
     "spread",
     "start_label",

@@ -53,7 +53,7 @@ def frame_ious(
 
     ``partner``: for each frame another frame (:func:`xaistudy.evaluate.controls.partner_index`);
     column ``iou_other_mask`` is then the IoU of the map with the partner's mask, the claims'
-    null control (a map that fits any polyp as well as its own scores the same)."""
+    null control (a map that fits any annotated tissue as well as its own scores the same)."""
     rows = []
     for method, by_layer in maps.items():
         for view in VIEWS:

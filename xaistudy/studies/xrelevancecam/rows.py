@@ -3,9 +3,10 @@ the bootstrap resamples seeds, then test patients with all their frames)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
-from xaistudy.stats.claims import paired_difference
+from xaistudy.stats.claims import ArrayStatistic, paired_difference
 
 from .measure import LAYERS
 
@@ -30,6 +31,37 @@ def iou_difference(
     va = t[(t["method"] == a[0]) & (t["view"] == a[1])].set_index(keys)[value]
     vb = t[(t["method"] == b[0]) & (t["view"] == b[1])].set_index(keys)[value]
     return (va - vb).dropna().rename("value").reset_index()
+
+
+def margin_rows(
+    iou: pd.DataFrame,
+    model: str,
+    pairs: list[tuple[tuple[str, str], tuple[str, str]]],
+    value: str = "iou",
+) -> pd.DataFrame:
+    """Per frame and pair ``k``: IoU of (method, view) ``a`` minus that of ``b``, ``pairs[k] =
+    (a, b)``; columns seed, unit, frame, code (= k), value. Judged with :data:`worst_margin`
+    ("a beats b for every pair") or :data:`best_margin` ("a is below b for every pair")."""
+    parts = []
+    for k, (a, b) in enumerate(pairs):
+        d = iou_difference(iou, model, a, b, value)
+        parts.append(d.assign(code=k))
+    if not parts:
+        return pd.DataFrame(columns=[*_FRAME_COLUMNS, "code"])
+    return pd.concat(parts, ignore_index=True)
+
+
+def _code_means(code: np.ndarray, value: np.ndarray) -> np.ndarray:
+    code = code.astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.bincount(code, value) / np.bincount(code)
+    return means[np.isfinite(means)]
+
+
+#: the smallest mean margin over the pairs of :func:`margin_rows` (> 0: ``a`` beats every ``b``)
+worst_margin = ArrayStatistic(("code", "value"), lambda c, v: float(np.min(_code_means(c, v))))
+#: the largest mean margin over the pairs of :func:`margin_rows` (< 0: ``a`` is below every ``b``)
+best_margin = ArrayStatistic(("code", "value"), lambda c, v: float(np.max(_code_means(c, v))))
 
 
 def layer_mean_difference(
