@@ -506,7 +506,7 @@ def test_claims_follow_the_numbers():
     shifted = _fake_result(params, _fake_scores(order, tendency_shift=0.2))
     shifted = {r["claim_id"]: r for r in tm.claims(shifted, "quick")}
     assert shifted["tendency.2.similar_quality"]["verdict"] == "contradicted"
-    assert len(same) == 6 + 4 + 6
+    assert len(same) == 6 + 4 + 6 + 5  # Table 6, tendencies, premise, conclusions 1, 2 (x3), 6
 
 
 def test_tendency_differences_are_within_class_by_hand():
@@ -601,7 +601,7 @@ def test_the_chapter_interface_on_a_smoke_study(smoke_study):
         t6["mean"] <= t6["ci_high"] + 1e-12
     ).all()
     rows = tm.claims(res, "smoke")
-    assert len(rows) == 16 and all(isinstance(r, dict) and r["profile"] == "smoke" for r in rows)
+    assert len(rows) == 21 and all(isinstance(r, dict) and r["profile"] == "smoke" for r in rows)
     figures = tm.figures(res)
     assert len(figures) == 3 + 4 + 4
     assert all(isinstance(f, plt.Figure) for f in figures.values())
@@ -611,3 +611,24 @@ def test_the_chapter_interface_on_a_smoke_study(smoke_study):
     plt.close("all")
     with pytest.raises(KeyError, match="no figure"):
         tm.figures(res, only=["violin_recall"])
+
+
+def test_the_conclusions_rows_by_hand():
+    params = build_params(ThesisMetricsParams, "quick", {"tendency_metric": "f1"})
+    rows = []
+    for unit, cls in enumerate(["R1", "R3", "N", "R5"]):
+        for method, (t, n) in {"gradcam": (0.6, 0.2), "lime": (0.4, 0.3)}.items():
+            for mask_type, f1 in (("tumour", t + 0.1 * unit), ("non-tumour", n)):
+                rows.append({"seed": 0, "unit": unit, "class": cls, "method": method,
+                             "ground_truth": "U-Net", "mask_type": mask_type,
+                             "reading": params.average, "empty": False, "f1": f1})  # fmt: skip
+    scores = pd.DataFrame(rows)
+    c1 = study.mask_type_difference(scores, params, "f1")
+    assert list(c1["unit"]) == [0, 1, 3]  # cancer tiles only (N is normal tissue)
+    np.testing.assert_allclose(c1["value"], [0.25, 0.35, 0.55])  # mean of (t - n) over methods
+    c2 = study.method_difference(scores, params, "f1", "gradcam", "lime")
+    np.testing.assert_allclose(c2["value"], [0.2] * 4)
+    grades = study.grade_rows(scores, params, "f1", ("R1", "R5"))
+    assert list(grades["group"]) == [1, 0, 1]
+    # R1 and R5 tiles: 0.5 and 0.8 (means over methods); R3: 0.6
+    assert study.group_gap(grades) == pytest.approx((0.5 + 0.8) / 2 - 0.6)

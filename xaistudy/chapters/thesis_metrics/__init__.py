@@ -38,7 +38,7 @@ def run(params: ThesisMetricsParams) -> Any:
 
 def claims(result: Any, profile: str = "") -> list[dict[str, object]]:
     """The thesis's findings judged on ``result`` (``profile`` is recorded in each row)."""
-    return _claims_page.claim_rows(result, profile)
+    return _claims_page.claim_rows(result, profile) + _claims_page.conclusion_rows(result, profile)
 
 
 def tables(result: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import pandas as pd
 
 from xaistudy.core.store import Store
 from xaistudy.studies.thesis_metrics.rows import (
+    CANCER,
     CONTROLS,
     SCORE_COLUMNS,
     abs_mean,
@@ -26,10 +27,14 @@ from xaistudy.studies.thesis_metrics.rows import (
     control_scores,
     coverage,
     empty_mask_counts,
+    grade_rows,
     ground_truth_effect,
+    group_gap,
     headline,
     kept,
+    mask_type_difference,
     means_by_code,
+    method_difference,
     method_rows,
     order_statistic,
     order_tau,
@@ -55,6 +60,7 @@ from xaistudy.studies.thesis_metrics.seed import (
 )
 
 __all__ = [
+    "CANCER",
     "CLASSES",
     "MASK_TYPES",
     "METHODS",
@@ -70,11 +76,15 @@ __all__ = [
     "empty_mask_counts",
     "explanation_options",
     "grading_sets",
+    "grade_rows",
     "ground_truth_effect",
+    "group_gap",
     "ground_truths",
     "headline",
     "kept",
+    "mask_type_difference",
     "means_by_code",
+    "method_difference",
     "method_rows",
     "order_statistic",
     "order_tau",

@@ -103,16 +103,11 @@ def score(
 
 
 def control_scores(runs: tuple[SeedRun, ...] | list[SeedRun], params: Any) -> pd.DataFrame:
-    """The scores of every control of :data:`CONTROLS` (reading ``params.average``, tumour
-    masks), with a ``control`` column: the claims' null measurements, on the same tiles and
+    """The scores of every control of :data:`CONTROLS` (reading ``params.average``, both mask
+    types), with a ``control`` column: the claims' null measurements, on the same tiles and
     from the same maps and masks as the run's own scores."""
     return pd.concat(
-        [
-            score(runs, params, (params.average,), control=c, mask_types=("tumour",)).assign(
-                control=c
-            )
-            for c in CONTROLS
-        ],
+        [score(runs, params, (params.average,), control=c).assign(control=c) for c in CONTROLS],
         ignore_index=True,
     )
 
@@ -364,6 +359,58 @@ def _same_order(code: np.ndarray, exact: np.ndarray, value: np.ndarray) -> float
 #: Kendall's tau between the method means against the U-Net and against the exact masks
 #: (rows of :func:`method_rows` over both ground truths)
 same_order = ArrayStatistic(("code", "exact", "value"), _same_order)
+
+
+#: the thesis's cancer grades (its conclusions 1 and 6 speak of "images with cancer labels")
+CANCER: tuple[str, ...] = tuple(c for c in CLASSES if c.startswith("R"))
+
+
+def mask_type_difference(scores: pd.DataFrame, params: Any, metric: str) -> pd.DataFrame:
+    """Per tile of a cancer grade (U-Net masks, reading ``average``): ``metric`` against the
+    tumour mask minus against the non-tumour mask, mean over the methods (conclusion 1)."""
+    sel = headline(scores, params, ground_truth="U-Net")
+    sel = sel[sel["class"].isin(CANCER)]
+    wide = sel.pivot_table(
+        index=["seed", "unit", "method"], columns="mask_type", values=metric, aggfunc="mean"
+    ).reindex(columns=list(MASK_TYPES))
+    diff = (wide["tumour"] - wide["non-tumour"]).dropna().rename("value").reset_index()
+    return diff.groupby(["seed", "unit"], as_index=False)["value"].mean()
+
+
+def method_difference(
+    scores: pd.DataFrame, params: Any, metric: str, a: str, b: str
+) -> pd.DataFrame:
+    """Per tile (tumour mask, U-Net, reading ``average``): ``metric`` of method ``a`` minus
+    that of ``b`` (conclusion 2, one pair at a time)."""
+    sel = headline(scores, params, mask_type="tumour", ground_truth="U-Net")
+    wide = sel.pivot_table(index=["seed", "unit"], columns="method", values=metric, aggfunc="mean")
+    if a not in wide or b not in wide:
+        return pd.DataFrame(columns=["seed", "unit", "value"])
+    return (wide[a] - wide[b]).dropna().rename("value").reset_index()
+
+
+def grade_rows(
+    scores: pd.DataFrame, params: Any, metric: str, best: tuple[str, ...]
+) -> pd.DataFrame:
+    """Per tile of a cancer grade (tumour mask, U-Net, reading ``average``): ``metric``, mean
+    over the methods, and ``group`` 1 for the grades ``best``, 0 for the other cancer grades
+    (conclusion 6, judged with :data:`group_gap`)."""
+    sel = headline(scores, params, mask_type="tumour", ground_truth="U-Net")
+    sel = sel[sel["class"].isin(CANCER)]
+    rows = sel.groupby(["seed", "unit", "class"], as_index=False)[metric].mean()
+    rows = rows.rename(columns={metric: "value"}).dropna(subset=["value"])
+    return rows.assign(group=rows["class"].isin(best).astype(int))[
+        ["seed", "unit", "group", "value"]
+    ]
+
+
+def _group_gap(group: np.ndarray, value: np.ndarray) -> float:
+    a, b = value[group == 1], value[group == 0]
+    return float(a.mean() - b.mean()) if a.size and b.size else float("nan")
+
+
+#: mean ``value`` of the rows of group 1 minus that of group 0 (rows of :func:`grade_rows`)
+group_gap = ArrayStatistic(("group", "value"), _group_gap)
 
 
 def abs_mean(rows: pd.DataFrame) -> float:
