@@ -373,6 +373,9 @@ def test_claims_verdicts_follow_the_numbers():
         assert best["verdict"] == verdict and best["quote"]
         assert best["paper_estimate"] == pytest.approx(38.20 - 35.93)
         assert best["magnitude_verdict"] in ("inside", "below", "above")
+        assert rows["table3.dropout_on_lowers_miou.scratch"]["paper_estimate"] == pytest.approx(
+            29.62 - 35.40
+        )
         # nothing measured for them here: said so, not dropped
         assert rows["table4.xrc_conserves_better_than_rc.scratch"]["verdict"] == (
             "not testable here"
@@ -515,3 +518,32 @@ def test_the_chapter_interface_on_a_smoke_run(smoke_result, smoke_outputs):
     assert {"miou_per_layer", "sanity", "eq1_diagnostic"} <= set(figures)
     assert all(isinstance(f, plt.Figure) for f in figures.values())
     plt.close("all")
+
+
+def test_spread_cell_and_margin_rows_by_hand():
+    rows = []
+    for method, (l1, l4) in {
+        "gradcam": (10, 30),
+        "relevancecam": (20, 31),
+        "xrelevancecam": (40, 33),
+    }.items():
+        for view, v in (("layer1", l1), ("layer4", l4)):
+            rows.append(dict(seed=0, unit=1, frame=0, model="sk", method=method, view=view, iou=v))
+    rows.append(dict(seed=0, unit=1, frame=0, model="sk_dropout:on", method="xrelevancecam",
+                     view="4+3+2+1", iou=25.0))  # fmt: skip
+    rows.append(dict(seed=0, unit=1, frame=0, model="sk_dropout:off", method="xrelevancecam",
+                     view="4+3+2+1", iou=35.0))  # fmt: skip
+    iou = pd.DataFrame(rows)
+    methods = ["gradcam", "relevancecam", "xrelevancecam"]
+    spread = study.spread_difference(iou, "sk", methods, "layer1", "layer4")
+    assert spread["value"].tolist() == [(40 - 10) - (33 - 30)]
+    cell = study.cell_difference(
+        iou,
+        ("sk_dropout:on", "xrelevancecam", "4+3+2+1"),
+        ("sk_dropout:off", "xrelevancecam", "4+3+2+1"),
+    )
+    assert cell["value"].tolist() == [-10.0]
+    pairs = [(("xrelevancecam", "layer1"), (m, "layer1")) for m in ("gradcam", "relevancecam")]
+    margins = study.margin_rows(iou, "sk", pairs)
+    assert sorted(margins["value"]) == [20.0, 30.0] and set(margins["code"]) == {0, 1}
+    assert study.worst_margin(margins) == 20.0 and study.best_margin(margins) == 30.0

@@ -112,3 +112,71 @@ def against_the_best(iou, s: str) -> list:
         )
         tests.append((judged, rows, controls))
     return tests
+
+
+def more_findings(iou, s: str) -> list:
+    """The text's other findings: the methods differ most in the shallow layers (Table 1), the
+    ResNet's XRelevanceCAM deteriorates with layers 2 and 1 (Table 2) and dropout at evaluation
+    lowers the mIoU (Table 3); each with its another-frame's-mask control."""
+    n = PAPER.number
+    xrc, three = "xrelevancecam", ("gradcam", "relevancecam", "xrelevancecam")
+
+    def spread(layer):
+        values = [float(n(f"table1.{m}.{layer}")) for m in three]
+        return max(values) - min(values)
+
+    def both(fn, *args):
+        return fn(iou, *args), {OTHER_MASK: fn(iou, *args, value="iou_other_mask")}
+
+    resnet = [((xrc, "4+3+2"), (xrc, "4+3")), ((xrc, "4+3+2+1"), (xrc, "4+3"))]
+    rn = {a: float(n(f"table2.resnet.xrelevancecam.{a}")) for a in ("4+3", "4+3+2", "4+3+2+1")}
+    rows, null = both(study.margin_rows, "resnet", resnet)
+    return [
+        (
+            claim(
+                f"table1.methods_differ_in_shallow_layers{s}",
+                "Table 1 and text",
+                "The methods differ most in the shallow layers",
+                "see the quote",
+                "spread (max - min) over Grad-CAM, RelevanceCAM and XRelevanceCAM of the IoU at "
+                "layer1 - the spread at layer4, per frame",
+                quote="All methods have similar performance for the upper layers, and what "
+                "differentiates the methods the most is the performance from the shallow layers.",
+                paper_estimate=spread("layer1") - spread("layer4"),
+            ),
+            *both(study.spread_difference, "sk", list(three), "layer1", "layer4"),
+        ),
+        (
+            claim(
+                f"table2.resnet_deteriorates_with_layers_2_and_1{s}",
+                "Table 2 (ResNet) and text",
+                "With the ResNet, XRelevanceCAM's aggregation worsens when layer 2 or 1 is added",
+                "see the quote",
+                "largest of mean IoU(4+3+2) - IoU(4+3) and IoU(4+3+2+1) - IoU(4+3), ResNet",
+                expect="<",
+                statistic=study.best_margin,
+                quote="when the ResNet50 backbone is used the performance of XRelevanceCAM "
+                "deteriorates if layer 2 or layer 1 is included",
+                paper_estimate=max(rn["4+3+2"], rn["4+3+2+1"]) - rn["4+3"],
+            ),
+            rows,
+            null,
+        ),
+        (
+            claim(
+                f"table3.dropout_on_lowers_miou{s}",
+                "Table 3 and text",
+                "Dropout at evaluation lowers XRelevanceCAM's all-layer mIoU",
+                ("table3.on.xrelevancecam.4+3+2+1", "table3.off.xrelevancecam.4+3+2+1"),
+                "IoU with dropout on - off, XRelevanceCAM 4+3+2+1, same model and frames",
+                expect="<",
+                quote="when applying the dropout layer during the evaluation phase, the metric "
+                "performances shown in Table 3 gets worse than usual",
+            ),
+            *both(
+                study.cell_difference,
+                ("sk_dropout:on", xrc, "4+3+2+1"),
+                ("sk_dropout:off", xrc, "4+3+2+1"),
+            ),
+        ),
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from xaistudy.chapters.xrelevancecam.comparisons import (
     against_the_best,
+    more_findings,
     with_other_mask,
 )
 from xaistudy.chapters.xrelevancecam.comparisons import claim as _claim
@@ -40,7 +41,7 @@ def _iou_claims(iou, s: str) -> list:
         for i, layer in enumerate(study.LAYERS)
     ]
     on, agg = "sk_dropout:on", "4+3+2+1"
-    tests += against_the_best(iou, s)
+    tests += against_the_best(iou, s) + more_findings(iou, s)
     return tests + [
         (
             _claim(

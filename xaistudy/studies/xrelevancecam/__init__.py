@@ -39,12 +39,14 @@ from .result import Example, Result, StartResult, measure_start, run
 from .rows import (
     axiom_difference,
     best_margin,
+    cell_difference,
     iou_difference,
     layer_mean_difference,
     margin_rows,
     of_start,
     pretraining_spread,
     sanity_margin,
+    spread_difference,
     worst_margin,
 )
 
@@ -60,6 +62,7 @@ __all__ = [
     "StartResult",
     "axiom_difference",
     "best_margin",
+    "cell_difference",
     "axiom_rows",
     "cached_layer_cams",
     "data_name",
@@ -76,6 +79,7 @@ __all__ = [
     "pretraining_spread",
     "run",
     "sanity_margin",
+    "spread_difference",
     "worst_margin",
     "sanity_rows",
     "spread",

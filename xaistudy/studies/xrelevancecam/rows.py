@@ -33,6 +33,37 @@ def iou_difference(
     return (va - vb).dropna().rename("value").reset_index()
 
 
+def cell_difference(
+    iou: pd.DataFrame, a: tuple[str, str, str], b: tuple[str, str, str], value: str = "iou"
+) -> pd.DataFrame:
+    """Per frame: IoU of cell ``a`` = (model, method, view) minus that of cell ``b`` (e.g. the
+    dropout model evaluated with dropout on against off, on the same frames)."""
+    if len(iou) == 0:
+        return pd.DataFrame(columns=_FRAME_COLUMNS)
+    keys = ["seed", "unit", "frame"]
+
+    def cell(c):
+        t = iou[(iou["model"] == c[0]) & (iou["method"] == c[1]) & (iou["view"] == c[2])]
+        return t.set_index(keys)[value]
+
+    return (cell(a) - cell(b)).dropna().rename("value").reset_index()
+
+
+def spread_difference(
+    iou: pd.DataFrame, model: str, methods: list[str], a: str, b: str, value: str = "iou"
+) -> pd.DataFrame:
+    """Per frame: the spread (max - min) of IoU over ``methods`` at view ``a`` minus the spread
+    at view ``b`` (> 0: the methods differ more at ``a``)."""
+    if len(iou) == 0:
+        return pd.DataFrame(columns=_FRAME_COLUMNS)
+    t = iou[(iou["model"] == model) & iou["method"].isin(methods)]
+    w = t.pivot_table(index=["seed", "unit", "frame"], columns=["view", "method"], values=value)
+    if a not in w.columns.get_level_values(0) or b not in w.columns.get_level_values(0):
+        return pd.DataFrame(columns=_FRAME_COLUMNS)
+    spread = {v: w[v].max(axis=1) - w[v].min(axis=1) for v in (a, b)}
+    return (spread[a] - spread[b]).dropna().rename("value").reset_index()
+
+
 def margin_rows(
     iou: pd.DataFrame,
     model: str,
