@@ -559,7 +559,15 @@ def test_the_chapter_interface_on_a_smoke_study(smoke_study):
     assert set(one.results) == set(st.strategies) == set(study.STRATEGY_ORDER)
     assert callable(chapter.tables) and callable(chapter.figures)  # not the page modules
     tables = chapter.tables(st)
-    assert {"lpips", "iou_ranking", "rankings", "mard", "signal", "paper_vs_book"} <= set(tables)
+    assert {"lpips", "iou_ranking", "rankings", "mard", "signal", "paper_vs_book", "auc"} <= set(
+        tables
+    )
+    aucs = tables["auc"]  # Tables 3-8 as values with intervals, beside the ranks
+    assert len(aucs) == len(st.strategies) * len(st.methods)
+    assert ((aucs.ci_low <= aucs.auc_mean + 1e-12) & (aucs.auc_mean <= aucs.ci_high + 1e-12)).all()
+    first = study.auc_rows(st)
+    first = first[(first.strategy == st.strategies[0]) & (first.method == st.methods[0])]
+    assert aucs.auc_mean.iloc[0] == pytest.approx(first.auc.mean())
     assert all(isinstance(t, pd.DataFrame) and len(t) for t in tables.values())
     # Table 9's intervals are the book's one bootstrap (seeds, then tiles) of the same rows
     mard = tables["mard"].set_index("strategy")
