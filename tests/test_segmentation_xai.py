@@ -468,8 +468,15 @@ def test_rise_curve_equals_rise_with_the_first_masks():
     assert curve["coverage"].shape == (2, SIZE, SIZE) and curve["seconds"][1] >= curve["seconds"][0]
     for k, n in enumerate([10, 40]):
         for est, norm in (("coverage", "coverage"), ("p", "p")):
-            ref = rise(region_score(model, 0, m), x[None], n_masks=n, masks=masks[:n],
-                       baseline=1.0, normalise=norm, batch_size=7)[0]
+            ref = rise(
+                region_score(model, 0, m),
+                x[None],
+                n_masks=n,
+                masks=masks[:n],
+                baseline=1.0,
+                normalise=norm,
+                batch_size=7,
+            )[0]
             # float32 sums in another batch order: equal to 1e-3 of the [0, 1] range
             np.testing.assert_allclose(curve[est][k], minmax(ref), atol=1e-3)
     with pytest.raises(ValueError, match="checkpoints must be in 1..40"):
@@ -576,9 +583,11 @@ def test_smoke_run_writes_claims_checks_and_timings(smoke_outputs):
         for what in ("dice_order", "ratio_order", "time_order"):
             assert f"{what}.{layer}" in ids
     assert {"rise.ratio_falls_with_masks", "rise.coverage_beats_petsiuk"} <= ids
-    assert claims["verdict"].isin(
-        ["reproduced", "contradicted", "inconclusive", "not testable here"]
-    ).all()
+    assert (
+        claims["verdict"]
+        .isin(["reproduced", "contradicted", "inconclusive", "not testable here"])
+        .all()
+    )
     assert (claims.loc[claims["claim_id"].str.startswith("rise."), "n_units"] > 0).all()
     checks = pd.read_csv(out / "tables" / "map_checks.csv")
     assert {"empty_maps", "border_maps", "background_maps"} <= set(checks.columns)
@@ -678,7 +687,7 @@ def test_the_chapter_interface_on_a_smoke_study(smoke_study):
     rows = ch.claims(res, "smoke")
     assert rows and all(isinstance(r, dict) and r["profile"] == "smoke" for r in rows)
     ids = [r["claim_id"] for r in rows]
-    assert len(ids) == len(set(ids)) == 8 * len(res.params.layers) + 4
+    assert len(ids) == len(set(ids)) == 9 * len(res.params.layers) + 5
     # the control keeps every map's area: its Saliency Ratio is the map's own, so a ratio
     # claim can never be more than uninformative
     keys = ["seed", "unit", "layer", "method", "threshold", "n_masks"]
@@ -699,3 +708,23 @@ def test_the_chapter_interface_on_a_smoke_study(smoke_study):
     with pytest.raises(KeyError, match="no figure named"):
         ch.figures(res, only=["fig5"])
     assert "Seg-Eigen-CAM" in diagnostics_summary(res) and res.device in timing_note(res)
+
+
+def test_background_and_rise_count_rows_by_hand():
+    diag = pd.DataFrame({
+        "seed": 0, "unit": [1, 1, 1, 1], "layer": "bottleneck",
+        "method": ["Seg-Eigen-CAM", "Seg-Grad-CAM", "Seg-XRes-CAM", "Seg-Ablation-CAM"],
+        "prediction_share": 0.3, "inside_share": [0.1, 0.6, 0.5, 0.7],
+    })  # fmt: skip
+    rows = study.background_rows(diag, "bottleneck")
+    # Eigen: 0.3 - 0.1 = 0.2; the others 0.3 - (0.6, 0.5, 0.7): median -0.3
+    assert rows["value"].tolist() == pytest.approx([0.5])
+    params = build_params(SegmentationXaiParams, "quick")
+    thr = params.rise_thresholds[0]
+    scores = pd.DataFrame({
+        "seed": 0, "unit": 3, "layer": study.RISE_LAYER, "threshold": thr,
+        "n_masks": [100, 500, 1000], "dice_explained": [0.90, 0.95, 0.93],
+    })  # fmt: skip
+    peak = study.rise_count_rows(scores, params, 500, [100, 1000])
+    assert sorted(peak["value"].round(6)) == [0.02, 0.05] and set(peak["code"]) == {0, 1}
+    assert study.rise_count_rows(scores, params, 500, [2000]).empty  # a count the run lacks

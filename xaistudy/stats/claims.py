@@ -347,6 +347,28 @@ def paired_difference(
     return diff
 
 
+def _code_means(code: np.ndarray, value: np.ndarray) -> np.ndarray:
+    code = code.astype(np.int64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.bincount(code, value) / np.bincount(code)
+    return means[np.isfinite(means)]
+
+
+def _extreme(pick):
+    def statistic(code: np.ndarray, value: np.ndarray) -> float:
+        means = _code_means(code, value)
+        return float(pick(means)) if means.size else float("nan")
+
+    return statistic
+
+
+#: rows with one ``code`` per comparison "a − b" and its ``value``: the smallest mean over the
+#: comparisons (> 0: ``a`` beats every ``b``, e.g. the best baseline, not the weakest)
+worst_margin = ArrayStatistic(("code", "value"), _extreme(np.min))
+#: the largest mean over the comparisons (< 0: ``a`` is below every ``b``)
+best_margin = ArrayStatistic(("code", "value"), _extreme(np.max))
+
+
 def order_agreement(order: Sequence[str], *, by: str = "method", value: str = "score") -> Statistic:
     """A statistic: Kendall's tau between the paper's ``order`` (best first) and the order of
     the mean ``value`` per ``by`` in the rows (higher mean = better). 1: the same order."""

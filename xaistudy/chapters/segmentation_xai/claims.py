@@ -17,9 +17,10 @@ from xaistudy.chapters.segmentation_xai.paper import (
     paper_table1,
     survey_mask_counts,
     survey_number,
+    survey_thresholds,
 )
 from xaistudy.chapters.segmentation_xai.text import describe_run
-from xaistudy.stats.claims import Claim, judge, order_agreement, paired_difference
+from xaistudy.stats.claims import Claim, judge, order_agreement, paired_difference, worst_margin
 
 
 def paper_order(column: str, n_masks: int, best: str) -> list[str]:
@@ -45,7 +46,7 @@ def _pair(rows: pd.DataFrame, a: str, b: str) -> pd.DataFrame:
 
 def _layer_tests(res, layer: str, n_p: int) -> list[tuple]:
     """The claims judged at one CAM layer (RISE's rows join every layer)."""
-    from xaistudy.studies.segmentation_xai import CONTROL, per_unit_rows
+    from xaistudy.studies.segmentation_xai import CONTROL, background_rows, per_unit_rows
 
     p, cite = res.params, PAPER.citation
     lo_cam, lo_rise = p.cam_thresholds[0], p.rise_thresholds[0]
@@ -106,6 +107,17 @@ def _layer_tests(res, layer: str, n_p: int) -> list[tuple]:
          {CONTROL: _pair(c_ratio.assign(value=-c_ratio["value"]), "Seg-XRes-CAM",
                          "Seg-Grad-CAM")}),
     ]
+    cams = res.controls[res.controls["layer"] == layer]
+    tests.append((Claim(
+        f"fig2.eigen_marks_background.{layer}", cite, "Fig. 2 and text",
+        f"Seg-Eigen-CAM marks the background where the other CAMs mark the object, layer {layer}",
+        "qualitative (Fig. 2: 3 of its examples)",
+        "(prediction's share of the tile − share of the map's mass inside the prediction) of "
+        "Seg-Eigen-CAM − the median of the same over the other CAMs, per tile",
+        quote="For Seg-Eigen-CAM, in the cases of 'Dog', 'Bike', and 'Train', the saliency "
+        "maps, interestingly, highlight the background instead of the object itself"),
+        background_rows(res.diagnostics, layer), 2000,
+        {CONTROL: background_rows(cams, layer)}))
     roi = res.roi[res.roi["layer"] == layer].rename(columns={"share_inside": "value"})
     tests += [
         (Claim(f"roi.xres_vs_grad.{layer}", cite, "Sec. 3 (GAP argument)",
@@ -124,7 +136,7 @@ def _layer_tests(res, layer: str, n_p: int) -> list[tuple]:
 
 def _rise_tests(res) -> list[tuple]:
     """The RISE mask-count claims: the metrics' trend, the estimator and convergence."""
-    from xaistudy.studies.segmentation_xai import RISE_LAYER
+    from xaistudy.studies.segmentation_xai import CONTROL, RISE_LAYER, rise_count_rows
 
     p, cite = res.params, PAPER.citation
     s = res.scores[res.scores["layer"] == RISE_LAYER]
@@ -144,6 +156,24 @@ def _rise_tests(res) -> list[tuple]:
             f"{hi:g}",
             f"{w} at {n_hi} − at {n_lo} masks per tile (threshold {hi:g})", expect="<"),
             _pair(t, str(n_hi), str(n_lo)), 2000))
+    peak, others = 500, [n for n in (100, 1000, 2000) if n in p.rise_masks]
+    testable = bool(
+        peak in p.rise_masks and others and p.rise_thresholds[0] in survey_thresholds(rise=True)
+    )
+    survey = {n: survey_number("rise", p.rise_thresholds[0], n, "dice") for n in paper_n}
+    tests.append((Claim(
+        "rise.dice_peaks_at_500", cite, "Table 1",
+        f"RISE's Dice Explained is highest at 500 masks (threshold {p.rise_thresholds[0]:g})",
+        " / ".join(f"{survey[n]} ({n})" for n in paper_n),
+        "smallest, over the other mask counts the survey used and this run has, mean Dice "
+        "Explained at 500 − at that count, per tile",
+        statistic=worst_margin, quote="RISE with 500 masks reports the best dice explained",
+        paper_estimate=min(float(survey[peak]) - float(survey[n]) for n in others)
+        if testable else None,
+        not_testable="" if testable else "the run lacks 500 masks or another count the "
+        "survey used, or its lowest RISE threshold is not the survey's"),
+        rise_count_rows(res.scores, p, peak, others), 2000,
+        {CONTROL: rise_count_rows(res.controls, p, peak, others)}))
     conv = res.convergence.rename(columns={"correlation": "value"})
     at_lo = conv[conv["n_masks"] == n_lo].rename(columns={"estimator": "method"})
     tests.append((Claim(

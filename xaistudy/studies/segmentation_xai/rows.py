@@ -79,21 +79,23 @@ CONTROL = "coverage-matched maps"
 
 def control_seed(params: Any, res: SeedResult) -> pd.DataFrame:
     """The claims' null control, rows as :func:`score_seed`'s for the maps the claims judge
-    (every CAM at every layer at its lowest threshold, RISE at its largest mask count and
-    lowest threshold): each map's values moved to random smooth places (blobs a sixteenth of
-    the tile wide), so every map keeps its coverage, its area above the threshold, but not
-    where it is (:func:`xaistudy.evaluate.controls.coverage_matched`)."""
+    (every CAM at every layer at its lowest threshold, RISE at every mask count at its lowest
+    threshold): each map's values moved to random smooth places (blobs a sixteenth of the tile
+    wide), so every map keeps its coverage, its area above the threshold, but not where it is
+    (:func:`xaistudy.evaluate.controls.coverage_matched`); with the map checks of
+    :func:`diagnose_seed` (``inside_share``, ``prediction_share``) of the shuffled maps."""
     rows = []
     images = res.tiles["images"]
     smooth = images.shape[-1] / 16
     for k, ((layer, name), sal) in enumerate(res.maps.items()):
         rise = name.startswith("rise")
-        if name == "reference" or (rise and name != largest_rise(params)):
+        if name == "reference":
             continue
         thr = params.rise_thresholds[0] if rise else params.cam_thresholds[0]
         shuffled = controls.coverage_matched(sal, (res.seed, k), smooth=smooth)
         steps = metric_steps(res.model, images[: len(sal)], params.target_class, shuffled, thr,
                              params.fill)
+        d = map_diagnostics(shuffled, steps["prediction"], params.border_px, BORDER_LIMIT)
         for i in range(len(sal)):
             rows.append({
                 "seed": res.seed,
@@ -105,6 +107,8 @@ def control_seed(params: Any, res: SeedResult) -> pd.DataFrame:
                 "dice_explained": float(steps["dice_explained"][i]),
                 "saliency_ratio": float(steps["saliency_ratio"][i]),
                 "empty": bool(steps["empty"][i]),
+                "inside_share": float(d["inside_share"][i]),
+                "prediction_share": float(d["prediction_share"][i]),
             })
     return pd.DataFrame(rows)
 
@@ -179,6 +183,35 @@ def batching(params: Any, res: SeedResult) -> pd.DataFrame:
         rows.append({"method": "Seg-Ablation-CAM", "layer": layer, "batch": b, "forwards": f,
                      "seconds_per_image": sec, "ms_per_forward": 1000 * sec / f})
     return pd.DataFrame(rows)
+
+
+def background_rows(table: pd.DataFrame, layer: str, method: str = "Seg-Eigen-CAM") -> pd.DataFrame:
+    """Per tile at ``layer``: how much less of ``method``'s mass lies inside the prediction
+    than a uniform map would put there (``prediction_share - inside_share``, > 0: the map
+    marks the background), minus the median of the same over the other CAMs. ``table``: the
+    diagnostics or the control's rows (CAMs only; empty maps have no share and drop out)."""
+    t = table[(table["layer"] == layer)]
+    t = t.assign(value=t["prediction_share"] - t["inside_share"])
+    wide = t.pivot_table(index=["seed", "unit"], columns="method", values="value")
+    if method not in wide or wide.shape[1] < 2:
+        return pd.DataFrame(columns=["seed", "unit", "value"])
+    others = wide.drop(columns=[method]).median(axis=1)
+    return (wide[method] - others).dropna().rename("value").reset_index()
+
+
+def rise_count_rows(table: pd.DataFrame, params: Any, peak: int, others: list[int]) -> pd.DataFrame:
+    """Per tile and other mask count ``n`` (``code`` = its position in ``others``): RISE's Dice
+    Explained at ``peak`` masks minus at ``n`` masks, at the lowest RISE threshold. ``table``:
+    the scores or the control's rows."""
+    t = table[(table["layer"] == RISE_LAYER) & (table["threshold"] == params.rise_thresholds[0])]
+    wide = t.pivot_table(index=["seed", "unit"], columns="n_masks", values="dice_explained")
+    if peak not in wide or not all(n in wide for n in others):
+        return pd.DataFrame(columns=["seed", "unit", "code", "value"])
+    parts = [
+        (wide[peak] - wide[n]).rename("value").reset_index().assign(code=k)
+        for k, n in enumerate(others)
+    ]
+    return pd.concat(parts, ignore_index=True).dropna(subset=["value"])
 
 
 def per_unit_rows(

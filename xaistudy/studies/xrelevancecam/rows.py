@@ -3,10 +3,9 @@ the bootstrap resamples seeds, then test patients with all their frames)."""
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
-from xaistudy.stats.claims import ArrayStatistic, paired_difference
+from xaistudy.stats.claims import best_margin, paired_difference, worst_margin  # noqa: F401
 
 from .measure import LAYERS
 
@@ -80,19 +79,6 @@ def margin_rows(
     if not parts:
         return pd.DataFrame(columns=[*_FRAME_COLUMNS, "code"])
     return pd.concat(parts, ignore_index=True)
-
-
-def _code_means(code: np.ndarray, value: np.ndarray) -> np.ndarray:
-    code = code.astype(np.int64)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = np.bincount(code, value) / np.bincount(code)
-    return means[np.isfinite(means)]
-
-
-#: the smallest mean margin over the pairs of :func:`margin_rows` (> 0: ``a`` beats every ``b``)
-worst_margin = ArrayStatistic(("code", "value"), lambda c, v: float(np.min(_code_means(c, v))))
-#: the largest mean margin over the pairs of :func:`margin_rows` (< 0: ``a`` is below every ``b``)
-best_margin = ArrayStatistic(("code", "value"), lambda c, v: float(np.max(_code_means(c, v))))
 
 
 def layer_mean_difference(
