@@ -61,3 +61,15 @@ def test_the_synthesis_counts_the_family_and_its_error(tmp_path):
     assert text.startswith("2 claims were judged in 2 chapters (1 reproduced, 1 contradicted")
     assert "2 of them are the papers' findings" in text and "at most 10%" in text
     assert multiplicity_text(card.table.iloc[:0]).startswith("No chapter has been run yet")
+
+
+def test_the_terminal_scorecard_fits_100_columns(tmp_path, capsys):
+    from xaistudy.app import cli
+
+    _write_claims(tmp_path, "segmentation_xai", 5.0)
+    _write_claims(tmp_path, "meta_evaluation", -5.0)
+    assert cli.main(["claims", "--chapters-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in out) <= 100
+    assert any(line.strip().startswith("segmentation_xai.positive") for line in out)
+    assert any("reproduced" in line for line in out) and "claims were judged" in " ".join(out)

@@ -178,31 +178,37 @@ def _print_claims(chapters_dir: str | None, as_csv: bool) -> None:
     if as_csv:
         print(table.to_csv(index=False), end="")
         return
-    cols = [
-        "chapter",
-        "claim_id",
-        "paper_value",
-        "book_value",
-        "ci_low",
-        "ci_high",
-        "seeds",
-        "verdict",
-    ]
-    import pandas as pd
+    for line in scorecard_lines(table):
+        print(line)
 
-    with pd.option_context(
-        "display.max_rows",
-        None,
-        "display.max_colwidth",
-        40,
-        "display.width",
-        200,
-        "display.precision",
-        3,
-    ):
-        print(table[cols].fillna("—").to_string(index=False))
-    print()
-    print(claims.verdict_counts(table).to_string(index=False))
+
+def scorecard_lines(table, width: int = 100) -> list[str]:
+    """The scorecard in a terminal: per chapter, one line per claim (id, estimate with its
+    interval, verdict), every line at most ``width`` characters; then the verdict counts and
+    what the family-wise error is."""
+    import textwrap
+
+    from xaistudy.chapters.synthesis.tables import multiplicity_text
+    from xaistudy.stats import claims
+
+    def num(x) -> str:
+        return f"{x:.3g}" if x == x else "—"  # NaN: no estimate
+
+    lines = []
+    for chapter, rows in table.groupby("chapter", sort=False):
+        lines.append(chapter)
+        for _, r in rows.iterrows():
+            estimate = f"{num(r['book_value'])} [{num(r['ci_low'])}, {num(r['ci_high'])}]"
+            verdict = str(r["verdict"])
+            room = width - len(estimate) - len(verdict) - 6
+            cid = str(r["claim_id"])
+            cid = cid if len(cid) <= room else cid[: room - 1] + "…"
+            lines.append(f"  {cid:<{room}}  {estimate}  {verdict}"[:width])
+    lines.append("")
+    lines += claims.verdict_counts(table).to_string(index=False).splitlines()
+    lines.append("")
+    lines += textwrap.wrap(multiplicity_text(table).replace("*", ""), width)
+    return lines
 
 
 def _exercises(args: argparse.Namespace) -> None:
