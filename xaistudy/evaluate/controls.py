@@ -43,6 +43,10 @@ CONTROLS: dict[str, str] = {
         "the same method on the same tiles, the network's top weight layers re-initialised "
         "(the maps of the sanity check)"
     ),
+    "re-seeded explanation": (
+        "the same method and settings with another explanation seed: how far its own sampling "
+        "moves the map"
+    ),
     "untrained network": (
         "the same method on the same inputs, every parameter of the network re-initialised"
     ),
