@@ -129,8 +129,8 @@ def test_order_agreement_is_kendall_tau_against_the_papers_order():
 
 def test_claims_table_and_scorecard_round_trip(tmp_path):
     table = claims.claims_table([judge(claim(), diffs(POSITIVE)), judge(claim(), None)])
-    assert list(table.columns)[:7] == ["claim_id", "paper_value", "book_value", "ci_low",
-                                      "ci_high", "seeds", "verdict"]
+    assert list(table.columns)[:8] == ["claim_id", "kind", "paper_value", "book_value",
+                                      "ci_low", "ci_high", "seeds", "verdict"]
     claims.save_claims(table, tmp_path / "ch1")
     card = claims.scorecard(tmp_path, ["ch1", "ch2"])
     assert card["chapter"].tolist() == ["ch1", "ch1"]

@@ -230,8 +230,22 @@ def _exercises(args: argparse.Namespace) -> None:
         print(f"   {item['answer']}")
 
 
+def _interrupted(signum, frame) -> None:
+    """Ctrl-C: stop, and keep quiet about what stopping does to the notebook's kernel (it gets
+    the same signal; the engine's "kernel died" errors would bury the one line that matters)."""
+    logging.disable(logging.CRITICAL)
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     """The command line; returns the exit status (2: bad input, 130: interrupted)."""
+    import signal
+    import threading
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            previous = signal.signal(signal.SIGINT, _interrupted)
     try:
         return _main(argv)
     except KeyboardInterrupt:
@@ -240,6 +254,9 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into a command that stopped reading (head)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _main(argv: list[str] | None = None) -> int:
