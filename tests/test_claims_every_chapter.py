@@ -23,8 +23,16 @@ def test_claims_over_two_seeds_can_fail(name):
     tested = table[table["verdict"] != claims_mod.NOT_TESTABLE]
     assert len(tested), f"{name}: no claim could be judged at smoke size"
     # the run's two seeds are the top-level units of every judged claim measured on both
-    two = tested[tested["seeds"] == "0 1"]
-    assert (two["interval"] == "t over seeds ∪ bootstrap over units").any(), name
+    over_seeds, one_model = (
+        "t over seeds ∪ bootstrap over units",
+        "bootstrap over units (one model)",
+    )
+    assert set(tested["interval"]) <= {over_seeds, one_model}
+    # where the run measured a claim on both seeds, its interval is calibrated over them (a
+    # smoke model too weak to give any finite estimate leaves the rows without an estimate)
+    two = tested[(tested["seeds"] == "0 1") & tested["book_value"].notna()]
+    if len(two):
+        assert (two["interval"] == over_seeds).any(), name
     for _, row in table.iterrows():
         assert row["controls"], (name, row["claim_id"])  # a control, or why none applies
     for _, row in tested.iterrows():

@@ -52,8 +52,9 @@ def frame_ious(
     """Per-frame IoU (%) of every method at every view (stage or aggregation): long table.
 
     ``partner``: for each frame another frame (:func:`xaistudy.evaluate.controls.partner_index`);
-    column ``iou_other_mask`` is then the IoU of the map with the partner's mask, the claims'
-    null control (a map that fits any annotated tissue as well as its own scores the same)."""
+    column ``iou_other_mask`` is the IoU of the map with the partner's mask (NaN without one),
+    the claims' null control (a map that fits any annotated tissue as well as its own scores
+    the same)."""
     rows = []
     for method, by_layer in maps.items():
         for view in VIEWS:
@@ -64,8 +65,11 @@ def frame_ious(
             )
             binary = wsss.binarise(m, rule, threshold)
             columns = {"iou": localisation.iou(binary, masks) * 100}
-            if partner is not None:
-                columns["iou_other_mask"] = localisation.iou(binary, masks[partner]) * 100
+            columns["iou_other_mask"] = (
+                localisation.iou(binary, masks[partner]) * 100
+                if partner is not None
+                else np.full(len(masks), np.nan)  # one frame: no other frame to swap with
+            )
             rows.append(
                 pd.DataFrame(
                     {"method": method, "view": view, "frame": np.arange(len(masks)), **columns}

@@ -97,7 +97,11 @@ def measure_start(params: Any, data: Data, seed: int, start: str, store: Store) 
         )
         if len(idx) == 0:
             continue
-        partner = controls.partner_index(len(idx), (seed, 1), differ=data.patients[idx])
+        partner = (
+            controls.partner_index(len(idx), (seed, 1), differ=data.patients[idx])
+            if len(idx) > 1
+            else None
+        )
         runs = [("", 1)] if key != "sk_dropout" else [(":on", params.dropout_passes), (":off", 1)]
         for suffix, passes in runs:
             maps = model_maps(params, store, data, tm, key + suffix, idx, seed, passes)
