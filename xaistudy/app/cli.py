@@ -205,7 +205,11 @@ def scorecard_lines(table, width: int = 100) -> list[str]:
             cid = cid if len(cid) <= room else cid[: room - 1] + "…"
             lines.append(f"  {cid:<{room}}  {estimate}  {verdict}"[:width])
     lines.append("")
-    lines += claims.verdict_counts(table).to_string(index=False).splitlines()
+    for _, c in claims.verdict_counts(table).iterrows():
+        counts = ", ".join(f"{c[v]} {v}" for v in claims.VERDICTS if c[v])
+        lines += textwrap.wrap(
+            f"{c['chapter']}: {c['total']} claims, {counts}", width, subsequent_indent="    "
+        )
     lines.append("")
     lines += textwrap.wrap(multiplicity_text(table).replace("*", ""), width)
     return lines
