@@ -57,20 +57,31 @@ def score_seed(params: Any, res: SeedResult) -> pd.DataFrame:
         for thr in thresholds:
             steps = metric_steps(res.model, images[: len(sal)], params.target_class, sal, thr,
                                  params.fill)
-            for i in range(len(sal)):
-                rows.append({
-                    "seed": res.seed,
-                    "unit": int(res.tiles["index"][i]),
-                    "layer": layer,
-                    "method": label(name),
-                    "threshold": thr,
-                    "n_masks": int(name.split("-")[1]) if rise else None,
-                    "dice_explained": float(steps["dice_explained"][i]),
-                    "saliency_ratio": float(steps["saliency_ratio"][i]),
-                    "empty": bool(steps["empty"][i]),
-                    "seconds": float(res.seconds[(layer, name)][i]),
-                })
+            rows += _metric_rows(res, layer, name, thr, steps,
+                                 seconds=res.seconds[(layer, name)])
     return pd.DataFrame(rows)
+
+
+def _metric_rows(res: SeedResult, layer: str, name: str, thr: float, steps: dict,
+                 **per_tile: np.ndarray) -> list[dict[str, Any]]:
+    """One row per tile of map ``name`` at ``layer`` and threshold ``thr`` from
+    :func:`metric_steps`' ``steps``, with the per-tile arrays ``per_tile`` as extra columns."""
+    rise = name.startswith("rise")
+    return [
+        {
+            "seed": res.seed,
+            "unit": int(res.tiles["index"][i]),
+            "layer": layer,
+            "method": label(name),
+            "threshold": thr,
+            "n_masks": int(name.split("-")[1]) if rise else None,
+            "dice_explained": float(steps["dice_explained"][i]),
+            "saliency_ratio": float(steps["saliency_ratio"][i]),
+            "empty": bool(steps["empty"][i]),
+            **{k: float(v[i]) for k, v in per_tile.items()},
+        }
+        for i in range(len(steps["empty"]))
+    ]
 
 
 #: the Dice and Saliency-Ratio claims' null control (:mod:`xaistudy.evaluate.controls`)
@@ -96,20 +107,8 @@ def control_seed(params: Any, res: SeedResult) -> pd.DataFrame:
         steps = metric_steps(res.model, images[: len(sal)], params.target_class, shuffled, thr,
                              params.fill)
         d = map_diagnostics(shuffled, steps["prediction"], params.border_px, BORDER_LIMIT)
-        for i in range(len(sal)):
-            rows.append({
-                "seed": res.seed,
-                "unit": int(res.tiles["index"][i]),
-                "layer": layer,
-                "method": label(name),
-                "threshold": thr,
-                "n_masks": int(name.split("-")[1]) if rise else None,
-                "dice_explained": float(steps["dice_explained"][i]),
-                "saliency_ratio": float(steps["saliency_ratio"][i]),
-                "empty": bool(steps["empty"][i]),
-                "inside_share": float(d["inside_share"][i]),
-                "prediction_share": float(d["prediction_share"][i]),
-            })
+        rows += _metric_rows(res, layer, name, thr, steps, inside_share=d["inside_share"],
+                             prediction_share=d["prediction_share"])
     return pd.DataFrame(rows)
 
 
