@@ -2,6 +2,9 @@
 PYTHON  ?= python3
 VENV    ?= .venv
 PROFILE ?= quick
+# test workers (pytest-xdist): one per core, at most 4; WORKERS=0 runs the tests in this process
+WORKERS ?= auto
+PYTEST_ARGS ?=
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.xaistudy-installed
 
@@ -24,10 +27,10 @@ book: $(STAMP)
 	$(BIN)/xaistudy book --profile $(PROFILE) $(if $(EXERCISES),--exercises,)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(WORKERS) --maxprocesses 4 --dist worksteal $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n $(WORKERS) --maxprocesses 4 --dist worksteal -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check xaistudy tests benchmarks

@@ -1,32 +1,45 @@
 """Test-wide settings: the artifact cache of a test session lives in a temporary folder.
 
 Set before any test runs, so chapter runs (and their notebook kernels, which inherit the
-environment) never read or write the checkout's ``data/cache``.
+environment) never read or write the checkout's ``data/cache``. Under pytest-xdist the
+controlling process makes the folder before it starts its workers, which inherit it: the
+workers share one cache and one set of smoke runs (a stage or a chapter's notebook is computed
+once per session, whichever worker needs it first, the others wait for it).
 """
 
 import os
 import tempfile
+from pathlib import Path
 
-_cache = tempfile.TemporaryDirectory(prefix="xaistudy-test-cache-")
-os.environ["XAISTUDY_CACHE"] = _cache.name
+if "XAISTUDY_TEST_SESSION" not in os.environ:  # the controller, or a run without workers
+    _session = tempfile.TemporaryDirectory(prefix="xaistudy-test-")
+    os.environ["XAISTUDY_TEST_SESSION"] = _session.name
+    # workers share the cores: a thread waiting for work sleeps instead of spinning (the
+    # numbers do not change; each run still uses the threads its parameters name)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+SESSION = Path(os.environ["XAISTUDY_TEST_SESSION"])
+os.environ["XAISTUDY_CACHE"] = str(SESSION / "cache")
 
 import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def smoke_outputs(tmp_path_factory):
+def smoke_outputs():
     """``smoke_outputs(name)``: the folder of chapter ``name`` run once per test session with
     the smoke profile through the command line, shared by the chapter's tests, the exercises
-    and the smoke book (a chapter's notebook runs once, not once per test)."""
+    and the smoke book (a chapter's notebook runs once, not once per test or per worker)."""
+    from filelock import FileLock
+
     from xaistudy.app import cli
 
-    done: dict[str, object] = {}
-
-    def get(name: str):
-        if name not in done:
-            out = tmp_path_factory.mktemp(f"smoke-{name}") / name
-            assert cli.main(["run", name, "--profile", "smoke", "--out", str(out)]) == 0
-            done[name] = out
-        return done[name]
+    def get(name: str) -> Path:
+        out = SESSION / "smoke" / name
+        done = out.parent / f"{name}.done"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(out.parent / f"{name}.lock")):
+            if not done.exists():
+                assert cli.main(["run", name, "--profile", "smoke", "--out", str(out)]) == 0
+                done.touch()
+        return out
 
     return get

@@ -590,6 +590,7 @@ def test_the_chapter_interface_on_a_smoke_study(smoke_study):
     plt.close("all")
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_the_claims(smoke_outputs):
     out = smoke_outputs("ibo")
     claims = pd.read_csv(out / "tables" / "claims.csv")

@@ -5,13 +5,13 @@ PanNuke folds, pCLE frame folders and COCO-2017 read from their real layouts; Re
 SK-ResNeXt-50, the thesis's CNN and UNET, DeepLabv3-ResNet101 and the Ho et al. DDPM widths;
 ImageNet/COCO weights read from torchvision's and the Hugging Face hub's cache layouts (seeded
 random values here); LPIPS(alex) from its torchvision file. Each test runs one chapter through
-the command line with the paper profile and only sizes, epochs and step counts made tiny, so a
-crash or a wrong count anywhere on the paper's code path surfaces here, on a CPU.
+the chapter's own functions (:func:`xaistudy.app.runner.run_tables`: every table, claim and
+figure, without the notebook, which the smoke tests execute) with the paper profile and only
+sizes, epochs and step counts made tiny, so a crash or a wrong count anywhere on the paper's code
+path surfaces here, on a CPU.
 """
 
 from __future__ import annotations
-
-import json
 
 import pandas as pd
 import pytest
@@ -24,7 +24,7 @@ from fabricate_weights import (
     write_torchvision_weights,
 )
 
-from xaistudy.app import cli
+from xaistudy.app import runner
 from xaistudy.chapters import discover
 from xaistudy.explain.segmentation import SEG_METHODS
 from xaistudy.explain.taxonomy import TOUR_METHODS
@@ -107,19 +107,19 @@ def _read(path) -> pd.DataFrame:
 
 
 def run_paper(name: str, root, tmp_path, **extra) -> tuple[dict[str, pd.DataFrame], dict]:
-    """Run chapter ``name`` with the paper profile and the tiny sizes; its tables by name."""
+    """Run chapter ``name`` with the paper profile and the tiny sizes, in this process (the
+    chapter's own functions, every table, claim and figure; the notebooks run in the smoke
+    tests); its tables by name."""
     values = {**TINY[name], **extra}
-    flags = []
-    for key, value in values.items():
-        text = value.replace("ROOT", str(root)) if isinstance(value, str) else json.dumps(value)
-        flags += ["-p", key, text]
-    out = tmp_path / name
-    assert cli.main(["run", name, "--profile", "paper", "--out", str(out), *flags]) == 0
+    values = {k: v.replace("ROOT", str(root)) if isinstance(v, str) else v
+              for k, v in values.items()}  # fmt: skip
+    out = runner.run_tables(name, "paper", values, tmp_path / name, figures=True)
     tables = {p.stem: _read(p) for p in (out / "tables").glob("*.csv")}
-    record = dict(zip(tables["run_record"]["setting"], tables["run_record"]["value"], strict=True))
-    assert record["profile"] == "paper"
     verdicts = set(tables["claims"]["verdict"])
     assert verdicts and verdicts <= set(VERDICTS), verdicts
+    assert set(tables["claims"]["profile"]) <= {"paper"}
+    figures = list((out / "figures").glob("*.png"))
+    assert figures and all(f.stat().st_size > 1000 for f in figures)
     return tables, values
 
 

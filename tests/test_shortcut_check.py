@@ -138,6 +138,7 @@ def test_trivial_colour_baselines_stay_near_chance(dataset: str, tmp_path) -> No
     assert "colour histogram" in acc and C.CNN not in acc
 
 
+@pytest.mark.slow
 def test_small_cnn_learns_he_tumour_vs_normal(tmp_path) -> None:
     sizes = C.CheckSizes(400, 60, 200)
     results = C.check("synthetic-he", 0, sizes, store=Store(tmp_path), device="cpu")
@@ -146,6 +147,7 @@ def test_small_cnn_learns_he_tumour_vs_normal(tmp_path) -> None:
     assert cnn > results[results["method"] == "mean RGB"]["value"].mean() + 0.3
 
 
+@pytest.mark.slow
 def test_small_cnn_learns_the_seven_grading_classes(tmp_path) -> None:
     sizes = C.CheckSizes(100, 15, 30)  # the data chapter's quick sizes, per class
     results = C.check("synthetic-grading", 0, sizes, store=Store(tmp_path), device="cpu")

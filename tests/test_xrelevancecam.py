@@ -446,6 +446,7 @@ def test_equal_channel_totals_make_the_two_relevance_maps_one_map():
     assert np.abs(maps[0] - maps[1]).max() > 1e-2
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_every_claim(smoke_outputs):
     out = smoke_outputs("xrelevancecam")
     claims = pd.read_csv(out / "tables" / "claims.csv")
@@ -499,6 +500,7 @@ def smoke_result(smoke_outputs):
     return chapter.run(build_params(XRelevanceCamParams, "smoke"))
 
 
+@pytest.mark.slow
 def test_the_chapter_interface_on_a_smoke_run(smoke_result, smoke_outputs):
     import matplotlib.pyplot as plt
 

@@ -13,10 +13,13 @@ A chapter module lists its exercises as data and hands them to its ``Chapter``::
         ...
     )
 
-``xaistudy exercises CHAPTER`` lists them with their commands; ``--run`` runs the chapter once
-with its defaults (the baseline) and once per exercise, at the smoke profile unless told
-otherwise, and writes the answer key (``answers.json``) computed from those runs. The chapter's
-last cell renders the exercises with that key in collapsed blocks.
+``xaistudy exercises CHAPTER`` lists them with their commands; ``--run`` computes the chapter's
+tables and claims once with its defaults (the baseline) and once per exercise, at the smoke
+profile unless told otherwise, and writes the answer key (``answers.json``) computed from those
+runs. The runs are :func:`xaistudy.app.runner.run_tables`: the chapter's own functions in this
+process, without executing its notebook (the numbers are the notebook's; the page is not
+rendered), so an exercise costs its computation only. The chapter's last cell renders the
+exercises with that key in collapsed blocks.
 """
 
 from __future__ import annotations
@@ -60,8 +63,9 @@ def run_exercises(
     baseline: str | Path | None = None,
     only: list[str] | None = None,
 ) -> dict[str, Any]:
-    """Run ``chapter`` with its defaults (unless ``baseline`` names such a run) and once per
-    exercise at ``profile``; compute each answer key and write ``answers.json`` in ``out``.
+    """Compute ``chapter``'s tables and claims with its defaults (unless ``baseline`` names such
+    a run) and once per exercise at ``profile``; compute each answer key and write
+    ``answers.json`` in ``out``.
 
     Every exercise's parameters are validated before anything runs.
     """
@@ -74,15 +78,15 @@ def run_exercises(
     if only is not None and len(exercises) != len(set(only)):
         known = ", ".join(e.slug for e in ch.exercises)
         raise ParamError(f"unknown exercise in {only}; {chapter} has: {known}")
-    out = Path(out or default_dir(chapter)).resolve()
+    out = runner.check_out(default_dir(chapter) if out is None else out)
     for e in exercises:
         runner.prepare_run(chapter, profile, e.overrides(ch.has_seeds))
     if baseline is None:
-        baseline = runner.run_chapter(chapter, profile, out=out / "baseline")
+        baseline = runner.run_tables(chapter, profile, out=out / "baseline")
     result: dict[str, Any] = {"chapter": chapter, "profile": profile, "exercises": {}}
     for e in exercises:
         print(f"== exercise {chapter}/{e.slug}: {e.command(chapter, profile)}", flush=True)
-        run_out = runner.run_chapter(chapter, profile, e.overrides(ch.has_seeds), out=out / e.slug)
+        run_out = runner.run_tables(chapter, profile, e.overrides(ch.has_seeds), out=out / e.slug)
         e.check_target(run_out)
         text = e.answer(Outcome(run_out, Path(baseline))) if e.answer else ""
         result["exercises"][e.slug] = {

@@ -15,6 +15,7 @@ against the caller's folder first, since the notebook runs in another one.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import logging
 import os
 import shutil
@@ -65,7 +66,10 @@ def absolute_path_variables() -> None:
 
 def check_out(out: str | Path) -> Path:
     """The absolute output folder, created if missing; :class:`ParamError` in one line when
-    it is a file or cannot be written."""
+    it is a file or cannot be written (an empty name is refused: it is not the current
+    folder by accident)."""
+    if not str(out).strip():
+        raise ParamError("output folder: the name is empty; give a folder, e.g. --out runs/mine")
     out = Path(out).expanduser().resolve()
     existing = next(p for p in (out, *out.parents) if p.exists())
     if not existing.is_dir():
@@ -106,7 +110,24 @@ def prepare_run(
         raise ParamError(f"chapter '{name}' has no notebook at {chapter.notebook}")
     if out is not None:
         check_out(out)
+    check_cache()
     return chapter, params
+
+
+def check_cache() -> Path:
+    """The artifact cache's folder, created if missing; :class:`ParamError` in one line when
+    it cannot be written (before a run spends minutes on a result it could not keep)."""
+    root = Store().root
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root):
+            pass
+    except OSError as err:
+        raise ParamError(
+            f"artifact cache {root} cannot be written ({err.strerror}); "
+            "set XAISTUDY_CACHE to a writable folder"
+        ) from None
+    return root
 
 
 def compute_chapter(
@@ -266,6 +287,63 @@ def run_chapter(
         ) from None
     finally:
         source.unlink(missing_ok=True)
+        shutil.rmtree(staging, ignore_errors=True)
+    return out
+
+
+def _with_profile(fn, *args, profile: str):
+    """``fn(*args, profile=profile)`` when ``fn`` takes a profile (it records it), else
+    ``fn(*args)``: the chapter interface's functions take one where they need it."""
+    if "profile" in inspect.signature(fn).parameters:
+        return fn(*args, profile=profile)
+    return fn(*args)
+
+
+def run_tables(
+    name: str,
+    profile: str = DEFAULT_PROFILE,
+    overrides: Mapping[str, Any] | None = None,
+    out: str | Path | None = None,
+    figures: bool = False,
+) -> Path:
+    """Compute chapter ``name``'s tables and claims in this process, without its notebook,
+    and return the output folder (``tables/*.csv`` and ``tables/claims.csv``; with
+    ``figures``, every figure of the chapter's ``figures`` too, as ``figures/*.png``).
+
+    The numbers are the notebook's: the same chapter functions (``run``, ``tables``,
+    ``claims``, ``figures``) with the same parameters, threads and cache. What is missing is
+    the page (the executed notebook). The exercises' answer keys and the tests of the paper
+    profiles come from such runs. The outputs replace the previous ones only when the run
+    succeeds.
+    """
+    import matplotlib.pyplot as plt
+    import torch
+
+    from xaistudy.core.runtime import fix_threads
+    from xaistudy.stats.claims import claims_table, save_claims
+    from xaistudy.viz.plots import save_figure, save_table
+
+    out = out if out is not None else default_out(name)
+    chapter, params = prepare_run(name, profile, overrides, out)
+    out = check_out(out)
+    staging = _new_staging(out, name)
+    threads = torch.get_num_threads()
+    try:
+        fix_threads(params.threads)
+        result = _with_profile(chapter.run, params, profile=profile)
+        for table_name, table in _with_profile(chapter.tables, result, profile=profile).items():
+            save_table(table, table_name, staging)
+        rows = _with_profile(chapter.claims, result, profile=profile)
+        save_claims(claims_table(rows), staging)
+        if figures:
+            for figure_name, fig in chapter.figures(result).items():
+                save_figure(fig, figure_name, staging)
+                plt.close(fig)
+        else:
+            shutil.rmtree(staging / "figures", ignore_errors=True)
+        _swap_in(staging, out)
+    finally:
+        torch.set_num_threads(threads)  # the caller's pool, as it was
         shutil.rmtree(staging, ignore_errors=True)
     return out
 

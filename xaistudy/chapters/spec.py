@@ -104,7 +104,8 @@ class Exercise:
         return out
 
     def command(self, chapter: str, profile: str | None = None) -> str:
-        """The command a reader types (``profile`` None: the default profile)."""
+        """The command a reader types (``profile`` None: the default profile); it writes to the
+        exercise's own folder (``exercises/<chapter>/<slug>``), never over the book's chapter."""
         parts = ["xaistudy", "run", chapter]
         if profile:
             parts += ["--profile", profile]
@@ -113,6 +114,7 @@ class Exercise:
             parts += ["-p", key, shlex.quote(text)]
         if self.seeds is not None:
             parts += ["--seeds", *(str(s) for s in self.seeds)]
+        parts += ["--out", f"exercises/{chapter}/{self.slug}"]
         return " ".join(parts)
 
     def where(self) -> str:

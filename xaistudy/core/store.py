@@ -403,7 +403,12 @@ class Store:
                 else:
                     np.save(tmp / f"{name}.npy", np.asarray(array))
             del arrays
-            os.replace(tmp, folder)
+            try:
+                os.replace(tmp, folder)
+            except OSError:  # another process stored the same folder first: keep theirs
+                if not folder.is_dir():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
