@@ -1,6 +1,7 @@
 """Parameter validation and the command line: one-line errors, exit 2, nothing executed."""
 
 import os
+import re
 
 import pytest
 import torch
@@ -141,6 +142,27 @@ def test_cli_refuses_an_output_folder_that_is_a_file(capsys, monkeypatch, tmp_pa
         assert len(err.splitlines()) == 1 and "is a file, not a folder" in err
 
 
+def test_cli_refuses_an_empty_output_folder_and_an_unwritable_cache(capsys, monkeypatch, tmp_path):
+    _refuse_execution(monkeypatch)
+    for command in (["run", "data"], ["exercises", "data", "--run"]):
+        assert cli.main([*command, "--profile", "smoke", "--out", ""]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "the name is empty" in err, err
+    (tmp_path / "file").write_text("a file")
+    monkeypatch.setenv("XAISTUDY_CACHE", str(tmp_path / "file" / "cache"))
+    assert cli.main(["run", "data", "--profile", "smoke", "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "artifact cache" in err and "XAISTUDY_CACHE" in err
+
+
+def test_a_yes_no_value_is_refused_where_a_number_is_expected(capsys, monkeypatch):
+    _refuse_execution(monkeypatch)
+    assert cli.main(["run", "data", "--profile", "smoke", "-p", "cnn_epochs", "true"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "'cnn_epochs': True (a yes/no value where int is expected)" in err
+    assert len(err.splitlines()) == 1
+
+
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
 def test_cli_refuses_a_read_only_output_folder(capsys, monkeypatch, tmp_path):
     _refuse_execution(monkeypatch)
@@ -244,3 +266,33 @@ def test_run_help_lists_chapters_and_profiles(capsys):
     for name in runner.chapters():
         assert name in out
     assert all(p in out for p in PROFILES) and "quick (the default" in out
+
+
+def test_every_hint_in_an_error_names_a_parameter_of_that_chapter(monkeypatch, tmp_path):
+    """The dataset and weights errors of every chapter, collected: each parameter a hint names
+    (``-p NAME``, ``NAME /missing/folder``) is one the chapter has."""
+    from xaistudy.data.datasets import dataset_names, get_spec
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))  # no weights anywhere
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("XAISTUDY_DATA", str(tmp_path / "data"))
+    messages = []
+    for name, chapter in runner.chapters().items():
+        model = chapter.params
+        runner.register_input_checks(model)
+        attempts = [{"pretrained": True}] if "pretrained" in model.model_fields else []
+        for field in model.DATASET_FIELDS:
+            attempts += [{field: d} for d in dataset_names() if get_spec(d).needs_root]
+        for overrides in attempts:
+            try:
+                build_params(model, "smoke", overrides)
+            except ParamError as err:
+                if not str(err).startswith("bad "):  # not a dataset this field allows
+                    messages.append((name, model, str(err)))
+    assert len(messages) >= 8
+    for name, model, text in messages:
+        named = set(re.findall(r"-p (\w+)", text))
+        named |= set(re.findall(r"(\w*data_(?:root|options)) ", text))
+        assert named, (name, text)
+        assert named <= set(model.model_fields), (name, text)

@@ -344,6 +344,14 @@ def build_params(
         raise ParamError(
             f"unknown parameter '{unknown[0]}'; allowed: {', '.join(model.model_fields)}"
         )
+    for name, value in overrides.items():  # pydantic would read true as 1 for a number
+        if isinstance(value, bool) and not field_accepts(model, name, bool):
+            annotation = model.model_fields[name].annotation
+            if annotation in (int, float) or typing.get_origin(annotation) is list:
+                raise ParamError(
+                    f"bad value for parameter '{name}': {value!r} (a yes/no value where "
+                    f"{_type_name(annotation)} is expected); allowed: {_describe(model, name)}"
+                )
     values.update(model.resolve_paths(overrides, cwd))
     try:
         params = model(**values)

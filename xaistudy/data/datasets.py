@@ -333,5 +333,6 @@ def check_dataset_params(params) -> None:
         try:
             check_options(name, getattr(params, options_field))
             check_data_root(name, getattr(params, root_field))
-        except (DataRootError, ValueError) as err:
-            raise ParamError(str(err)) from None
+        except (DataRootError, ValueError) as err:  # the hint names this chapter's parameters
+            text = str(err).replace("data_root ", f"{root_field} ", 1)
+            raise ParamError(text.replace("data_options", options_field)) from None

@@ -167,7 +167,8 @@ class XRelevanceCamParams(DatasetSeedsParams):
                 try:
                     find_pretrained_weights(name)
                 except WeightsNotFoundError as err:
-                    raise ParamError(str(err).replace("\n", " ")) from None
+                    text = str(err).replace("\n", " ")  # the hint names this chapter's parameter
+                    raise ParamError(text.replace("'-p weights ", "'-p pretrained ")) from None
 
     PROFILES: ClassVar[dict[str, dict[str, Any]]] = {
         "smoke": {
