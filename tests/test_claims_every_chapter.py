@@ -1,6 +1,7 @@
 """Every chapter's claims over two seeds at smoke size: the claims table's columns, only the
 five verdicts, the verdict calibrated over the two seeds, and no definite verdict that one of
-the claim's null controls reaches alone."""
+the claim's null controls reaches alone; a paper chapter's claims each quote the paper and name
+a control or the reason none applies."""
 
 import pytest
 
@@ -35,6 +36,9 @@ def test_claims_over_two_seeds_can_fail(name):
         assert (two["interval"] == over_seeds).any(), name
     for _, row in table.iterrows():
         assert row["controls"], (name, row["claim_id"])  # a control, or why none applies
+        if get_chapter(name).paper is not None:  # a paper's claim: its words, a control's reason
+            assert row["quote"], (name, row["claim_id"])
+            assert "none given" not in row["controls"], (name, row["claim_id"])
     for _, row in tested.iterrows():
         if row["verdict"] not in (claims_mod.REPRODUCED, claims_mod.CONTRADICTED):
             continue

@@ -113,11 +113,15 @@ def test_integrated_gradients_is_complete():
         nn.Conv2d(3, 4, 3, padding=1), nn.Softplus(), nn.Flatten(), nn.Linear(4 * 8 * 8, 3)
     ).eval()
     x = torch.rand(2, 3, 8, 8)
-    attr = attribute("integrated_gradients", model, x, [2, 0], n_steps=300)
-    with torch.no_grad():
-        delta = model(x) - model(torch.zeros_like(x))
-    expected = torch.stack([delta[0, 2], delta[1, 0]])
-    torch.testing.assert_close(attr.sum((1, 2, 3)), expected, rtol=1e-2, atol=1e-3)
+    for baseline in (0.0, 1.0):  # black (the default) and white: complete for either
+        attr = attribute("integrated_gradients", model, x, [2, 0], n_steps=300, baseline=baseline)
+        with torch.no_grad():
+            delta = model(x) - model(torch.full_like(x, baseline))
+        expected = torch.stack([delta[0, 2], delta[1, 0]])
+        torch.testing.assert_close(attr.sum((1, 2, 3)), expected, rtol=1e-2, atol=1e-3)
+    # the map depends on the baseline: the review's warning, on a network where it must
+    black = attribute("integrated_gradients", model, x, [2, 0], n_steps=300)
+    assert not torch.allclose(black, attr, atol=1e-3)
 
 
 def test_lrp_conserves_relevance_on_a_bias_free_network():
@@ -204,7 +208,7 @@ def test_a_misspelt_option_is_named_not_swallowed(tiny):
     with pytest.raises(
         ValueError,
         match=r"unknown option 'n_step' of method 'integrated_gradients'; "
-        r"allowed: n_steps, internal_batch_size$",
+        r"allowed: n_steps, baseline, internal_batch_size$",
     ):
         explain("integrated_gradients", model, x, [0, 1], n_step=4)
     with pytest.raises(ValueError, match="unknown option 'num_sample' of method 'lime'"):
@@ -227,7 +231,7 @@ def test_registry_carries_each_methods_metadata_and_options():
     assert method_names("cam") == tuple(CAM_METHODS)
     for name, fn in ATTRIBUTIONS.items():
         assert METHODS[name].options == keyword_options(fn)
-    assert METHODS["integrated_gradients"].options == ("n_steps", "internal_batch_size")
+    assert METHODS["integrated_gradients"].options == ("n_steps", "baseline", "internal_batch_size")
     assert METHODS["rise"].signed is False and METHODS["guided_gradcam"].needs_layer
     assert METHODS["fullgrad"].needs_layer is False and METHODS["gradcam"].needs_layer
     assert set(CHANNEL_SHARED) == {"occlusion", "feature_ablation", "kernel_shap", "lime", "rise"}

@@ -177,6 +177,7 @@ EXPECTED_CLAIMS = [
     "rise.relies_on_parameters",
     "smoothgrad.relies_on_parameters",
     "integrated_gradients.relies_on_parameters",
+    "integrated_gradients.relies_on_baseline",
     "lrp.relies_on_parameters",
     "clever_hans.shortcut_learned",
     "clever_hans.gradcam_reveals_mark",

@@ -95,9 +95,10 @@ def controls_text(table: pd.DataFrame) -> str:
     if rows.empty:
         return ""
     lines = [
-        f"**{len(rows)} claim{'s are' if len(rows) > 1 else ' is'} uninformative here**: a null "
-        "control, the same measurement without the paper's mechanism, reaches the same verdict, "
-        "so the run's number says nothing about the mechanism."
+        f"**{len(rows)} claim{'s are' if len(rows) > 1 else ' is'} uninformative here**: a "
+        "control reaches the same verdict (a null control: the same measurement without the "
+        "paper's mechanism; a positive control: a case known to differ, for a claim of "
+        "similarity), so the run's number says nothing about the mechanism."
     ]
     for _, r in rows.iterrows():
         names = [n.strip() for n in str(r["controls"]).split(";")]

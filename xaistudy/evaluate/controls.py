@@ -50,6 +50,20 @@ CONTROLS: dict[str, str] = {
     "untrained network": (
         "the same method on the same inputs, every parameter of the network re-initialised"
     ),
+    "all-black tile": (
+        "the same tiles blacked out entirely: the crudest perturbation there is; a realism "
+        "bound that it meets as well says nothing about the method's perturbations"
+    ),
+    # positive controls of equivalence claims: a case known to differ when the maps carry
+    # information; reading "similar" there too means the measurement cannot see a difference
+    "shuffled maps of the case": (
+        "positive control: the case's tiles scored from their maps with the pixels shuffled "
+        "(coverage kept, location lost), against the other tiles of their class"
+    ),
+    "Grad-CAM's maps shuffled": (
+        "positive control: Grad-CAM's maps with the pixels shuffled (coverage kept, location "
+        "lost), beside the other methods' real maps"
+    ),
 }
 
 

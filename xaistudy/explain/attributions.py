@@ -91,11 +91,18 @@ def _input_x_gradient(model, inputs, targets):
     passes="n_steps forward + n_steps backward",
 )
 def _integrated_gradients(
-    model, inputs, targets, *, n_steps: int = 50, internal_batch_size: int = 32
+    model,
+    inputs,
+    targets,
+    *,
+    n_steps: int = 50,
+    baseline: float = 0.0,
+    internal_batch_size: int = 32,
 ):
+    # ``baseline``: the constant image the path starts from (0: black for inputs in [0, 1])
     return IntegratedGradients(model).attribute(
         inputs,
-        baselines=torch.zeros_like(inputs),
+        baselines=torch.full_like(inputs, baseline),
         target=targets,
         n_steps=n_steps,
         internal_batch_size=internal_batch_size,

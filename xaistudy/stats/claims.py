@@ -250,6 +250,8 @@ def judge(
     ]
     if claim.not_testable or data is None or len(data) == 0:
         reason = claim.not_testable or "this run measured nothing for it"
+        if not controls and not claim.no_control:  # no measurement: no control to compare
+            row["controls"] = "none: not testable here"
         row.update(
             book_value=np.nan,
             ci_low=np.nan,

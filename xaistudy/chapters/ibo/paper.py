@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from fractions import Fraction
+
+import numpy as np
+
 from xaistudy.chapters.spec import PaperRecord, Setting
 
 #: Table 1 (LPIPS, AlexNet) per strategy, Mask_1..Mask_4
@@ -61,6 +65,84 @@ PAPER = PaperRecord(
 )
 #: the paper's Table 1 order at Mask_4, closest to the original first
 PAPER_TABLE1_ORDER = ("ibo", "blurring", "mean", "nli", "histogram", "blackening")
+#: the masks of Table 1 (Mask_1..Mask_4)
+PAPER_TABLE1_MASKS = len(_PAPER_LPIPS["ibo"])
+
+
+#: the occlusion Table 1's "improvement" is counted from: plain blackening (Eq. 1), the farthest
+#: from the original at every mask
+IMPROVEMENT_BASELINE = "blackening"
+#: the strategies as the paper's tables name them
+_LABELS = {"blackening": "Blackening", "histogram": "Histogram", "mean": "Mean", "nli": "NLI"}
+_LABELS |= {"blurring": "Blurring", "ibo": "IBO"}
+
+#: the paper's words each claim stands for (short phrases, verbatim, with the line of the
+#: paper's text file; never a whole sentence), by claim id or, for a family, a shared name
+QUOTES = {
+    "premise.ddpm_samples_normal": '"generate realistic normal tissue samples" (Sect. 4.1, L152)',
+    "premise.ddpm_samples_in_distribution": '"learned the underlying distribution of '
+    'non-tumorous tissues" (Sect. 4.1, L154)',
+    "premise.ibo_lowers_p_tumour": '"replacing tumoric areas with features typical of normal '
+    'tissues" (Sect. 3, L86)',
+    "table2.gt_ranking_stable": '"create a ground-truth ranking" from the mean IoU (Sect. 4.3, '
+    "L202); its stability is not tested there",
+    "table1.improvement_ratio": '"nearly twice the improvement in LPIPS scores" (abstract, L9)',
+    "table9.rank_accuracy.ibo_vs": '"71% accuracy" vs "42% with the best-performing '
+    'alternative" (Sect. 4.3, L229; per-strategy values not given)',
+    "table9.rank_accuracy.ibo_level": '"five out of the seven" methods in the IoU order, '
+    '"a 71% accuracy" (Sect. 4.3, L229)',
+    "table9.rank_accuracy.ibo_vs_best_other": '"from 42% to 71%" (abstract, L9)',
+}
+
+
+def lpips(s: str, mask: int) -> str:
+    """Table 1's LPIPS of strategy ``s`` at Mask_``mask``, as the paper prints it."""
+    return PAPER.number(f"table1.{s}.mask{mask}")
+
+
+def table1_quote(order: bool = False) -> str:
+    """Table 1's cells: IBO and Blurring at Mask_1 and Mask_4, or (``order``) the Mask_4
+    column in the paper's order."""
+    if order:
+        cells = " < ".join(f"{_LABELS[s]} {lpips(s, 4)}" for s in PAPER_TABLE1_ORDER)
+        return f"Table 1 (L191-196), LPIPS Mask_4: {cells}"
+    ibo, blur = (f"{lpips(s, 1)} / {lpips(s, 4)}" for s in ("ibo", "blurring"))
+    return f"Table 1 (L191-196), LPIPS Mask_1 / Mask_4: IBO {ibo} vs Blurring {blur}"
+
+
+def mard_quote(s: str) -> str:
+    """Table 9's MARD cells of IBO and strategy ``s``."""
+    ibo, other = PAPER.number("table9.mard.ibo"), PAPER.number(f"table9.mard.{s}")
+    return f"Table 9 (L239-244), MARD: IBO {ibo} vs {_LABELS[s]} {other}"
+
+
+def paper_value(key: str) -> float:
+    """The paper's number ``key`` as a float: "0.2180" gives 0.218, "5/7 (71 %)" gives 5/7."""
+    return float(Fraction(PAPER.number(key).split()[0]))
+
+
+def improvement_ratio(means: np.ndarray, ibo: int, baseline: int) -> float:
+    """IBO's improvement over the baseline (its distance minus IBO's) / that of the best other
+    strategy (the largest improvement among the rest); NaN when no other improves."""
+    gain = means[baseline] - means
+    others = np.delete(gain, [ibo, baseline])
+    best = np.nanmax(others) if np.isfinite(others).any() else np.nan
+    return float(gain[ibo] / best) if best > 0 else float("nan")
+
+
+def improvement_text() -> str:
+    """The paper's improvement ratio as the claim shows it, with the Mask_4 cells it rests on."""
+    cells = ", ".join(f"{_LABELS[s]} {lpips(s, 4)}" for s in ("ibo", "blurring", "blackening"))
+    return f"{paper_improvement_ratio():.2f} from Table 1 (Mask_1-4 pooled; Mask_4: {cells})"
+
+
+def paper_improvement_ratio() -> float:
+    """The paper's ratio from its Table 1: LPIPS averaged over Mask_1..Mask_4 per strategy,
+    then :func:`improvement_ratio` (2.07: "nearly twice the improvement")."""
+    order = list(PAPER_TABLE1_ORDER)
+    masks = range(1, PAPER_TABLE1_MASKS + 1)
+    means = np.array([np.mean([paper_value(f"table1.{s}.mask{i}") for i in masks]) for s in order])
+    return improvement_ratio(means, order.index("ibo"), order.index(IMPROVEMENT_BASELINE))
 
 
 def paper_setting(parameter: str) -> str:
@@ -69,3 +151,10 @@ def paper_setting(parameter: str) -> str:
         if s.parameter == parameter:
             return s.paper
     raise KeyError(f"{PAPER.citation} has no setting for parameter '{parameter}'")
+
+
+#: why a comparison of occlusion strategies needs no null control of its own
+COMPARATORS = (
+    "the occlusion strategies compared on the same tiles, heatmaps and masks: the other "
+    "strategies are the comparators (one without signal makes the claim not testable)"
+)

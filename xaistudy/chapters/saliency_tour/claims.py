@@ -1,37 +1,44 @@
 """The chapter's verdicts: every Table B1 statement this run can measure, the settings
 warning and the Clever-Hans warning, judged over all seeds; the statements it cannot measure,
-with the reason."""
+with the reason. Each claim quotes the review by its id (:data:`.paper.QUOTES`)."""
 
 from __future__ import annotations
+
+from dataclasses import replace
 
 import pandas as pd
 
 from xaistudy.chapters.saliency_tour.claims_b1 import b1_tests
-from xaistudy.chapters.saliency_tour.paper import B1, PAPER, TEXT
+from xaistudy.chapters.saliency_tour.paper import B1, CONCLUSION, PAPER, TEXT, quote
 from xaistudy.chapters.saliency_tour.text import label
 from xaistudy.stats.claims import Claim, judge
 from xaistudy.studies import saliency_tour as study
 from xaistudy.studies.saliency_tour import rows
 
-#: Table B1 statements about methods this chapter runs that no measurement here can test
+#: Table B1 statements about methods this chapter runs that no measurement here can test:
+#: (claim id, paper number, statement, why not, kind); a property of the algorithm is an
+#: implementation check
 NOT_MEASURED = (
     (
         "occlusion.model_agnostic",
         "b1.occlusion.strength",
         "Occlusion needs no access to model internals",
         "a property of the algorithm (it only calls the model), not a measurement",
+        "implementation check",
     ),
     (
         "gradcam.intuitive",
         "b1.gradcam.strength",
         "Grad-CAM is intuitive",
         "needs readers' judgements",
+        "finding",
     ),
     (
         "gradcam.partial_coverage",
         "b1.gradcam.weakness",
         "Grad-CAM covers several objects of one class only partly",
         "needs tiles with several separate tumour regions, scored per region; not implemented",
+        "finding",
     ),
     (
         "cam.architectural_dependence",
@@ -39,36 +46,42 @@ NOT_MEASURED = (
         "CAM depends on the architecture",
         "by construction: CAM needs global average pooling and one linear layer (a unit test "
         "checks that other models are refused)",
+        "implementation check",
     ),
     (
         "saliency.straightforward",
         "b1.saliency.strength",
         "Vanilla gradient: straightforward computation",
         "not a measurable quantity",
+        "finding",
     ),
     (
         "guided_backprop.architectures",
         "b1.guided_backprop.strength",
         "Guided Backpropagation applies to several architectures",
         "one architecture per run (`-p model`)",
+        "finding",
     ),
     (
         "deeplift.implementation_invariance",
         "b1.deeplift.weakness",
         "DeepLIFT does not satisfy implementation invariance",
         "needs two different networks computing the same function",
+        "implementation check",
     ),
     (
         "deconvolution.approximate_inverse",
         "b1.deconvolution.weakness",
         "DeconvNet uses only an approximate inverse",
         "a property of the algorithm, not a measurement",
+        "implementation check",
     ),
     (
         "input_x_gradient.simple",
         "b1.input_x_gradient.strength",
         "Input × gradient: simple process",
         "not a measurable quantity",
+        "finding",
     ),
 )
 
@@ -84,14 +97,16 @@ def sweep_tests(result: study.Result) -> list[tuple]:
     sampling (another explanation seed, the same settings) as the null control: a stochastic
     method whose re-seeded map moves as far says nothing about its parameters."""
     sweep, tests = result.tables["sweep"], []
-    for method, (_what, change) in study.SWEEP.items():
+    for name, (what, change) in study.SWEEP.items():
+        method = study.swept_method(name)
         if f"parameters.{method}" not in PAPER.numbers:  # the review says nothing about it
             continue
+        setting = what if name != method else "parameters"  # a second setting of one method
         claim = Claim(
-            f"{method}.relies_on_parameters",
+            f"{method}.relies_on_{setting}",
             PAPER.citation,
             B1,
-            f"{label(method)}: results depend on its parameters",
+            f"{label(method)}: results depend on its {setting}",
             PAPER.number(f"parameters.{method}"),
             f"1 - ρ(default map, map after {change}), per tile: how far a minor change of a "
             f"setting moves the map (it counts above {PARAMETER_FLOOR:g})",
@@ -101,7 +116,7 @@ def sweep_tests(result: study.Result) -> list[tuple]:
             else "deterministic: another explanation seed gives the same map, so its own "
             "sampling moves nothing",
         )
-        mine = sweep[sweep["method"] == method]
+        mine = sweep[sweep["method"] == name]
         null = mine.assign(value=1 - mine["rho_reseeded"])
         tests.append(
             (
@@ -128,6 +143,10 @@ def hans_tests(result: study.Result) -> list[tuple[Claim, pd.DataFrame]]:
                 "Markers in the image can become a shortcut (Clever Hans)",
                 "qualitative (Hosch et al.)",
                 "tumour probability of a marked normal tile: shortcut model − clean model",
+                # the book plants a mark that predicts the label: whether the model learns it
+                # tests the book's setting (the other two claims need it), not the review
+                kind="demonstration",
+                no_control="the clean model (trained without the mark) is the comparator",
             ),
             result.tables["hans_normal"].assign(value=lambda d: d[shortcut] - d[clean]),
         ),
@@ -140,6 +159,7 @@ def hans_tests(result: study.Result) -> list[tuple[Claim, pd.DataFrame]]:
                 "qualitative (Hosch et al.)",
                 "Grad-CAM's "
                 "positive mass on the mark of a marked tumour tile: shortcut − clean model",
+                no_control="the clean model (trained without the mark) is the comparator",
             ),
             rows.minus(gradcam_hans, "mass_on_mark", "model", shortcut, clean),
         ),
@@ -147,12 +167,14 @@ def hans_tests(result: study.Result) -> list[tuple[Claim, pd.DataFrame]]:
             Claim(
                 "clever_hans.plausible_not_faithful",
                 cite,
-                TEXT + ".3",
+                CONCLUSION,
                 "A plausible-looking map does not show that the model uses the right evidence",
                 "qualitative",
                 "shortcut model's Grad-CAM maximum on the tumour (0/1) − the tumour's share of "
                 "the tile, per marked tumour tile (> 0: the map looks plausible although the "
                 "model learned the mark)",
+                no_control="the tumour's share of the tile is the chance level of "
+                "pointing at it",
             ),
             rows.column(
                 gradcam_hans[gradcam_hans["model"] == shortcut].assign(
@@ -174,12 +196,30 @@ def judged(result: study.Result, profile: str = "") -> list[dict[str, object]]:
         *hans_tests(result),
     ]
     tests += [
-        (Claim(cid, PAPER.citation, B1, statement, PAPER.number(key), "—", not_testable=why), None)
-        for cid, key, statement, why in NOT_MEASURED
+        (
+            Claim(
+                cid,
+                PAPER.citation,
+                B1,
+                statement,
+                PAPER.number(key),
+                "—",
+                not_testable=why,
+                kind=kind,
+            ),
+            None,
+        )
+        for cid, key, statement, why, kind in NOT_MEASURED
     ]
     params = result.params
     data = f"{params.dataset} {params.tile_size} px, {params.model}"
     return [
-        judge(c, d, controls=ctrl[0] if ctrl else None, data_name=data, profile=profile)
+        judge(
+            replace(c, quote=quote(c.id)),
+            d,
+            controls=ctrl[0] if ctrl else None,
+            data_name=data,
+            profile=profile,
+        )
         for c, d, *ctrl in tests
     ]

@@ -77,7 +77,7 @@ def timing_table(result: study.Result) -> pd.DataFrame:
         )
         .reset_index()
     )
-    out.insert(1, "label", [label(k) for k in out["method"]])
+    out.insert(1, "label", [label(study.swept_method(k)) for k in out["method"]])
     out["timed"] = (
         f"one tile per call, after a warm-up call, each method alone; median over "
         f"{len(t['unit'].unique())} calls × {t['seed'].nunique()} seeds; "
@@ -125,7 +125,7 @@ def sweep_table(result: study.Result) -> pd.DataFrame:
     if t.empty:
         return t
     out = summary(t, ["method", "change"], ["rho_altered", "rho_reseeded", "sensitivity"])
-    out.insert(1, "label", [label(k) for k in out["method"]])
+    out.insert(1, "label", [label(study.swept_method(k)) for k in out["method"]])
     return out
 
 

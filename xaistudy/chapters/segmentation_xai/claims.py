@@ -23,14 +23,29 @@ from xaistudy.chapters.segmentation_xai.text import describe_run
 from xaistudy.stats.claims import Claim, judge, order_agreement, paired_difference, worst_margin
 
 
+def _lowest_rows(n_masks: int) -> pd.DataFrame:
+    """Table 1's row of each method at its lowest threshold (RISE at ``n_masks`` masks)."""
+    paper = paper_table1()
+    low = paper.groupby("method")["threshold"].transform("min")
+    return paper[(paper["threshold"] == low)
+                 & (paper["n_masks"].isna() | (paper["n_masks"] == n_masks))]
+
+
 def paper_order(column: str, n_masks: int, best: str) -> list[str]:
     """The survey's order of the methods by ``column`` at each method's lowest threshold
     (RISE at ``n_masks`` masks), best first (``best``: "max" or "min")."""
-    paper = paper_table1()
-    low = paper.groupby("method")["threshold"].transform("min")
-    rows = paper[(paper["threshold"] == low)
-                 & (paper["n_masks"].isna() | (paper["n_masks"] == n_masks))]
+    rows = _lowest_rows(n_masks)
     return list(rows.sort_values(column, ascending=best == "min")["method"])
+
+
+def table1_cells(column: str, order: list[str], n_masks: int) -> str:
+    """Table 1's cells of ``column`` for the methods of ``order`` as :func:`paper_order` reads
+    them (each method's lowest threshold, RISE at ``n_masks`` masks), e.g. "Table 1, Dice
+    Explained: RISE 0.948, Seg-Ablation-CAM 0.843, …"."""
+    value = _lowest_rows(n_masks).set_index("method")[column]
+    label = {"dice_explained": "Dice Explained", "saliency_ratio": "Saliency Ratio",
+             "seconds": "time (s)"}[column]
+    return f"Table 1, {label}: " + ", ".join(f"{m} {value[m]:g}" for m in order)
 
 
 def paper_rise_count(params) -> int:
@@ -67,6 +82,8 @@ def _layer_tests(res, layer: str, n_p: int) -> list[tuple]:
     }
     words = {"dice": ("Dice Explained", "higher"), "ratio": ("Saliency Ratio", "lower"),
              "time": ("time per image", "lower")}
+    # the survey's CAMs ran at the bottleneck only: a claim at another layer carries it there
+    at = "" if layer == "bottleneck" else f"; CAMs {BOTTLENECK}"
     tests = []
     for what, order in orders.items():
         label, better = words[what]
@@ -78,6 +95,8 @@ def _layer_tests(res, layer: str, n_p: int) -> list[tuple]:
             f"method ({rise_note})",
             statistic=order_agreement(order, by="method", value="value"),
             no_control=NO_TIME_CONTROL if what == "time" else "",
+            kind="implementation check" if what == "time" else "finding",
+            quote=table1_cells(COLUMNS[what], order, n_p) + ORDER_WORDS[what] + at,
         ), data[what], 400, {CONTROL: null[what]} if what in null else None))
     dice, ratio = data["dice"], data["ratio"]
     c_dice, c_ratio = null["dice"], null["ratio"]
@@ -87,14 +106,18 @@ def _layer_tests(res, layer: str, n_p: int) -> list[tuple]:
                f"(runner-up Seg-XRes-CAM), layer {layer}",
                f"{survey_number('seg-ablation-cam', lo_cam, None, 'dice')} vs "
                f"{survey_number('seg-xres-cam', lo_cam, None, 'dice')}",
-               "Dice Explained of Seg-Ablation-CAM − Seg-XRes-CAM per tile"),
+               "Dice Explained of Seg-Ablation-CAM − Seg-XRes-CAM per tile",
+               quote='"for intermediate feature space methods, Seg-AblationCAM leads" (L149); '
+               "Seg-XRes-CAM second in Table 1" + at),
          _pair(dice, "Seg-Ablation-CAM", "Seg-XRes-CAM"), 2000,
          {CONTROL: _pair(c_dice, "Seg-Ablation-CAM", "Seg-XRes-CAM")}),
         (Claim(f"dice.rise_vs_ablation.{layer}", cite, "Table 1 and text",
                f"RISE explains better than the best feature-space method, layer {layer}",
                f"{survey_number('rise', lo_rise, n_p, 'dice')} ({n_p} masks) vs "
                f"{survey_number('seg-ablation-cam', lo_cam, None, 'dice')}",
-               f"Dice Explained of RISE − Seg-Ablation-CAM per tile ({rise_note})"),
+               f"Dice Explained of RISE − Seg-Ablation-CAM per tile ({rise_note})",
+               quote=f'{RISE_BEST}; "Seg-AblationCAM leads" the feature-space methods (L149)'
+               + at),
          _pair(dice, "RISE", "Seg-Ablation-CAM"), 2000,
          {CONTROL: _pair(c_dice, "RISE", "Seg-Ablation-CAM")}),
         (Claim(f"ratio.xres_vs_grad.{layer}", cite, "Table 1",
@@ -102,7 +125,10 @@ def _layer_tests(res, layer: str, n_p: int) -> list[tuple]:
                f"{survey_number('seg-xres-cam', lo_cam, None, 'ratio')} vs "
                f"{survey_number('seg-grad-cam', lo_cam, None, 'ratio')}",
                "Saliency Ratio of Seg-XRes-CAM − Seg-Grad-CAM per tile (empty maps: all "
-               "pixels)", expect="<"),
+               "pixels)", expect="<",
+               quote=f"Table 1, Saliency Ratio at threshold {lo_cam:g}: Seg-XRes-CAM "
+               f"{survey_number('seg-xres-cam', lo_cam, None, 'ratio')} vs Seg-Grad-CAM "
+               f"{survey_number('seg-grad-cam', lo_cam, None, 'ratio')}" + at),
          _pair(ratio.assign(value=-ratio["value"]), "Seg-XRes-CAM", "Seg-Grad-CAM"), 2000,
          {CONTROL: _pair(c_ratio.assign(value=-c_ratio["value"]), "Seg-XRes-CAM",
                          "Seg-Grad-CAM")}),
@@ -114,8 +140,8 @@ def _layer_tests(res, layer: str, n_p: int) -> list[tuple]:
         "qualitative (Fig. 2: 3 of its examples)",
         "(prediction's share of the tile − share of the map's mass inside the prediction) of "
         "Seg-Eigen-CAM − the median of the same over the other CAMs, per tile",
-        quote="For Seg-Eigen-CAM, in the cases of 'Dog', 'Bike', and 'Train', the saliency "
-        "maps, interestingly, highlight the background instead of the object itself"),
+        quote='Seg-Eigen-CAM maps "highlight the background instead of the object itself" '
+        f"(Fig. 2, L137){at}"),
         background_rows(res.diagnostics, layer), 2000,
         {CONTROL: background_rows(cams, layer)}))
     roi = res.roi[res.roi["layer"] == layer].rename(columns={"share_inside": "value"})
@@ -123,15 +149,23 @@ def _layer_tests(res, layer: str, n_p: int) -> list[tuple]:
         (Claim(f"roi.xres_vs_grad.{layer}", cite, "Sec. 3 (GAP argument)",
                "Explaining a region M, Seg-XRes-CAM keeps the saliency nearer M than "
                f"Seg-Grad-CAM, whose GAP spreads it, layer {layer}", "argued, no number",
-               "share of saliency inside M's window: Seg-XRes-CAM − Seg-Grad-CAM"),
+               "share of saliency inside M's window: Seg-XRes-CAM − Seg-Grad-CAM",
+               quote='for "a region of interest" Seg-Grad-CAM "is best avoided": "spatial '
+               'information collapsing" under GAP (Sec. 3, L101)', no_control=ROI_PAIR),
          _pair(roi, "Seg-XRes-CAM", "Seg-Grad-CAM"), 2000),
         (Claim(f"roi.xres_vs_ablation.{layer}", cite, "footnote 5",
                f"Seg-Ablation-CAM spreads a region's saliency too, layer {layer}",
                "argued, no number",
-               "share of saliency inside M's window: Seg-XRes-CAM − Seg-Ablation-CAM"),
+               "share of saliency inside M's window: Seg-XRes-CAM − Seg-Ablation-CAM",
+               quote='"Non-gradient-based algorithms such as Seg-Ablation-CAM fail too" '
+               "(footnote 5, L105)", no_control=ROI_PAIR),
          _pair(roi, "Seg-XRes-CAM", "Seg-Ablation-CAM"), 2000),
     ]
     return tests
+
+
+#: why the region-of-interest claims have no null control
+ROI_PAIR = "two CAMs on the same region windows: the other CAM is the comparator"
 
 
 def _rise_tests(res) -> list[tuple]:
@@ -144,6 +178,12 @@ def _rise_tests(res) -> list[tuple]:
     trend = s[s["threshold"] == hi]
     trend = trend.assign(method=trend["n_masks"].astype(int).astype(str))
     paper_n = survey_mask_counts()
+    worst = survey_number("rise", max(survey_thresholds(rise=True)), paper_n[-1], "dice")
+    falls = {
+        "ratio": '"more concentrated around the object of interest" (Fig. 3, L140)',
+        "dice": f'"The worst dice explained with RISE is {worst} ({paper_n[-1]} masks)" '
+        "(L149)",
+    }
     tests = []
     for col, what, w in (("saliency_ratio", "ratio", "Saliency Ratio"),
                          ("dice_explained", "dice", "Dice Explained")):
@@ -154,7 +194,9 @@ def _rise_tests(res) -> list[tuple]:
             f"{survey_number('rise', hi, paper_n[0], what)} ({paper_n[0]} masks) → "
             f"{survey_number('rise', hi, paper_n[-1], what)} ({paper_n[-1]}) at threshold "
             f"{hi:g}",
-            f"{w} at {n_hi} − at {n_lo} masks per tile (threshold {hi:g})", expect="<"),
+            f"{w} at {n_hi} − at {n_lo} masks per tile (threshold {hi:g})", expect="<",
+            quote=falls[what], no_control=f"the area-matched maps are scored at the lowest "
+            f"threshold only, and this trend is read at {hi:g}; none computed here"),
             _pair(t, str(n_hi), str(n_lo)), 2000))
     peak, others = 500, [n for n in (100, 1000, 2000) if n in p.rise_masks]
     testable = bool(
@@ -167,7 +209,7 @@ def _rise_tests(res) -> list[tuple]:
         " / ".join(f"{survey[n]} ({n})" for n in paper_n),
         "smallest, over the other mask counts the survey used and this run has, mean Dice "
         "Explained at 500 − at that count, per tile",
-        statistic=worst_margin, quote="RISE with 500 masks reports the best dice explained",
+        statistic=worst_margin, quote=RISE_BEST,
         paper_estimate=min(float(survey[peak]) - float(survey[n]) for n in others)
         if testable else None,
         not_testable="" if testable else "the run lacks 500 masks or another count the "
@@ -181,19 +223,37 @@ def _rise_tests(res) -> list[tuple]:
         "Dividing by each pixel's mask coverage estimates the RISE map better than dividing "
         "by N·p (Petsiuk et al.)", "— (the survey does not say which it used)",
         f"correlation with a {p.rise_reference}-mask reference: coverage − N·p at {n_lo} masks",
-        kind="demonstration"),
+        kind="demonstration", no_control="the two estimators on the same masks and tiles: "
+        "N·p is the comparator",
+        quote='"the number of masks play an important role" (Fig. 3, L140); the survey names '
+        "no RISE normalisation"),
         _pair(at_lo, "coverage", "N·p (Petsiuk)"), 2000))
     cov = conv[conv["estimator"] == "coverage"].assign(method=conv["n_masks"].astype(str))
     tests.append((Claim(
         "rise.maps_converge", cite, "Fig. 3",
-        "The number of masks matters: maps become more refined from 100 to 2000 masks",
+        "With more masks the RISE map lies nearer a many-mask reference (the Monte-Carlo "
+        "estimate converging)",
         "qualitative (Fig. 3)",
-        f"correlation with the reference: {n_hi} − {n_lo} masks (coverage estimator)"),
+        f"correlation with the reference: {n_hi} − {n_lo} masks (coverage estimator)",
+        kind="implementation check",
+        no_control="Monte-Carlo convergence of the estimator: it holds for any network, an "
+        "untrained one too, so it checks the implementation, not the survey",
+        quote='"Unsurprisingly, the number of masks play an important role" (Fig. 3, L140)'),
         _pair(cov, str(n_hi), str(n_lo)), 2000))
     return tests
 
 
 NO_TIME_CONTROL = "a runtime: it counts forward passes, no map is scored"
+#: Table 1's columns the order claims read, and the survey's words beside each order
+COLUMNS = {"dice": "dice_explained", "ratio": "saliency_ratio", "time": "seconds"}
+RISE_BEST = '"RISE with 500 masks reports the best dice explained" (L149)'
+ORDER_WORDS = {
+    "dice": f"; {RISE_BEST}",
+    "ratio": "",
+    "time": '; Seg-Grad-CAM and Seg-XRes-CAM "only require a single forward and backward pass" '
+    "(L149)",
+}
+BOTTLENECK = '"applied to the bottleneck layer" (L135)'
 
 
 def claim_rows(res, profile: str = "") -> list[dict[str, object]]:

@@ -31,7 +31,10 @@ def _iou_claims(iou, s: str) -> list:
             _claim(
                 f"table1.xrc_beats_rc.{layer}{s}",
                 "Table 1",
-                f"XRelevanceCAM segments better than RelevanceCAM at {layer}",
+                f"XRelevanceCAM segments better than RelevanceCAM at {layer}"
+                if layer in ("layer1", "layer2")
+                else f"XRelevanceCAM's mIoU is above RelevanceCAM's at {layer} (Table 1; the "
+                "text calls the upper layers similar)",
                 (f"table1.xrelevancecam.{layer}", f"table1.relevancecam.{layer}"),
                 f"IoU(XRelevanceCAM) - IoU(RelevanceCAM) per frame, {layer}, %",
                 hypothesis=EQ1_HYPOTHESIS if i == 0 else "",
@@ -57,9 +60,10 @@ def _iou_claims(iou, s: str) -> list:
             _claim(
                 f"table1.shallow_beats_deep{s}",
                 "Table 1",
-                "XRelevanceCAM's layer 3 segments better than its layer 1 (depth helps)",
+                "XRelevanceCAM's layer-3 map scores a higher IoU than its layer-1 map",
                 ("table1.xrelevancecam.layer3", "table1.xrelevancecam.layer1"),
                 "IoU(XRelevanceCAM, layer3) - IoU(XRelevanceCAM, layer1) per frame, %",
+                kind="premise",
             ),
             *diff("sk", ("xrelevancecam", "layer3"), ("xrelevancecam", "layer1")),
         ),
@@ -223,6 +227,8 @@ def claims(result: study.Result, profile: str = "") -> list[dict[str, object]]:
         no_control="a property of the activations compared between two starts, not a map "
         "scored against a mask",
         kind="demonstration",
+        quote="Eq. 1 divides each channel's relevance total by its activation total (L89); "
+        '"we use pre-trained weights to initialize the classification model" (L154)',
     )
     rows.append(
         judge(

@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from xaistudy.core.store import Store
-from xaistudy.evaluate import faithfulness, localisation, occlusion, perceptual
+from xaistudy.evaluate import controls, faithfulness, localisation, occlusion, perceptual
 from xaistudy.models import ddpm
 from xaistudy.models.classifiers import resolve_device
 from xaistudy.models.classify import predict_proba, train_classifier
@@ -80,12 +80,14 @@ class SeedModel:
 @dataclass(frozen=True)
 class Explained:
     """One seed's heatmaps: ``maps`` (G, M, H, W) and ``ious`` (G, M) of the ground-truth
-    tiles ``gt_ids``; ``levels`` (S, M, H, W) and ``masks`` (S, M, n_masks, H, W) of the
-    occluded tiles, the first S of them."""
+    tiles ``gt_ids``; ``ious_shuffled`` (G, M): the same of the coverage-matched maps (the
+    IoU ranking's null control); ``levels`` (S, M, H, W) and ``masks`` (S, M, n_masks, H, W)
+    of the occluded tiles, the first S of them."""
 
     gt_ids: np.ndarray
     maps: np.ndarray
     ious: np.ndarray
+    ious_shuffled: np.ndarray
     levels: np.ndarray
     masks: np.ndarray
 
@@ -317,13 +319,25 @@ def explain_seed(params: Any, sm: SeedModel, store: Store) -> Explained:
         dict(sm.keys["heatmaps"], samples=gt_ids.tolist()),
         lambda: {"maps": heatmaps(sm.model, test.images[gt_ids], methods)},
     )["maps"]
+    def iou(maps: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        region = faithfulness.binarise(
+            maps, p.iou_rule, p.iou_threshold, levels=levels, n_levels=p.iou_levels
+        )
+        return localisation.iou(region, test.masks[gt_ids][:, None])
+
     gt_levels = occlusion.levels_batch(maps, k=p.kmeans_k, seed=sm.seed)
-    region = faithfulness.binarise(
-        maps, p.iou_rule, p.iou_threshold, levels=gt_levels, n_levels=p.iou_levels
-    )
-    ious = localisation.iou(region, test.masks[gt_ids][:, None])
+    # the null control of the IoU ranking: every map's values moved to random CAM-like blobs
+    # (coverage and histogram kept, so the same levels; no information about the tumour)
+    g, m, h, w = maps.shape
+    shuffled = controls.coverage_matched(
+        maps.reshape(g * m, h, w), (sm.seed, 5), smooth=h / 16
+    ).reshape(maps.shape)
+    shuffled_levels = occlusion.levels_batch(shuffled, k=p.kmeans_k, seed=sm.seed)
     levels = gt_levels[: min(p.n_samples, len(gt_ids))]
-    return Explained(gt_ids, maps, ious, levels, occlusion.nested_masks(levels, p.kmeans_k - 1))
+    return Explained(
+        gt_ids, maps, iou(maps, gt_levels), iou(shuffled, shuffled_levels), levels,
+        occlusion.nested_masks(levels, p.kmeans_k - 1),
+    )  # fmt: skip
 
 
 def occlude_seed(

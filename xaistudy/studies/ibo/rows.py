@@ -21,7 +21,8 @@ from xaistudy.studies.ibo.pipeline import Result, SeedModel
 
 
 def iou_rows(st: Result) -> pd.DataFrame:
-    """IoU per seed, ground-truth tile (``unit``) and method; ``occluded``: in the occluded set."""
+    """IoU per seed, ground-truth tile (``unit``) and method; ``iou_shuffled``: the IoU of the
+    coverage-matched map (the null control); ``occluded``: in the occluded set."""
     frames = []
     for run in st.runs:
         g, m = run.ious.shape
@@ -32,6 +33,7 @@ def iou_rows(st: Result) -> pd.DataFrame:
                     "unit": np.repeat(run.gt_ids, m),
                     "method": np.tile(st.methods, g),
                     "iou": run.ious.reshape(-1),
+                    "iou_shuffled": run.ious_shuffled.reshape(-1),
                     "occluded": np.repeat(np.arange(g) < len(run.sample_ids), m),
                 }
             )

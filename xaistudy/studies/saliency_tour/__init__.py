@@ -44,6 +44,7 @@ from xaistudy.studies.saliency_tour.settings import (
     grid_methods,
     hans_methods,
     options,
+    swept_method,
 )
 
 __all__ = [
@@ -76,6 +77,7 @@ __all__ = [
     "run_seed",
     "stack",
     "sweep",
+    "swept_method",
     "tile_scores",
     "time_methods",
     "train_models",

@@ -33,6 +33,7 @@ from xaistudy.studies.saliency_tour.settings import (
     altered,
     hans_methods,
     options,
+    swept_method,
 )
 
 #: the two Clever-Hans models
@@ -99,20 +100,21 @@ def sweep(params: Any, m: Models, x: torch.Tensor, maps: Maps, store: Store) -> 
     setting (:data:`SWEEP`), and with the map of another explanation seed (same settings)."""
     x = x[: params.n_sweep]
     targets, layer, rows = [1] * len(x), target_layer(m.net), []
-    for method in [k for k in SWEEP if k in maps]:
+    for name in [k for k in SWEEP if swept_method(k) in maps]:
+        method = swept_method(name)
         base = maps[method]["maps"][: len(x)]
         opts = options(params, method)
         key = {
             "model": weights_key(m.net),
-            "method": method,
+            "method": name,
             "options": opts,
-            "change": SWEEP[method][1],
+            "change": SWEEP[name][1],
             "tiles": len(x),
             "seed": m.seed,
         }
 
-        def compute(method=method, opts=opts, base=base) -> dict[str, np.ndarray]:
-            new = {**opts, **altered(params, method, m.net)}
+        def compute(name=name, method=method, opts=opts, base=base) -> dict[str, np.ndarray]:
+            new = {**opts, **altered(params, name, m.net)}
             reseeded = {**opts, "seed": params.explain_seed + 1}
             return {
                 "altered": tx.run_method(method, m.net, x, targets, layer, new),
@@ -125,9 +127,9 @@ def sweep(params: Any, m: Models, x: torch.Tensor, maps: Maps, store: Store) -> 
         for i in range(len(x)):
             rows.append(
                 {
-                    "method": method,
+                    "method": name,
                     "unit": i,
-                    "change": SWEEP[method][1],
+                    "change": SWEEP[name][1],
                     "rho_altered": sanity.rank_correlation(base[i], got["altered"][i]),
                     "rho_reseeded": sanity.rank_correlation(base[i], got["reseeded"][i]),
                 }

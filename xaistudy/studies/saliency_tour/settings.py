@@ -16,6 +16,7 @@ SWEEP: dict[str, tuple[str, str]] = {
     "rise": ("cells", "a 6×6 instead of an 8×8 mask grid"),
     "smoothgrad": ("stdevs", "noise σ 0.25 instead of 0.15"),
     "integrated_gradients": ("n_steps", "a quarter of the steps"),
+    "integrated_gradients.baseline": ("baseline", "a white instead of a black baseline"),
     "lrp": ("composite", "α2β1 instead of the ε + z⁺ rule for convolutions"),
 }
 #: the methods that sample (their maps change with the explanation seed alone)
@@ -57,9 +58,17 @@ def options(params: Any, method: str, **change: Any) -> dict[str, Any]:
     return {**opts, **change}
 
 
+def swept_method(name: str) -> str:
+    """The method a :data:`SWEEP` entry changes (``"integrated_gradients.baseline"``: a second
+    setting of Integrated Gradients)."""
+    return name.split(".")[0]
+
+
 def altered(params: Any, method: str, model: nn.Module) -> dict[str, Any]:
-    """The options of ``method`` that :data:`SWEEP` changes, with their new values."""
+    """The options that :data:`SWEEP` entry ``method`` changes, with their new values."""
     what = SWEEP[method][0]
+    if method == "integrated_gradients.baseline":
+        return {"baseline": 1.0}
     if method == "lime":
         return {"num_samples": max(10, params.lime_samples // 2)}
     if method == "integrated_gradients":

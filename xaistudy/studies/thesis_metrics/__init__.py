@@ -41,9 +41,11 @@ from xaistudy.studies.thesis_metrics.rows import (
     same_order,
     score,
     segmentation,
+    spread_statistic,
     table6,
     tendency_counts,
     tendency_differences,
+    with_case_shuffled,
 )
 from xaistudy.studies.thesis_metrics.seed import (
     CLASSES,
@@ -92,11 +94,13 @@ __all__ = [
     "run",
     "run_seed",
     "same_order",
+    "spread_statistic",
     "score",
     "segmentation",
     "table6",
     "tendency_counts",
     "tendency_differences",
+    "with_case_shuffled",
     "unet_key",
 ]
 

@@ -311,6 +311,31 @@ def tendency_differences(scores: pd.DataFrame, params: Any, case: str) -> pd.Dat
     return diffs.groupby(["seed", "unit"], as_index=False)["value"].mean()
 
 
+def with_case_shuffled(
+    scores: pd.DataFrame, control_table: pd.DataFrame, case: str
+) -> pd.DataFrame:
+    """``scores`` with tendency ``case``'s rows replaced by the same tiles scored from their
+    coverage-matched maps (``control_table``: :func:`control_scores`): a case known to differ
+    when the maps say where the nuclei are. :func:`tendency_differences` of it is the positive
+    control of a "similar quality" claim."""
+    shuffled = control_table[
+        (control_table["control"] == "coverage-matched maps") & (control_table["tendency"] == case)
+    ]
+    kept_rows = scores[scores["tendency"] != case]
+    return pd.concat([kept_rows, shuffled[scores.columns]], ignore_index=True)
+
+
+def _spread(code: np.ndarray, value: np.ndarray, n: int) -> float:
+    means = means_by_code(code, value, n)
+    return float(np.nanmax(means) - np.nanmin(means))
+
+
+def spread_statistic(n_methods: int) -> ArrayStatistic:
+    """The largest difference between two methods' mean ``value`` (rows of
+    :func:`method_rows`): an equivalence claim's statistic ("no method stands out")."""
+    return ArrayStatistic(("code", "value"), lambda code, v: _spread(code, v, n_methods))
+
+
 # -- what the claims measure ------------------------------------------------------------------
 def method_rows(sel: pd.DataFrame, metric: str, order: list[str]) -> pd.DataFrame:
     """seed, unit, method, ``code`` (position in ``order``), ``exact`` (1 for the exact
