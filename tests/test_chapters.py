@@ -122,3 +122,21 @@ def test_every_chapter_has_the_one_interface():
             variadic = (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
             required = [p for p in params if p.default is p.empty and p.kind not in variadic]
             assert len(required) == 1, f"{name}.{what}{inspect.signature(fn)}"
+
+
+def test_the_run_record_names_the_device_used_not_auto(tmp_path):
+    import torch
+
+    from xaistudy.chapters import report
+    from xaistudy.chapters.data import DataParams
+
+    threads = torch.get_num_threads()
+    try:
+        record = report.start(build_params(DataParams, "smoke"), tmp_path, "smoke").record
+    finally:
+        torch.set_num_threads(threads)
+    from xaistudy.models.classifiers import resolve_device
+
+    assert record["device"] == f"{resolve_device('auto')} (asked: auto)"
+    assert record["device"].split()[0] in ("cpu", "cuda", "mps")
+    assert record["profile"] == "smoke" and record["threads"] == 2

@@ -296,3 +296,15 @@ def test_every_hint_in_an_error_names_a_parameter_of_that_chapter(monkeypatch, t
         named |= set(re.findall(r"(\w*data_(?:root|options)) ", text))
         assert named, (name, text)
         assert named <= set(model.model_fields), (name, text)
+
+
+def test_synthesis_refuses_a_chapters_folder_that_does_not_exist(capsys, monkeypatch, tmp_path):
+    _refuse_execution(monkeypatch)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "mine").mkdir()
+    assert cli.main(["run", "synthesis", "-p", "chapters_dir", "nope", "--out", "o"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and f"{tmp_path / 'nope'} is not a folder" in err
+    # a relative folder that exists is read against the caller's folder
+    params = build_params(runner.get_chapter("synthesis").params, "quick", {"chapters_dir": "mine"})
+    assert params.chapters_dir == str(tmp_path / "mine")

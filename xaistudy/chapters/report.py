@@ -219,7 +219,10 @@ def start(params: BaseParams, out_dir: str | Path = ".", profile: str = "quick")
     elif "seed" in type(params).model_fields:
         record["seed"] = params.seed
     record.update(threads)
-    record["device"] = params.device
+    from xaistudy.models.classifiers import resolve_device
+
+    used = str(resolve_device(params.device))  # the device the run uses, not "auto"
+    record["device"] = used if params.device == used else f"{used} (asked: {params.device})"
     record["python"] = platform.python_version()
     record.update(library_versions())
     return Run(params=params, out_dir=Path(out_dir), profile=profile, record=record)
