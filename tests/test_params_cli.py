@@ -308,3 +308,21 @@ def test_synthesis_refuses_a_chapters_folder_that_does_not_exist(capsys, monkeyp
     # a relative folder that exists is read against the caller's folder
     params = build_params(runner.get_chapter("synthesis").params, "quick", {"chapters_dir": "mine"})
     assert params.chapters_dir == str(tmp_path / "mine")
+
+
+def test_help_imports_no_chapter_and_no_torch():
+    """``xaistudy --help`` and ``run --help`` answer without importing a chapter or torch
+    (seconds of imports): the chapter names come from the package's folders."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\nfrom xaistudy.app import cli\n"
+        "for argv in (['--help'], ['run', '--help']):\n"
+        "    try:\n        cli.main(argv)\n    except SystemExit:\n        pass\n"
+        "heavy = [m for m in sys.modules if m == 'torch' or m.startswith('xaistudy.chapters.')]\n"
+        "print('HEAVY', sorted(m for m in heavy if m != 'xaistudy.chapters.spec'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
+    assert "HEAVY []" in out, out[-500:]
+    assert "thesis_metrics" in out and "xrelevancecam" in out  # the chapters are listed

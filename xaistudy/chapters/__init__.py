@@ -45,5 +45,5 @@ def get_chapter(name: str) -> Chapter:
     listing the chapters."""
     names = chapter_modules()
     if name not in names:
-        raise ParamError(f"unknown chapter '{name}'; allowed: {', '.join(discover())}")
+        raise ParamError(f"unknown chapter '{name}'; allowed: {', '.join(names)}")
     return _load(name)

@@ -30,7 +30,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 log = logging.getLogger(__name__)
@@ -302,6 +301,8 @@ def _load_npz(path: Path) -> dict[str, np.ndarray]:
 
 
 def _load_torch(path: Path) -> dict[str, Any]:
+    import torch  # here, not at the top: the command line's help and lists need no torch
+
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
@@ -328,6 +329,8 @@ class Store:
         suffix: str = ".pt",
     ) -> Path:
         """Save a (nested) dict of tensors and plain values with :func:`torch.save`."""
+        import torch
+
         buf = io.BytesIO()
         torch.save(dict(state), buf)
         return write_artifact(self.path(kind, params, suffix), buf.getvalue())
