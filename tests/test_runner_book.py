@@ -310,3 +310,49 @@ def offline_problems(html_dir: Path, machine_paths: list[str]) -> list[str]:
             text = path.read_text(errors="replace")
             problems += [f"{name}: path {p}" for p in machine_paths if p in text]
     return problems
+
+
+def _read_pty(master: int, pattern: bytes, seconds: float) -> tuple[bytes, float | None]:
+    """What the pseudo-terminal shows until ``pattern`` appears (and when, in seconds)."""
+    import select
+
+    start, shown = time.perf_counter(), b""
+    while time.perf_counter() - start < seconds:
+        ready, _, _ = select.select([master], [], [], 0.5)
+        if ready:
+            try:
+                shown += os.read(master, 65536)
+            except OSError:  # the command ended
+                break
+            if re.search(pattern, shown):
+                return shown, time.perf_counter() - start
+    return shown, None
+
+
+def test_a_run_on_a_terminal_shows_live_progress_bars_and_no_widget_advice(tmp_path):
+    """``xaistudy run`` in a pseudo-terminal (100 columns): the cell bar moves first, then the
+    chapter's own bars (the kernel copies its stderr to the terminal), and no advice to
+    install ipywidgets; Ctrl-C then stops it."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+    env = {**os.environ, "XAISTUDY_CACHE": str(tmp_path / "cache")}
+    exe = Path(sys.executable).with_name("xaistudy")
+    argv = [str(exe), "run", "data", "--profile", "smoke", "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env,
+                            start_new_session=True)  # fmt: skip
+    os.close(slave)
+    try:
+        cells, first = _read_pty(master, rb"Executing: +\d+%\|", 60)
+        assert first is not None, cells[-800:]
+        chapter, second = _read_pty(master, rb"data: seeds: +\d+%\|", 120)
+        assert second is not None, (cells + chapter)[-800:]
+        assert b"IProgress" not in cells + chapter and b"ipywidgets" not in cells + chapter
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(60)
+        os.close(master)

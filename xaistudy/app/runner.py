@@ -54,6 +54,13 @@ PATH_VARIABLES = (
     "XDG_CACHE_HOME",
 )
 STAGING_PREFIX = ".staging-"
+#: the kernel's warning filter: a library importing ``tqdm.auto`` in a kernel without
+#: ipywidgets would advise installing them; the chapters draw text bars, shown live on a
+#: terminal and kept in ``<name>.stderr.txt`` otherwise
+KERNEL_WARNINGS = {"PYTHONWARNINGS": "ignore:IProgress not found"}
+#: the terminal a run was started from, for the kernel's live progress bars
+#: (:func:`xaistudy.chapters.report.start` copies the kernel's stderr there)
+TERMINAL_VARIABLE = "XAISTUDY_TERMINAL"
 
 
 def absolute_path_variables() -> None:
@@ -216,17 +223,6 @@ def _environment(values: Mapping[str, str]):
                 os.environ[key] = value
 
 
-class _Terminal:
-    """Where the notebook's stderr goes during a run on a terminal: progress bars (tqdm,
-    step k of n, ETA) and warnings are shown live, while the book keeps them out of its pages."""
-
-    def write(self, text: str) -> None:
-        sys.stderr.write(text)
-
-    def flush(self) -> None:
-        sys.stderr.flush()
-
-
 def run_chapter(
     name: str,
     profile: str = DEFAULT_PROFILE,
@@ -255,9 +251,11 @@ def run_chapter(
     # path of the machine that built it
     parameters = {**params.model_dump(mode="json"), "profile": profile, "out_dir": "."}
     log.info("running chapter %s (profile %s) into %s", name, profile, out)
-    terminal = sys.stderr.isatty() and not log_output
+    kernel_env = {**thread_environment(params.threads), **KERNEL_WARNINGS}
+    if sys.stderr.isatty() and not log_output:  # the kernel shows its progress bars there too
+        kernel_env[TERMINAL_VARIABLE] = os.ttyname(sys.stderr.fileno())
     try:
-        with _environment(thread_environment(params.threads)):  # the kernel's libraries
+        with _environment(kernel_env):
             pm.execute_notebook(
                 str(source),
                 str(running),
@@ -267,7 +265,6 @@ def run_chapter(
                 language="python",
                 progress_bar=sys.stderr.isatty(),
                 log_output=log_output,
-                stderr_file=_Terminal() if terminal else None,
                 # the kernel's own log (transport notices; a socket error when Ctrl-C stops it) is
                 # not the chapter's output: chapter errors arrive as messages, not as this log
                 extra_arguments=["--IPKernelApp.log_level=CRITICAL"],

@@ -205,10 +205,46 @@ def library_versions() -> dict[str, str]:
     return out
 
 
+class _Tee:
+    """A text stream writing to two: the kernel's stderr (kept with the notebook) and the
+    terminal the run was started from (live progress bars and warnings)."""
+
+    def __init__(self, kept, shown):
+        self.kept, self.shown = kept, shown
+
+    def write(self, text: str) -> int:
+        self.shown.write(text)
+        self.shown.flush()
+        return self.kept.write(text)
+
+    def flush(self) -> None:
+        self.kept.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self.kept, name)
+
+
+def show_progress_on_terminal() -> None:
+    """In a kernel started by ``xaistudy run`` on a terminal (``$XAISTUDY_TERMINAL``), copy
+    stderr there: the progress bars move live on the terminal, and the notebook keeps its
+    stderr as before."""
+    import os
+
+    terminal = os.environ.get("XAISTUDY_TERMINAL")
+    if not terminal or isinstance(sys.stderr, _Tee):
+        return
+    try:
+        shown = open(terminal, "w", buffering=1)  # noqa: SIM115 (open for the kernel's life)
+    except OSError:  # the terminal is gone: the run goes on without live bars
+        return
+    sys.stderr = _Tee(sys.stderr, shown)
+
+
 def start(params: BaseParams, out_dir: str | Path = ".", profile: str = "quick") -> Run:
     """Fix threads and deterministic kernels, set display options; return the chapter's
     :class:`Run`, whose record names what the numbers depend on."""
     threads = fix_threads(params.threads)
+    show_progress_on_terminal()
     pd.set_option("display.max_colwidth", None)
     pd.set_option("display.max_rows", 500)
     pd.set_option("display.width", 200)

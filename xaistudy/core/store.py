@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 log = logging.getLogger(__name__)
 

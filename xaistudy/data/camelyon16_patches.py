@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from skimage.color import rgb2hsv
 from skimage.filters import threshold_otsu
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from xaistudy.core.store import Allocate
 from xaistudy.data.camelyon16_slides import NAME, Slide, TumourSource

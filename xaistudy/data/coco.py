@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from xaistudy.data.folders import resize_image, resize_mask
 from xaistudy.data.registry import (

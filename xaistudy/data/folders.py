@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from xaistudy.data import synthetic
 from xaistudy.data.registry import (

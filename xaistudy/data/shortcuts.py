@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 from scipy import ndimage
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from xaistudy.data import synthetic
 from xaistudy.data.registry import SPLIT_OFFSET, ArrayDataset, check_split, register_dataset

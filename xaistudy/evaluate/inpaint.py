@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from diffusers import DDPMScheduler, RePaintScheduler, UNet2DModel
 from diffusers.utils.torch_utils import randn_tensor
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from xaistudy.core import distributed
 from xaistudy.evaluate.occlusion import check_images_and_mask, register_strategy

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from xaistudy.core import distributed
 from xaistudy.core.runtime import seed_everything

@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from xaistudy.core.runtime import seed_everything
 from xaistudy.core.store import Store, atomic_write_bytes

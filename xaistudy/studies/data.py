@@ -74,7 +74,7 @@ def measure(params: Any) -> dict[str, pd.DataFrame]:
     Returns per-tile statistics (``he``, ``grading``, ``pcle``; a ``seed`` and a ``unit``
     column each), the class balance and the generation speed.
     """
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     stats: dict[str, list[pd.DataFrame]] = {"he": [], "grading": [], "pcle": []}
     balance, speed = [], []
@@ -158,7 +158,7 @@ def check_sizes(params: Any) -> dict[str, shortcut_check.CheckSizes]:
 def shortcut_results(params: Any, store: Store | None = None) -> pd.DataFrame:
     """Per dataset and seed, whether each baseline and the small CNN got each test tile right
     (cached per dataset and seed)."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     store = store or Store()
     settings = shortcut_check.CNNSettings(epochs=params.cnn_epochs)

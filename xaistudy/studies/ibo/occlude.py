@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from xaistudy.evaluate import occlusion, perceptual
 from xaistudy.evaluate.inpaint import count_unet_calls

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from xaistudy.core.store import Store
 from xaistudy.models.classifiers import resolve_device
