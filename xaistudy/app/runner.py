@@ -223,6 +223,14 @@ def _environment(values: Mapping[str, str]):
                 os.environ[key] = value
 
 
+def _terminal_name() -> str | None:
+    """The terminal device this process's stderr writes to, or None (not a terminal)."""
+    try:
+        return os.ttyname(sys.stderr.fileno()) if sys.stderr.isatty() else None
+    except (AttributeError, OSError, ValueError):
+        return None
+
+
 def run_chapter(
     name: str,
     profile: str = DEFAULT_PROFILE,
@@ -252,8 +260,9 @@ def run_chapter(
     parameters = {**params.model_dump(mode="json"), "profile": profile, "out_dir": "."}
     log.info("running chapter %s (profile %s) into %s", name, profile, out)
     kernel_env = {**thread_environment(params.threads), **KERNEL_WARNINGS}
-    if sys.stderr.isatty() and not log_output:  # the kernel shows its progress bars there too
-        kernel_env[TERMINAL_VARIABLE] = os.ttyname(sys.stderr.fileno())
+    terminal = _terminal_name() if not log_output else None
+    if terminal:  # the kernel shows its progress bars there too
+        kernel_env[TERMINAL_VARIABLE] = terminal
     try:
         with _environment(kernel_env):
             pm.execute_notebook(
