@@ -12,7 +12,7 @@ STAMP   := $(VENV)/.xaistudy-installed
 
 help:
 	@echo "make book     run every chapter ($(PROFILE) profile) and build _build/html/index.html"
-	@echo "              (EXERCISES=1: also run the exercises for their answer keys, ~9 min)"
+	@echo "              (EXERCISES=1: also recompute the exercises' answer keys, ~9 min)"
 	@echo "make test     run the test suite (what CI runs)"
 	@echo "make test-fast  the development lane: every test but the end-to-end runs (-m 'not slow')"
 	@echo "make lint     ruff"
@@ -36,5 +36,6 @@ lint: $(STAMP)
 	$(BIN)/ruff check xaistudy tests benchmarks
 
 clean:
-	rm -rf _build book/chapters book/exercises data/cache .pytest_cache .ruff_cache
+	rm -rf _build book/chapters data/cache .pytest_cache .ruff_cache
+	find book/exercises -mindepth 2 -maxdepth 2 ! -name answers.json -exec rm -rf {} +  # keeps the answer keys
 	find . -name __pycache__ -not -path "./$(VENV)/*" -prune -exec rm -rf {} +

@@ -8,6 +8,7 @@ once per session, whichever worker needs it first, the others wait for it).
 """
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -43,3 +44,37 @@ def smoke_outputs():
         return out
 
     return get
+
+
+@pytest.fixture(scope="session")
+def smoke_book(smoke_outputs):
+    """The root of the smoke-profile book, built once per test session from the session's smoke
+    runs (its HTML in ``_build/html``), shared by the build test and the browser test: the
+    first worker that needs it builds it under a file lock, the others wait for it."""
+    from filelock import FileLock
+
+    from xaistudy.app import runner
+    from xaistudy.core.store import repo_root
+
+    root = SESSION / "smoke-book"
+    done = SESSION / "smoke-book.done"
+    with FileLock(str(SESSION / "smoke-book.lock")):
+        if not done.exists():
+            shutil.rmtree(root, ignore_errors=True)  # what an interrupted build left
+            checkout = repo_root()
+            root.mkdir()
+            shutil.copy(checkout / "_config.yml", root)
+            ignore = shutil.ignore_patterns("chapters")
+            shutil.copytree(checkout / "book", root / "book", ignore=ignore)
+            (root / "data").mkdir()
+            shutil.copy(checkout / "data" / "README.md", root / "data")
+            (root / ".pytest_cache").mkdir()  # as a checkout has one: it must not become a page
+            (root / ".pytest_cache" / "README.md").write_text("# pytest cache directory\n")
+            for name in runner.chapters():
+                if name == "synthesis":  # reads the other chapters' claims beside it
+                    runner.run_chapter(name, "smoke", out=root / "book" / "chapters" / name)
+                else:
+                    shutil.copytree(smoke_outputs(name), root / "book" / "chapters" / name)
+            runner.build_html(root)
+            done.touch()
+    return root

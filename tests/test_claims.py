@@ -14,6 +14,7 @@ from xaistudy.stats.claims import (
     judge,
     verdict_of,
 )
+from xaistudy.viz import claims as claims_view
 
 
 def claim(expect=">", null=0.0, **kw):
@@ -161,3 +162,95 @@ def test_an_array_statistic_gives_the_same_interval_as_the_table_statistic():
     assert bootstrap_interval(data, weighted, n_boot=300) == bootstrap_interval(
         data, table, n_boot=300
     )
+
+
+def _row(cid, est, low, high, verdict, expected="> 0", **kw):
+    """One claims-table row by hand (every column of :data:`claims.COLUMNS`)."""
+    row = dict.fromkeys(claims.COLUMNS, "")
+    row.update(claim_id=cid, kind="finding", paper="Paper 2024", source="Table 1",
+               statement="s", paper_value="qualitative", quantity="q", expected=expected,
+               book_value=est, ci_low=low, ci_high=high, verdict=verdict,
+               paper_estimate=np.nan, controls="another tile's mask", control_value="0.01234",
+               control_verdict="another tile's mask: inconclusive")
+    row.update(kw)
+    return row
+
+
+def _texts(fig):
+    """Every text the figure shows: titles, labels, tick labels and legend entries."""
+    import matplotlib.text
+
+    return [t.get_text() for t in fig.findobj(matplotlib.text.Text) if t.get_text()]
+
+
+def test_the_claims_figure_has_one_panel_per_claim_on_its_own_scale():
+    import matplotlib.pyplot as plt
+
+    table = pd.DataFrame([
+        _row("table6.big", 50.0, 48.0, 52.0, REPRODUCED, paper_estimate=60.0),
+        _row("fig5.small", 0.02, -0.01, 0.05, INCONCLUSIVE, expected="< 0.15"),
+        _row("table6.gone", np.nan, np.nan, np.nan, NOT_TESTABLE),
+        _row("sect.neg", -3.0, -4.0, -2.0, CONTRADICTED),
+    ])
+    fig = claims_view.plot_claims(table)
+    assert len(fig.axes) == 3  # the not testable claim has no panel
+    limits = [ax.get_xlim() for ax in fig.axes]
+    # each panel covers its own interval, its null value and the paper's number, nothing more
+    for (x0, x1), low, high, null in zip(limits, (48, -0.01, -4), (60, 0.15, 0), (0, 0.15, 0),
+                                         strict=True):
+        assert x0 <= min(low, null) and max(high, null) <= x1
+        assert x1 - x0 < 1.3 * (max(high, null) - min(low, null))  # fitted to it
+    assert limits[0][1] > 60 and limits[1][1] < 1  # different scales: 60 vs 0.15
+    # the paper's number drawn as a diamond where numeric (first row only)
+    diamonds = [[ln.get_xdata()[0] for ln in ax.lines if ln.get_marker() == "D"]
+                for ax in fig.axes]
+    assert diamonds == [[60.0], [], []]
+    texts = _texts(fig)
+    assert "50 [48, 52]" in texts and "0.02 [-0.01, 0.05]" in texts and "-3 [-4, -2]" in texts
+    assert [t for t in texts if t in claims.VERDICTS] == [REPRODUCED, INCONCLUSIVE, CONTRADICTED]
+    assert "paper" in texts and "paper's side of the null value" in texts
+    plt.close(fig)
+    # 25 claims: the figure grows with them, the panels do not shrink
+    many = pd.DataFrame([_row(f"c{i}", i, i - 1, i + 1, REPRODUCED) for i in range(1, 26)])
+    tall = claims_view.plot_claims(many)
+    assert len(tall.axes) == 25 and tall.get_size_inches()[1] > 25 * 0.5
+    plt.close(tall)
+
+
+def test_a_chapter_without_a_paper_gets_no_paper_wording():
+    import matplotlib.pyplot as plt
+
+    own = dict(kind="implementation check", paper="the book's generators (their rules)",
+               paper_estimate=0.5)
+    table = pd.DataFrame([_row("he.a", 0.1, 0.05, 0.12, REPRODUCED, **own),
+                          _row("he.b", 0.9, 0.8, 1.0, INCONCLUSIVE, expected="> 0.9", **own)])
+    assert claims.self_checks(table).tolist() == [True, True]
+    fig = claims_view.plot_claims(table)
+    texts = _texts(fig)
+    assert not [t for t in texts if "paper" in t.lower()], texts
+    assert all(ln.get_marker() != "D" for ax in fig.axes for ln in ax.lines)
+    assert "expected side of the null value" in texts
+    plt.close(fig)
+    # the same rows as a paper's implementation checks are not self-checks
+    assert not claims.self_checks(table.assign(paper="Borys et al. 2023")).any()
+
+
+def test_the_reading_table_groups_by_the_papers_table_or_figure():
+    table = pd.DataFrame([
+        _row("table6.a", 0.41, 0.32, 0.5, REPRODUCED),
+        _row("fig5.b", 1.0, 0.5, 1.5, INCONCLUSIVE, source="Fig. 5"),
+        _row("table6.c", np.nan, np.nan, np.nan, NOT_TESTABLE, controls="none: not testable here",
+             control_value="", control_verdict=""),
+        _row("tendency.d", 2.0, 1.0, 3.0, REPRODUCED, source="Sect. 2.1 / Table B1"),
+    ])
+    view = claims_view.reading_table(table)
+    assert list(view.columns[:6]) == ["group", "claim", "paper's number", "ours [95 % interval]",
+                                      "verdict", "control"]
+    assert view["group"].tolist() == ["Table 6", "Table 6", "Fig. 5", "Sect. 2.1"]
+    assert view["claim"].tolist() == ["table6.a", "table6.c", "fig5.b", "tendency.d"]
+    assert view["ours [95 % interval]"].tolist() == ["0.41 [0.32, 0.5]", "—", "1 [0.5, 1.5]",
+                                                     "2 [1, 3]"]
+    assert view.loc[0, "control"] == "another tile's mask 0.0123 (inconclusive)"
+    assert view.loc[1, "control"] == "none: not testable here"
+    assert claims_view.claim_group("premise.x", "Sec. 3 (DDPM)") == "Sec. 3"
+    assert claims_view.claim_group("he.x", "H&E rules") == "H&E rules"

@@ -153,3 +153,20 @@ def test_every_exercise_runs_at_smoke_size_and_computes_its_answer(
     assert json.loads((out / exercises.ANSWERS).read_text()) == result
     html = exercises.exercises_html(name, exercises.load_answers(name, out))
     assert "Not computed" not in html
+    # the answer key the book shows (kept in the repository) is the one this code computes
+    kept = exercises.load_answers(name)
+    refresh = f"the book's answer key is stale: refresh it with 'xaistudy exercises {name} --run'"
+    assert kept is not None and kept["profile"] == "smoke", refresh
+    assert kept["exercises"] == result["exercises"], refresh
+
+
+def test_the_book_shows_an_answer_key_for_every_exercise():
+    """Each chapter's answer key is kept in the repository (the slow test above recomputes
+    it), so a default build of the book shows every exercise's answer, not how to compute it."""
+    for name, chapter in discover().items():
+        if not chapter.exercises:
+            continue
+        kept = exercises.load_answers(name)
+        assert kept is not None, f"{name}: no answer key; run 'xaistudy exercises {name} --run'"
+        assert set(kept["exercises"]) == {e.slug for e in chapter.exercises}, name
+        assert "Not computed" not in exercises.exercises_html(name, kept), name

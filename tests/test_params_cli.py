@@ -310,15 +310,16 @@ def test_synthesis_refuses_a_chapters_folder_that_does_not_exist(capsys, monkeyp
     assert params.chapters_dir == str(tmp_path / "mine")
 
 
-def test_help_imports_no_chapter_and_no_torch():
-    """``xaistudy --help`` and ``run --help`` answer without importing a chapter or torch
-    (seconds of imports): the chapter names come from the package's folders."""
+def test_help_and_list_import_no_chapter_and_no_torch():
+    """``xaistudy --help``, ``run --help`` and ``list`` answer without importing a chapter or
+    torch (seconds of imports): the chapter names come from the package's folders, their
+    titles from each package's ``CHAPTER = Chapter(...)`` statement, read as text."""
     import subprocess
     import sys
 
     code = (
         "import sys\nfrom xaistudy.app import cli\n"
-        "for argv in (['--help'], ['run', '--help']):\n"
+        "for argv in (['--help'], ['run', '--help'], ['list']):\n"
         "    try:\n        cli.main(argv)\n    except SystemExit:\n        pass\n"
         "heavy = [m for m in sys.modules if m == 'torch' or m.startswith('xaistudy.chapters.')]\n"
         "print('HEAVY', sorted(m for m in heavy if m != 'xaistudy.chapters.spec'))\n"
@@ -326,3 +327,6 @@ def test_help_imports_no_chapter_and_no_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).stdout
     assert "HEAVY []" in out, out[-500:]
     assert "thesis_metrics" in out and "xrelevancecam" in out  # the chapters are listed
+    titles = [f"{c.name:<18} {c.title}" for c in runner.chapters().values()]
+    listed = [line for line in out.splitlines() if line in titles]
+    assert listed == titles  # the same titles in book order as importing the chapters gives

@@ -122,20 +122,31 @@ def test_failing_chapter_names_the_cell_and_keeps_the_last_good_run(tmp_path, mo
     assert _snapshot(out) == previous  # nothing of the failed run mixed into the last good one
 
 
-def test_progress_goes_to_the_terminal_not_into_the_book(tmp_path, monkeypatch):
+def test_progress_goes_to_the_terminal_not_into_the_book(tmp_path, monkeypatch, capfd):
     source = tmp_path / "progress.md"
     source.write_text(
         "---\njupytext:\n  text_representation:\n    format_name: myst\n"
         "kernelspec:\n  name: python3\n  display_name: Python 3\n---\n\n# Progress\n\n"
         "```{code-cell} ipython3\n:tags: [parameters]\n\nprofile = 'quick'\nout_dir = '.'\n```\n\n"
-        "```{code-cell} ipython3\nfrom tqdm import tqdm\nimport time\n"
-        "for i in tqdm(range(3), desc='maps', mininterval=0):\n    time.sleep(0.05)\n"
+        "```{code-cell} ipython3\nfrom tqdm import tqdm\nimport time, warnings\n"
+        "from xaistudy.chapters import report\nreport.show_progress()\n"
+        "for i in tqdm(range(3), desc='maps', mininterval=0):\n"
+        "    for j in tqdm(range(4), desc='inner', leave=False, mininterval=0):\n"
+        "        time.sleep(0.02)\n"
+        "warnings.warn('a library notice')\n"
         "print('a result')\n```\n"
     )
     chapter = runner.Chapter("progress", "Progress", DataParams, source=source)
     monkeypatch.setattr(runner, "get_chapter", lambda name: chapter)
 
     out = runner.run_chapter("progress", "smoke", out=tmp_path / "out")
+    # off a terminal (pytest's stderr is a file): a quiet log, one line per finished stage
+    # and the warning, no bar redrawn and no inner bar
+    log = [line for line in capfd.readouterr().err.splitlines() if line.startswith("  [progress]")]
+    assert log[0].startswith("  [progress] maps: 3/3 in 00:0"), log
+    assert "UserWarning: a library notice" in log[1], log  # the warning, and its source line
+    assert len(log) == 3 and not any("inner" in line for line in log), log
+    assert not list(tmp_path.glob("**/.stages.log"))  # the relayed file is gone
     # kept out of the book, its last state kept beside it (a terminal shows it live: the
     # pseudo-terminal test below)
     assert "maps: 100%" in (out / "progress.stderr.txt").read_text()
@@ -220,19 +231,9 @@ def test_ctrl_c_stops_with_one_line_exit_130_and_the_previous_output(tmp_path):
     assert _snapshot(out) == previous  # no staging folder left, nothing swapped in
 
 
-def test_smoke_book_builds_html_with_figures_and_no_errors(smoke_outputs, tmp_path):
-    root = tmp_path / "bookroot"
-    root.mkdir()
-    shutil.copy(ROOT / "_config.yml", root)
-    shutil.copytree(ROOT / "book", root / "book", ignore=shutil.ignore_patterns("chapters"))
-    (root / "data").mkdir()
-    shutil.copy(ROOT / "data" / "README.md", root / "data")
-    for name in runner.chapters():
-        if name == "synthesis":  # reads the other chapters' claims beside it
-            runner.run_chapter(name, "smoke", out=root / "book" / "chapters" / name)
-        else:
-            shutil.copytree(smoke_outputs(name), root / "book" / "chapters" / name)
-    index = runner.build_html(root)
+def test_smoke_book_builds_html_with_figures_and_no_errors(smoke_book):
+    root = smoke_book  # built once per session (tests/conftest.py), also read by the browser
+    index = root / "_build" / "html" / "index.html"
     assert index.exists()
     html = (root / "_build" / "html" / "book" / "chapters" / "data" / "data.html").read_text()
     assert html.count("<img") >= len(DATA_FIGURES)
@@ -242,10 +243,20 @@ def test_smoke_book_builds_html_with_figures_and_no_errors(smoke_outputs, tmp_pa
     assert "book/intro.html" in index.read_text()  # the index redirects to the introduction
     intro = (root / "_build" / "html" / "book" / "intro.html").read_text()
     assert "chapters/data/data.html" in intro  # the chapter is in the navigation
-    (root / ".pytest_cache").mkdir(exist_ok=True)  # as a checkout has one
-    (root / ".pytest_cache" / "README.md").write_text("# pytest cache directory\n")
-    machine = [str(root), str(ROOT), str(tmp_path), f"{Path.home()}/", sys.prefix]
+    assert (root / ".pytest_cache" / "README.md").exists()  # beside the book as in a checkout
+    machine = [str(root), str(ROOT), str(root.parent), f"{Path.home()}/", sys.prefix]
     assert offline_problems(root / "_build" / "html", machine) == []
+    # the parameters collapsed under one line: profile, seeds, data
+    assert "Parameters: smoke profile · seeds 0 (" in html and "in all; click to show" in html
+    # the synthesis read the chapters beside it (not the checkout's book/chapters)
+    pages = root / "_build" / "html" / "book" / "chapters"
+    synthesis = (pages / "synthesis" / "synthesis.html").read_text()
+    assert "No chapter has been run yet" not in synthesis
+    paper_chapters = [n for n in runner.chapters() if n not in ("synthesis", "data")]
+    assert all(f"<summary>{n} — " in synthesis for n in paper_chapters), synthesis[:2000]
+    # every exercise's answer key is shown (kept in the repository), collapsed
+    ibo = (pages / "ibo" / "ibo.html").read_text()
+    assert "Not computed" not in ibo and "What you should see</summary><p>" in ibo
 
 
 def test_every_chapters_claims_have_the_columns_and_can_fail(smoke_outputs):

@@ -15,6 +15,7 @@ import pytest
 
 from xaistudy.stats import claims as cl
 from xaistudy.stats import verdicts as vd
+from xaistudy.viz import claims as claims_view
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 import verdict_calibration as calibration  # noqa: E402
@@ -153,7 +154,7 @@ def test_an_uninformative_claim_is_drawn_and_counted():
     row = cl.judge(claim(), measured, controls={"same": measured}, n_boot=200)
     table = cl.claims_table([row])
     assert table.at[0, "verdict"] == vd.UNINFORMATIVE
-    assert cl.plot_claims(table) is not None
+    assert claims_view.plot_claims(table) is not None
     counts = cl.verdict_counts(table.assign(chapter="x"))
     assert counts.at[0, vd.UNINFORMATIVE] == 1
 

@@ -15,9 +15,9 @@ def build_book(profile: str = DEFAULT_PROFILE, run: bool = True, exercises: bool
     it reads the others' claims), then build the HTML book.
 
     With ``exercises`` the chapters' exercises run first at the smoke profile (about 9 min on
-    a 2-core CPU, beyond the quick book's 45 min), so that each chapter's last section shows
-    the answer key computed from them; without, it shows the answer keys of an earlier
-    ``xaistudy exercises CHAPTER --run``, or how to compute them.
+    a 2-core CPU, beyond the quick book's 45 min) and rewrite their answer keys; without, each
+    chapter shows the keys kept in the repository (``book/exercises/CHAPTER/answers.json``,
+    which the test suite recomputes and compares).
     """
     if run:
         names = list(chapters())

@@ -167,7 +167,10 @@ def _overrides(pairs: list[str], chapter: str) -> dict[str, object]:
 
 
 def _print_claims(chapters_dir: str | None, as_csv: bool) -> None:
+    """Print the scorecard: by chapter, the papers' claims first and the book's self-checks
+    apart, each claim with what it measures and the paper's side (``--csv``: the full table)."""
     from xaistudy.app import runner
+    from xaistudy.chapters.synthesis.tables import scorecard_lines
     from xaistudy.stats import claims
 
     root = chapters_dir or runner.default_out("x").parent
@@ -179,39 +182,6 @@ def _print_claims(chapters_dir: str | None, as_csv: bool) -> None:
         return
     for line in scorecard_lines(table):
         print(line)
-
-
-def scorecard_lines(table, width: int = 100) -> list[str]:
-    """The scorecard in a terminal: per chapter, one line per claim (id, estimate with its
-    interval, verdict), every line at most ``width`` characters; then the verdict counts and
-    what the family-wise error is."""
-    import textwrap
-
-    from xaistudy.chapters.synthesis.tables import multiplicity_text
-    from xaistudy.stats import claims
-
-    def num(x) -> str:
-        return f"{x:.3g}" if x == x else "—"  # NaN: no estimate
-
-    lines = []
-    for chapter, rows in table.groupby("chapter", sort=False):
-        lines.append(chapter)
-        for _, r in rows.iterrows():
-            estimate = f"{num(r['book_value'])} [{num(r['ci_low'])}, {num(r['ci_high'])}]"
-            verdict = str(r["verdict"])
-            room = width - len(estimate) - len(verdict) - 6
-            cid = str(r["claim_id"])
-            cid = cid if len(cid) <= room else cid[: room - 1] + "…"
-            lines.append(f"  {cid:<{room}}  {estimate}  {verdict}"[:width])
-    lines.append("")
-    for _, c in claims.verdict_counts(table).iterrows():
-        counts = ", ".join(f"{c[v]} {v}" for v in claims.VERDICTS if c[v])
-        lines += textwrap.wrap(
-            f"{c['chapter']}: {c['total']} claims, {counts}", width, subsequent_indent="    "
-        )
-    lines.append("")
-    lines += textwrap.wrap(multiplicity_text(table).replace("*", ""), width)
-    return lines
 
 
 def _exercises(args: argparse.Namespace) -> None:
@@ -268,14 +238,16 @@ def _main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s"
     )
+    from xaistudy.chapters import chapter_index, get_chapter
+
+    if args.command == "list":  # the chapters' titles are read without importing them
+        for name, title in chapter_index():
+            print(f"{name:<18} {title}")
+        return 0
     from xaistudy.app import book, runner
-    from xaistudy.chapters import get_chapter
 
     try:
-        if args.command == "list":
-            for ch in runner.chapters().values():
-                print(f"{ch.name:<18} {ch.title}")
-        elif args.command == "params":
+        if args.command == "params":
             chapter = get_chapter(args.chapter)
             print(f"{chapter.name}: {chapter.title}; {PROFILES_HELP}")
             for row in describe_params(chapter.params):

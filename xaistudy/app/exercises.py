@@ -37,7 +37,8 @@ from xaistudy.core.store import repo_root
 
 
 def default_dir(chapter: str) -> Path:
-    """Where ``xaistudy exercises CHAPTER --run`` writes by default (read by the book)."""
+    """Where ``xaistudy exercises CHAPTER --run`` writes by default and the book reads the
+    answer key (``answers.json``, kept in the repository: the test suite recomputes it)."""
     return repo_root() / "book" / "exercises" / chapter
 
 
@@ -110,10 +111,12 @@ def exercises_html(chapter: str, answers: Mapping[str, Any] | None = None) -> st
         key = computed.get(e.slug)
         if key and key.get("answer"):
             body = (
-                f"<p>{html.escape(key['answer'])}</p><p><i>Computed by this build from "
+                f"<p>{html.escape(key['answer'])}</p><p><i>Computed from "
                 f"<code>{html.escape(key['command'])}</code> and the same command without "
                 f"the exercise's parameters ({html.escape(profile)} profile: small sizes, so "
-                "read directions, not decimals).</i></p>"
+                "read directions, not decimals). <code>xaistudy exercises "
+                f"{html.escape(chapter)} --run</code> recomputes it; the test suite does too, "
+                "and fails when the code no longer gives this answer.</i></p>"
             )
         else:
             body = (

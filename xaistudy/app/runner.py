@@ -22,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -30,7 +31,7 @@ from typing import Any
 from xaistudy.chapters import Chapter, discover, get_chapter
 from xaistudy.core.params import DEFAULT_PROFILE, BaseParams, ParamError, build_params
 from xaistudy.core.runtime import thread_environment
-from xaistudy.core.store import Store, default_out, repo_root
+from xaistudy.core.store import OUT_VARIABLE, Store, default_out, repo_root
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ KERNEL_WARNINGS = {"PYTHONWARNINGS": "ignore:IProgress not found"}
 #: the terminal a run was started from, for the kernel's live progress bars
 #: (:func:`xaistudy.chapters.report.start` copies the kernel's stderr there)
 TERMINAL_VARIABLE = "XAISTUDY_TERMINAL"
+#: off a terminal: the file the kernel writes its quiet log to (one line per stage), which
+#: the runner copies to its own stderr as it grows
+LOG_VARIABLE = "XAISTUDY_LOG"
 
 
 def absolute_path_variables() -> None:
@@ -260,11 +264,16 @@ def run_chapter(
     parameters = {**params.model_dump(mode="json"), "profile": profile, "out_dir": "."}
     log.info("running chapter %s (profile %s) into %s", name, profile, out)
     kernel_env = {**thread_environment(params.threads), **KERNEL_WARNINGS}
+    kernel_env[OUT_VARIABLE] = str(out.resolve())  # where the run is written (not on the page)
     terminal = _terminal_name() if not log_output else None
+    stage_log = staging / ".stages.log"  # (removed before the swap; a killed run's goes with
+    # its staging folder)
     if terminal:  # the kernel shows its progress bars there too
         kernel_env[TERMINAL_VARIABLE] = terminal
+    elif not log_output:  # a quiet line per stage instead
+        kernel_env[LOG_VARIABLE] = str(stage_log)
     try:
-        with _environment(kernel_env):
+        with _environment(kernel_env), _relay_lines(stage_log, sys.stderr, f"  [{name}] "):
             pm.execute_notebook(
                 str(source),
                 str(running),
@@ -278,7 +287,8 @@ def run_chapter(
                 # not the chapter's output: chapter errors arrive as messages, not as this log
                 extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
             )
-        _finish_notebook(running)
+        stage_log.unlink(missing_ok=True)
+        _finish_notebook(running, parameters_summary(params, profile))
         (out / f"{name}.failed.ipynb").unlink(missing_ok=True)
         _swap_in(staging, out)
     except pm.PapermillExecutionError as err:
@@ -295,6 +305,40 @@ def run_chapter(
         source.unlink(missing_ok=True)
         shutil.rmtree(staging, ignore_errors=True)
     return out
+
+
+@contextlib.contextmanager
+def _relay_lines(path: Path, stream, prefix: str = "", every: float = 0.5):
+    """While the block runs, copy each whole line appended to ``path`` onto ``stream``."""
+    stop = threading.Event()
+
+    def relay() -> None:
+        position = 0
+        while True:
+            last = stop.is_set()
+            try:
+                with open(path, "rb") as f:
+                    f.seek(position)
+                    data = f.read()
+            except OSError:  # not written yet
+                data = b""
+            end = data.rfind(b"\n") + 1
+            if end:
+                text = data[:end].decode(errors="replace").splitlines()
+                stream.write("".join(f"{prefix}{line}\n" for line in text))
+                stream.flush()
+                position += end
+            if last:
+                return
+            stop.wait(every)
+
+    thread = threading.Thread(target=relay, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=5)
 
 
 def _with_profile(fn, *args, profile: str):
@@ -354,11 +398,27 @@ def run_tables(
     return out
 
 
-def _finish_notebook(notebook: Path) -> None:
+def parameters_summary(params: BaseParams, profile: str) -> str:
+    """One line naming what a reader needs first of a run's parameters: profile, seeds, data
+    and how many parameters there are in all."""
+    values = params.model_dump(mode="json")
+    parts = [f"{profile} profile"]
+    if "seeds" in values:
+        parts.append("seeds " + " ".join(str(s) for s in values["seeds"]))
+    elif "seed" in values:
+        parts.append(f"seed {values['seed']}")
+    data = [str(values[f]) for f in type(params).DATASET_FIELDS if f in values]
+    if data:
+        parts.append("data " + ", ".join(data))
+    return f"Parameters: {' · '.join(parts)} ({len(values) + 1} in all; click to show)"
+
+
+def _finish_notebook(notebook: Path, summary: str = "") -> None:
     """Keep only what the book shows: the parameters that ran (the notebook's default
-    ``parameters`` cell gets ``remove-cell``; Papermill's injected cell stays) and the cells'
-    results. The kernel's stderr (progress bars, library warnings, which name files of the
-    machine that ran it) moves to ``<name>.stderr.txt`` beside the notebook."""
+    ``parameters`` cell gets ``remove-cell``; Papermill's injected cell stays, collapsed under
+    ``summary``) and the cells' results. The kernel's stderr (progress bars, library warnings,
+    which name files of the machine that ran it) moves to ``<name>.stderr.txt`` beside the
+    notebook."""
     import nbformat
 
     nb = nbformat.read(notebook, as_version=4)
@@ -371,6 +431,12 @@ def _finish_notebook(notebook: Path) -> None:
         tags = cell.metadata.setdefault("tags", [])
         if "parameters" in tags and "remove-cell" not in tags:
             tags.append("remove-cell")
+        if "injected-parameters" in tags and summary:  # collapsed: one line, all a click away
+            tags.append("hide-input")
+            cell.metadata["mystnb"] = {
+                "code_prompt_show": summary,
+                "code_prompt_hide": "Hide the parameters",
+            }
         outputs = cell.get("outputs", [])
         for out in outputs:
             if out.get("output_type") == "stream" and out.get("name") == "stderr":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import html
 import logging
 import platform
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +28,7 @@ import pandas as pd
 from xaistudy.core.params import BaseParams
 from xaistudy.core.runtime import fix_threads
 from xaistudy.stats import claims as claims_mod
+from xaistudy.viz import claims as claims_view
 from xaistudy.viz.plots import save_figure, save_table
 
 log = logging.getLogger(__name__)
@@ -148,37 +150,23 @@ class Run:
         plt.show()
 
     def claims(self, rows, title: str = "") -> pd.DataFrame:
-        """Save the claims table (``tables/claims.csv``), show the verdicts and a forest plot."""
+        """Save the claims table (``tables/claims.csv``); show it grouped by the paper's table
+        or figure (claim, paper's number, ours with its interval, verdict and control first),
+        the controls in words, and one small panel per tested claim."""
         table = rows if isinstance(rows, pd.DataFrame) else claims_mod.claims_table(rows)
         claims_mod.save_claims(table, self.out_dir)
-        cols = [
-            "claim_id",
-            "kind",
-            "source",
-            "statement",
-            "paper_value",
-            "quantity",
-            "expected",
-            "book_value",
-            "ci_low",
-            "ci_high",
-            "verdict",
-            "magnitude_verdict",
-            "p_adjusted",
-            "controls",
-            "control_value",
-            "control_verdict",
-            "seed_verdicts",
-            "note",
-        ]
-        show_table(
-            table[cols],
-            title or "Claims and verdicts (95 % intervals calibrated over seeds; Holm-adjusted p)",
+        show_markdown(
+            f"**{title or 'Claims and verdicts'}** (95 % intervals calibrated over seeds; "
+            "p-values Holm-adjusted over the chapter's claims)"
         )
+        view = claims_view.reading_table(table)
+        for group, part in view.groupby("group", sort=False):
+            n = len(part)
+            show_table(part.drop(columns="group"), f"{group}: {n} claim{'s' * (n != 1)}")
         text = controls_text(table)
         if text:
             show_markdown(text)
-        fig = claims_mod.plot_claims(table, title)
+        fig = claims_view.plot_claims(table, title)
         if fig is not None:
             self.figure(fig, "claims")
         return table
@@ -207,7 +195,7 @@ def library_versions() -> dict[str, str]:
 
 class _Tee:
     """A text stream writing to two: the kernel's stderr (kept with the notebook) and the
-    terminal the run was started from (live progress bars and warnings)."""
+    terminal the run was started from (live progress bars and warnings), or a quiet log."""
 
     def __init__(self, kept, shown):
         self.kept, self.shown = kept, shown
@@ -224,27 +212,85 @@ class _Tee:
         return getattr(self.kept, name)
 
 
-def show_progress_on_terminal() -> None:
-    """In a kernel started by ``xaistudy run`` on a terminal (``$XAISTUDY_TERMINAL``), copy
-    stderr there: the progress bars move live on the terminal, and the notebook keeps its
-    stderr as before."""
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+#: a progress bar as tqdm draws it: "maps:  33%|███▎      | 1/3 [00:00<00:00, 15.2it/s]"
+_BAR = re.compile(r"[^\r]*?\d+%\|[^|]*\|[^\[\r]*\[[^\]\r]*\]")
+
+
+class StageLog:
+    """A quiet log of a run off a terminal: one line per finished stage ("maps: 8/8 in
+    00:12", written by :func:`_log_finished_bars`) and every line of text written to stderr
+    (warnings), without the progress bars' redrawing."""
+
+    def __init__(self, stream):
+        self.stream, self.pending = stream, ""
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            shown = self.text_of(line)
+            if shown:
+                self.stream.write(shown + "\n")
+        return len(text)
+
+    @staticmethod
+    def text_of(line: str) -> str:
+        """A line of stderr without progress bars and terminal codes (often nothing)."""
+        return _BAR.sub("", _ANSI.sub("", line)).split("\r")[-1].strip()
+
+    def stage(self, bar) -> None:
+        """Log a finished progress bar: its description, count and time."""
+        elapsed = bar.format_interval(bar.format_dict["elapsed"])
+        count = f"{bar.n}/{bar.total}" if bar.total else f"{bar.n}"
+        self.stream.write(f"{bar.desc or 'progress'}: {count} in {elapsed}\n")
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _log_finished_bars(log: StageLog) -> None:
+    """Make every kept progress bar (``leave``: a stage, not an inner loop) write one line to
+    ``log`` when it closes."""
+    from tqdm import tqdm
+
+    close = tqdm.close
+
+    def close_and_log(bar) -> None:
+        if not bar.disable and bar.leave:
+            log.stage(bar)
+        close(bar)
+
+    tqdm.close = close_and_log
+
+
+def show_progress() -> None:
+    """In a kernel started by ``xaistudy run``, show its progress where the run was started:
+    on the terminal (``$XAISTUDY_TERMINAL``) stderr is copied there, so the bars move live;
+    off a terminal (``$XAISTUDY_LOG``, a file the runner relays to its own stderr) a quiet
+    :class:`StageLog`. The notebook keeps its stderr as before."""
     import os
 
-    terminal = os.environ.get("XAISTUDY_TERMINAL")
-    if not terminal or isinstance(sys.stderr, _Tee):
+    terminal, log_file = os.environ.get("XAISTUDY_TERMINAL"), os.environ.get("XAISTUDY_LOG")
+    if not (terminal or log_file) or isinstance(sys.stderr, _Tee):
         return
-    try:
-        shown = open(terminal, "w", buffering=1)  # noqa: SIM115 (open for the kernel's life)
+    try:  # open for the kernel's life
+        shown = open(terminal or log_file, "w" if terminal else "a", buffering=1)  # noqa: SIM115
     except OSError:  # the terminal is gone: the run goes on without live bars
         return
-    sys.stderr = _Tee(sys.stderr, shown)
+    if terminal:
+        sys.stderr = _Tee(sys.stderr, shown)
+        return
+    log = StageLog(shown)
+    _log_finished_bars(log)
+    sys.stderr = _Tee(sys.stderr, log)
 
 
 def start(params: BaseParams, out_dir: str | Path = ".", profile: str = "quick") -> Run:
     """Fix threads and deterministic kernels, set display options; return the chapter's
     :class:`Run`, whose record names what the numbers depend on."""
     threads = fix_threads(params.threads)
-    show_progress_on_terminal()
+    show_progress()
     pd.set_option("display.max_colwidth", None)
     pd.set_option("display.max_rows", 500)
     pd.set_option("display.width", 200)

@@ -10,12 +10,13 @@ import shlex
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from xaistudy.core.params import BaseParams
 from xaistudy.core.store import repo_root
+
+if TYPE_CHECKING:  # pandas is imported where a table is read (`xaistudy list` needs none)
+    import pandas as pd
 
 #: book parts, in order
 PARTS = ("Chapters", "Synthesis")
@@ -39,6 +40,8 @@ class Outcome:
 
     def table(self, name: str, baseline: bool = False) -> pd.DataFrame:
         """``tables/<name>.csv`` of the exercise's run (or of the baseline)."""
+        import pandas as pd
+
         return pd.read_csv(self._dir(baseline) / "tables" / f"{name}.csv")
 
     def claim(self, claim_id: str, baseline: bool = False) -> pd.Series:

@@ -75,6 +75,10 @@ def repo_root() -> Path:
     return here if (here / "pyproject.toml").exists() else Path.cwd()
 
 
+#: set by the runner for a chapter's kernel: the folder the chapter's run is written into
+OUT_VARIABLE = "XAISTUDY_OUT"
+
+
 def default_out(name: str) -> Path:
     """Where chapter ``name``'s executed notebook, tables and figures go by default (the book
     renders this folder)."""

@@ -8,6 +8,7 @@ zennit (with canonizers for batch norm and ResNet skip connections), RISE from
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -485,7 +486,11 @@ def attribute(
     check_options(method, options)
     device = next(model.parameters()).device
     inputs = inputs.to(device)
+    if METHODS[method].library == "captum":  # captum's gradients: a leaf of the graph
+        inputs = inputs.detach().requires_grad_()  # (as captum makes it, without its warning)
     targets = as_targets(target, len(inputs))
     model.eval()
-    out = ATTRIBUTIONS[method](model, inputs, targets, **options)
+    with warnings.catch_warnings():  # captum's notices that it sets (and removes) hooks
+        warnings.filterwarnings("ignore", message="Setting (forward, )?backward hooks")
+        out = ATTRIBUTIONS[method](model, inputs, targets, **options)
     return torch.nan_to_num(out.detach().float())

@@ -417,51 +417,18 @@ def verdict_counts(table: pd.DataFrame) -> pd.DataFrame:
     return counts.reset_index()
 
 
-def plot_claims(table: pd.DataFrame, title: str = ""):
-    """A forest plot: each tested claim's estimate and interval against its null value,
-    coloured by verdict. Returns the figure (None when nothing was tested)."""
-    import matplotlib.pyplot as plt
+#: one colour per verdict, shared by every figure and table of the book
+_BOOK_AUTHORS = ("the book", "this book")
 
-    tested = table[table["verdict"] != NOT_TESTABLE].reset_index(drop=True)
-    if tested.empty:
-        return None
-    colours = {
-        REPRODUCED: "#2a7d2e",
-        CONTRADICTED: "#b2182b",
-        INCONCLUSIVE: "#7f7f7f",
-        UNINFORMATIVE: "#e08214",
-    }
-    fig, ax = plt.subplots(figsize=(8, 0.42 * len(tested) + 1.2))
-    for i, r in tested.iterrows():
-        null = float(str(r["expected"]).split()[-1])
-        y = len(tested) - 1 - i
-        ax.plot(
-            [r["ci_low"] - null, r["ci_high"] - null],
-            [y, y],
-            color=colours[r["verdict"]],
-            lw=3,
-            solid_capstyle="butt",
-        )
-        sign = 1 if str(r["expected"]).startswith(">") else -1
-        ax.plot(r["book_value"] - null, y, "o", color=colours[r["verdict"]])
-        ax.annotate(
-            "paper's side →" if sign > 0 else "← paper's side",
-            (0, y),
-            xytext=(4, 5),
-            textcoords="offset points",
-            fontsize=7,
-            color="#555555",
-            ha="left" if sign > 0 else "right",
-        )
-    ax.axvline(0, color="black", lw=0.8)
-    ax.set_yticks(range(len(tested)), list(tested["claim_id"])[::-1], fontsize=8)
-    ax.set_xlabel("estimate − null value (bar: 95 % interval)")
-    handles = [plt.Line2D([], [], color=c, lw=3, label=v) for v, c in colours.items()]
-    ax.legend(handles=handles, loc="lower right", fontsize=8, frameon=False)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return fig
+
+def self_checks(table: pd.DataFrame) -> pd.Series:
+    """Which rows of ``table`` are the book's self-checks, not a paper's claims: implementation
+    checks whose ``paper`` is the book itself (the ``data`` chapter's generator checks)."""
+    if table.empty or "kind" not in table:
+        return pd.Series(False, index=table.index, dtype=bool)
+    author = table["paper"].fillna("").astype(str).str.lower() if "paper" in table else ""
+    own = author.str.startswith(_BOOK_AUTHORS) if "paper" in table else False
+    return (table["kind"] == "implementation check") & own
 
 
 def save_claims(table: pd.DataFrame, out_dir: str | Path) -> Path:

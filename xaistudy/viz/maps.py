@@ -13,6 +13,8 @@ from matplotlib.colors import Normalize
 
 SIGNED_CMAP = "RdBu_r"
 UNSIGNED_CMAP = "Reds"
+#: CAMs and heatmaps drawn alone or over a tile: perceptually uniform, dark (0) to bright (1)
+HEAT_CMAP = "inferno"
 
 
 def display_map(saliency: np.ndarray, signed: bool, percentile: float = 99.5) -> np.ndarray:

@@ -11,7 +11,7 @@ from xaistudy.evaluate import shortcut_check
 from xaistudy.stats.claims import Claim, judge
 from xaistudy.studies import data as study
 
-DESIGN = "the book's generators (DESIGN.md)"
+DESIGN = "the book's generators (their rules, shown in this chapter)"
 
 
 def _design(*args, **kw) -> Claim:

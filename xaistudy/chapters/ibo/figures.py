@@ -13,6 +13,7 @@ from xaistudy.chapters.ibo.tables import METRIC_LABELS
 from xaistudy.evaluate import faithfulness, occlusion
 from xaistudy.studies import ibo as study
 from xaistudy.viz import plots
+from xaistudy.viz.maps import HEAT_CMAP
 
 
 def _to_img(t: torch.Tensor) -> np.ndarray:
@@ -81,7 +82,7 @@ def heatmap_figure(st: study.Result) -> plt.Figure:
     img, mask = _to_img(run.splits["test"].images[i]), run.splits["test"].masks[i]
     panels, titles = [plots.outline(img, mask)], ["tumour tile (mask outlined)"]
     for j, m in enumerate(st.methods):
-        heat = (plt.cm.jet(run.maps[0, j])[..., :3] * 255).astype(np.uint8)
+        heat = (plt.get_cmap(HEAT_CMAP)(run.maps[0, j])[..., :3] * 255).astype(np.uint8)
         panels.append(plots.outline((0.5 * img + 0.5 * heat).astype(np.uint8), mask))
         titles.append(study.method_label(m))
     fig = plots.image_grid(panels, ncols=len(panels), titles=titles)
@@ -99,10 +100,14 @@ def masks_figure(st: study.Result) -> plt.Figure:
     img = _to_img(run.splits["test"].images[int(run.sample_ids[0])])
     fig, axes = plt.subplots(1, 3 + st.n_masks, figsize=(2.3 * (3 + st.n_masks), 2.8))
     axes[0].imshow(img)
-    axes[1].imshow(run.maps[0, j], cmap="jet", vmin=0, vmax=1)
+    heat = axes[1].imshow(run.maps[0, j], cmap=HEAT_CMAP, vmin=0, vmax=1)
     axes[1].set_title(f"{study.method_label(st.methods[j])} heatmap")
-    axes[2].imshow(run.levels[0, j], cmap=plt.get_cmap("viridis_r", k), vmin=0.5, vmax=k + 0.5)
+    fig.colorbar(heat, ax=axes[1], fraction=0.046, pad=0.03, label="heatmap (scaled to [0, 1])")
+    levels = axes[2].imshow(
+        run.levels[0, j], cmap=plt.get_cmap("viridis_r", k), vmin=0.5, vmax=k + 0.5
+    )
     axes[2].set_title("k-means levels (1 = top)")
+    fig.colorbar(levels, ax=axes[2], fraction=0.046, pad=0.03, ticks=range(1, k + 1))
     for i in range(st.n_masks):
         axes[3 + i].imshow(np.where(run.masks[0, j, i][..., None], 0, img))
         axes[3 + i].set_title(f"Mask_{i + 1} (black = occluded)", fontsize=8)

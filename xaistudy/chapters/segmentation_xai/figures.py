@@ -14,8 +14,10 @@ def _rgb(image) -> np.ndarray:
 
 
 def _heat(ax, rgb, sal, title=None):
+    from xaistudy.viz.maps import HEAT_CMAP
+
     ax.imshow(rgb)
-    art = ax.imshow(sal, cmap="jet", vmin=0, vmax=1, alpha=0.5)
+    art = ax.imshow(sal, cmap=HEAT_CMAP, vmin=0, vmax=1, alpha=0.5)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
@@ -94,6 +96,7 @@ def metric_figure(res, layer: str | None = None):
     import torch
 
     from xaistudy.evaluate.segmentation_metrics import metric_steps
+    from xaistudy.viz.maps import HEAT_CMAP
 
     r, p = res.seeds[0], res.params
     layer = layer or p.layers[-1]
@@ -102,16 +105,18 @@ def metric_figure(res, layer: str | None = None):
     st = metric_steps(r.model, r.tiles["images"][:1], p.target_class, sal, thr, p.fill)
     panels = [("(a) tile", _rgb(r.tiles["images"][0]), None),
               ("(b) prediction", st["prediction"][0], "gray"),
-              (f"(c) Seg-XRes-CAM, {layer}", sal[0], "jet"),
+              (f"(c) Seg-XRes-CAM, {layer}", sal[0], HEAT_CMAP),
               (f"(d) binarised (> {thr:g})", st["binary"][0], "gray"),
               ("(e) masked tile", _rgb(torch.from_numpy(st["masked"][0])), None),
               ("(f) prediction on (e)", st["masked_prediction"][0], "gray")]
     fig, axes = plt.subplots(1, 6, figsize=(14, 2.7))
     for ax, (title, img, cmap) in zip(axes, panels, strict=True):
-        ax.imshow(img, cmap=cmap, vmin=0 if cmap else None, vmax=1 if cmap else None)
+        art = ax.imshow(img, cmap=cmap, vmin=0 if cmap else None, vmax=1 if cmap else None)
         ax.set_title(title, fontsize=8)
         ax.set_xticks([])
         ax.set_yticks([])
+        if cmap == HEAT_CMAP:
+            fig.colorbar(art, ax=ax, fraction=0.046, pad=0.03)
     fig.suptitle(f"Dice Explained = Dice(b, f) = {st['dice_explained'][0]:.3f};  Saliency "
                  f"Ratio = |d| / |b| = {st['saliency_ratio'][0]:.2f}", y=1.05)
     return fig

@@ -13,7 +13,9 @@ class SynthesisParams(BaseParams):
     """The ``synthesis`` chapter: where the executed chapters are."""
 
     chapters_dir: PathText = Field(
-        "", description="folder holding the executed chapters; empty: the book's book/chapters"
+        "",
+        description="folder holding the executed chapters; empty: the folder this chapter's "
+        "output is in (book/chapters for the book)",
     )
 
     def check_inputs(self) -> None:

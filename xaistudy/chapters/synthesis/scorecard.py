@@ -25,10 +25,17 @@ class Scorecard:
 
 
 def chapters_folder(params: SynthesisParams) -> Path:
-    """The folder of executed chapters this synthesis reads."""
-    from xaistudy.core.store import default_out
+    """The folder of executed chapters this synthesis reads: ``chapters_dir`` when given, else
+    the folder the synthesis itself is written into (``$XAISTUDY_OUT``, set by the runner:
+    ``book/chapters`` for the book, the chapters beside it for a book built elsewhere)."""
+    import os
 
-    return Path(params.chapters_dir) if params.chapters_dir else default_out("x").parent
+    from xaistudy.core.store import OUT_VARIABLE, default_out
+
+    if params.chapters_dir:
+        return Path(params.chapters_dir)
+    out = os.environ.get(OUT_VARIABLE)
+    return Path(out).parent if out else default_out("x").parent
 
 
 def paper_chapters() -> list[str]:

@@ -33,6 +33,8 @@ def maps_figure(result: study.Result, k: int = 0):
     """Rows: methods; columns: the frame and each stage (first seed, from scratch)."""
     import matplotlib.pyplot as plt
 
+    from xaistudy.viz.maps import HEAT_CMAP
+
     ex = result.example
     if ex is None:
         return _empty_figure("no frame scored at the first seed")
@@ -45,7 +47,7 @@ def maps_figure(result: study.Result, k: int = 0):
         axes[r, 0].contour(mask, levels=[0.5], colors="yellow", linewidths=0.8)
         axes[r, 0].set_ylabel(LABELS[method], fontsize=8)
         for c, layer in enumerate(LAYERS, start=1):
-            axes[r, c].imshow(ex.maps[method][layer][k], cmap="jet", vmin=0, vmax=1)
+            art = axes[r, c].imshow(ex.maps[method][layer][k], cmap=HEAT_CMAP, vmin=0, vmax=1)
             axes[r, c].contour(mask, levels=[0.5], colors="white", linewidths=0.6)
             if r == 0:
                 axes[r, c].set_title(layer, fontsize=9)
@@ -54,6 +56,7 @@ def maps_figure(result: study.Result, k: int = 0):
         a.set_yticks([])
     fig.suptitle("CAMs per method and stage (white/yellow: annotation); first seed, scratch")
     fig.tight_layout()
+    fig.colorbar(art, ax=axes, fraction=0.02, pad=0.02, label="CAM (scaled to [0, 1])")
     return fig
 
 
@@ -84,6 +87,9 @@ def sanity_figure(result: study.Result, sanity: pd.DataFrame):
     """The first sanity frame's map as stages are randomised, and the similarity curves
     (``sanity``: the chapter's sanity table)."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    from xaistudy.viz.maps import HEAT_CMAP
 
     shown, params = result.sanity_maps, result.params
     if shown is None:  # no frame scored at the first seed
@@ -98,7 +104,7 @@ def sanity_figure(result: study.Result, sanity: pd.DataFrame):
     axes[0].imshow(displayable(shown.image))
     axes[0].set_title("frame", fontsize=8)
     for a, name, cam in zip(axes[1:-1], shown.steps, shown.maps, strict=True):
-        a.imshow(cam, cmap="jet", vmin=0, vmax=1)
+        art = a.imshow(cam, cmap=HEAT_CMAP, vmin=0, vmax=1)
         a.set_title(name, fontsize=8)
     for a in axes[:-1]:
         a.set_xticks([])
@@ -108,9 +114,11 @@ def sanity_figure(result: study.Result, sanity: pd.DataFrame):
         axes[-1].plot(g["stages"], g["ssim"], marker="s", ls="--", label=f"SSIM, {start}")
     axes[-1].axhline(params.sanity_spearman, color="grey", lw=0.6)
     axes[-1].set_xlabel("units randomised from the top")
+    axes[-1].xaxis.set_major_locator(MaxNLocator(integer=True))  # a count of units
     axes[-1].legend(fontsize=6)
     fig.suptitle(f"Cascading randomisation, XRelevanceCAM at {params.sanity_layer} (ResNet)")
     fig.tight_layout()
+    fig.colorbar(art, ax=list(axes[1:-1]), fraction=0.03, pad=0.01, label="CAM (to [0, 1])")
     return fig
 
 
