@@ -173,6 +173,7 @@ EXPECTED_CLAIMS = [
     "integrated_gradients.completeness",
     "input_x_gradient.saturating_gradients",
     "deeplift.counters_saturation",
+    "deeplift.not_implementation_invariant",
     "lime.relies_on_parameters",
     "rise.relies_on_parameters",
     "smoothgrad.relies_on_parameters",
@@ -446,6 +447,30 @@ def test_cascade_counts_layers_from_the_top_and_names_them(tiny, tmp_path):
     assert table.spearman.dropna().between(-1, 1).all()  # NaN: two constant maps
 
 
+def test_implementation_invariance_reuses_the_grids_maps_and_is_cached(tiny, tmp_path):
+    from xaistudy.evaluate.controls import CONTROLS
+
+    model, x = tiny
+    m = study.Models(0, None, None, model, model, "", 0, {})
+    params = SaliencyTourParams(ig_steps=4)
+    idx = np.arange(len(x))
+    maps = {
+        k: {"maps": tx.run_method(k, model, x, [1, 1], options=study.options(params, k))}
+        for k in ("deeplift", "integrated_gradients")
+    }
+    table = study.implementation_invariance(params, m, idx, x, maps, Store(tmp_path))
+    assert sorted(table["method"].unique()) == ["deeplift", "integrated_gradients"]
+    assert list(table["unit"]) == [0, 1, 0, 1]
+    assert table["relative_l1"].notna().all() and (table["output_gap"] < 1e-5).all()
+    # given other "grid maps", the distances are measured from them: they were reused
+    other = {k: {"maps": -v["maps"]} for k, v in maps.items()}
+    fresh = study.implementation_invariance(params, m, idx, x, other, Store(tmp_path / "b"))
+    assert (fresh["relative_l1"] > 1.5).all()
+    cached = study.implementation_invariance(params, m, idx, x, other, Store(tmp_path))
+    pd.testing.assert_frame_equal(cached, table)  # the same key: read back, not recomputed
+    assert "implementation-invariant method" in CONTROLS
+
+
 def sanity_layers(model):
     from xaistudy.evaluate.sanity import weight_layers
 
@@ -492,6 +517,10 @@ def test_the_chapter_interface_gives_claims_tables_and_figures(smoke_result):
         "cam.inaccurate_localisation",
     ):
         assert by_id[cid]["controls"] == "randomised network", cid
+    # DeepLIFT on the network's twin faces Integrated Gradients on the same twin
+    twin = by_id["deeplift.not_implementation_invariant"]
+    assert twin["controls"] == "implementation-invariant method"
+    assert twin["kind"] == "finding" and "L138" in twin["quote"]
     scores, null = (smoke_result.tables[k] for k in ("scores", "scores_randomised"))
     keys = ["seed", "unit", "method"]
     assert (

@@ -569,7 +569,7 @@ def test_claims_follow_the_numbers():
     shifted = _fake_result(params, _fake_scores(order, tendency_shift=0.2))
     shifted = {r["claim_id"]: r for r in tm.claims(shifted, "quick")}
     assert shifted["tendency.2.similar_quality"]["verdict"] == "contradicted"
-    assert len(same) == 6 + 4 + 6 + 5  # Table 6, tendencies, premise, conclusions 1, 2 (x3), 6
+    assert len(same) == 6 + 4 + 6 + 7  # Table 6, tendencies, premise, conclusions 1-4, 6
 
 
 def test_tendency_differences_are_within_class_by_hand():
@@ -665,7 +665,7 @@ def test_the_chapter_interface_on_a_smoke_study(smoke_study):
         t6["mean"] <= t6["ci_high"] + 1e-12
     ).all()
     rows = tm.claims(res, "smoke")
-    assert len(rows) == 21 and all(isinstance(r, dict) and r["profile"] == "smoke" for r in rows)
+    assert len(rows) == 23 and all(isinstance(r, dict) and r["profile"] == "smoke" for r in rows)
     figures = tm.figures(res)
     assert len(figures) == 3 + 4 + 4
     assert all(isinstance(f, plt.Figure) for f in figures.values())
@@ -696,3 +696,35 @@ def test_the_conclusions_rows_by_hand():
     assert list(grades["group"]) == [1, 0, 1]
     # R1 and R5 tiles: 0.5 and 0.8 (means over methods); R3: 0.6
     assert study.group_gap(grades) == pytest.approx((0.5 + 0.8) / 2 - 0.6)
+
+
+def test_nuclei_share_difference_against_hand_computed_shares():
+    """Conclusions 3 and 4: the share of a method's pixels on the nuclei (binary precision on
+    the tumour plus the non-tumour mask) minus the other methods' mean; an empty map is left
+    out, not scored as "all off the nuclei"."""
+    from types import SimpleNamespace
+
+    import pandas as pd
+
+    from xaistudy.studies.thesis_metrics import nuclei_share_difference
+
+    rows = []
+    shares = {  # (tile, method): precision on the tumour mask, on the non-tumour mask
+        (0, "gradcam"): (0.1, 0.1), (0, "lime"): (0.5, 0.3), (0, "ig"): (0.4, 0.2),
+        (1, "gradcam"): (0.2, 0.2), (1, "lime"): (0.6, 0.2), (1, "ig"): (0.0, 0.0),
+    }  # fmt: skip
+    for (unit, method), pair in shares.items():
+        for mask_type, precision in zip(("tumour", "non-tumour"), pair, strict=True):
+            for truth in ("U-Net", "exact"):
+                rows.append(dict(seed=0, unit=unit, method=method, mask_type=mask_type,
+                                 ground_truth=truth, reading="binary", precision=precision,
+                                 empty=False, degenerate=(unit, method) == (1, "ig")))  # fmt: skip
+    scores = pd.DataFrame(rows)
+    params = SimpleNamespace(empty_masks="exclude")
+    lime = nuclei_share_difference(scores, params, "lime", inside=True)
+    # tile 0: 0.8 - mean(0.2, 0.6) = 0.4; tile 1: IG's map is empty, so the tile is left out
+    assert lime["unit"].tolist() == [0] and lime["value"].iloc[0] == pytest.approx(0.4)
+    off = nuclei_share_difference(scores, params, "gradcam", inside=False)
+    # tile 0: (1 - 0.2) - mean(1 - 0.8, 1 - 0.6) = 0.8 - 0.3 = 0.5
+    assert off["value"].iloc[0] == pytest.approx(0.5)
+    assert nuclei_share_difference(scores, params, "nope").empty

@@ -549,3 +549,126 @@ def test_spread_cell_and_margin_rows_by_hand():
     margins = study.margin_rows(iou, "sk", pairs)
     assert sorted(margins["value"]) == [20.0, 30.0] and set(margins["code"]) == {0, 1}
     assert study.worst_margin(margins) == 20.0 and study.best_margin(margins) == 30.0
+
+
+# -- false positives in the shallow stages, the gradual deterioration of Fig. 5 ---------------
+def test_false_positive_rate_by_hand():
+    truth = np.zeros((2, 4, 4), bool)
+    truth[:, :2, :2] = True  # 4 px annotated, 12 outside
+    pred = np.zeros((2, 4, 4), bool)
+    pred[0, :2, :1] = True  # 2 px inside
+    pred[0, 3, :3] = True  # 3 px outside -> 3 / 12
+    pred[1] = True  # every pixel -> 12 / 12
+    np.testing.assert_allclose(study.false_positive_rate(pred, truth), [25.0, 100.0])
+    full = np.ones((1, 4, 4), bool)
+    assert np.isnan(study.false_positive_rate(full, full)[0])  # nothing outside: undefined
+    maps = {m: {layer: pred.astype(np.float32) for layer in study.LAYERS} for m in study.METHODS}
+    t = study.frame_ious(maps, truth, "fixed", 0.5, partner=np.array([1, 0]))
+    layer1 = t[(t.method == "xrelevancecam") & (t.view == "layer1")]
+    assert layer1["fpr"].tolist() == [25.0, 100.0] and layer1["marked"].tolist() == [
+        100 * 5 / 16,
+        100.0,
+    ]
+    assert layer1["fpr_other_mask"].tolist() == [25.0, 100.0]  # both frames: the same mask
+    # the margin of every other CAM over XRelevanceCAM: one code per (stage, other CAM)
+    rows = t.assign(model="sk", seed=0, unit=0)
+    rows.loc[rows.method == "xrelevancecam", "fpr"] -= 5.0
+    margins = study.false_positive_margin(rows, "sk", ("layer1", "layer2"))
+    assert margins["code"].nunique() == 2 * (len(study.METHODS) - 1)
+    assert (margins["value"] == 5.0).all() and study.worst_margin(margins) == 5.0
+    assert study.false_positive_margin(rows.drop(columns="fpr"), "sk", ("layer1",)).empty
+
+
+def test_gradual_deterioration_statistic_by_hand():
+    assert study.deterioration_tau([0.9, 0.7, 0.6, 0.3, 0.2, 0.1]) == pytest.approx(-1.0)
+    assert study.deterioration_tau([0.5, 0.5, 0.5, 0.5]) == 0.0  # flat: no deterioration
+    assert study.deterioration_tau([0.2, 0.9, 0.8, 0.3]) == pytest.approx(0.0)  # 3 rise, 3 fall
+    assert study.deterioration_tau([0.9, 0.3, 0.4, 0.2]) == pytest.approx(-2 / 3)  # 5 of 6 fall
+    assert np.isnan(study.deterioration_tau([0.4, np.nan]))
+    sanity = pd.DataFrame(
+        {
+            "seed": 0,
+            "unit": [3] * 4 + [5] * 4,
+            "frame": [0] * 4 + [1] * 4,
+            "stages": [4, 3, 2, 1] * 2,  # out of order: sorted by step first
+            "spearman": [0.1, 0.4, 0.6, 0.9] + [0.3] * 4,
+        }
+    )
+    rows = study.deterioration_rows(sanity)
+    assert rows["value"].tolist() == pytest.approx([-1.0, 0.0]) and list(rows["unit"]) == [3, 5]
+
+
+def test_the_cascade_reaches_the_stem():
+    model = tiny_resnet()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    weights = [(n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d | nn.Linear)]
+    assert study.CASCADE[-1] == "stem" and len(study.CASCADE) == 6
+    last = study.randomise_cascade(model, len(study.CASCADE), seed=0)
+    modules = dict(last.named_modules())
+    for name, trained in weights:  # every weight of the network re-drawn, the stem's too
+        for p, value in trained.named_parameters():
+            assert not torch.equal(getattr(modules[name], p), value), f"{name}.{p} kept"
+    # one step before: everything but the stem, as stages.randomise_stages does
+    five = study.randomise_cascade(model, 5, seed=0).state_dict()
+    assert torch.equal(five["conv1.weight"], before["conv1.weight"])
+    assert torch.equal(five["layer1.0.conv1.weight"], last.state_dict()["layer1.0.conv1.weight"])
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in before.items())  # untouched
+    with pytest.raises(ValueError, match="k must be from 0 to 6"):
+        study.randomise_cascade(model, 7)
+    params = build_params(XRelevanceCamParams, "smoke")
+    rows, shown = study.sanity_rows(params, model, torch.rand(2, 3, 32, 32), seed=0)
+    assert sorted(set(rows["stages"])) == [1, 2, 3, 4, 5, 6]
+    assert rows["randomised"].iloc[-1].endswith("+layer1+stem") and shown.steps[-1] == "+stem"
+
+
+def test_the_new_claims_follow_the_numbers_and_their_controls():
+    from dataclasses import replace
+
+    rng = np.random.default_rng(1)
+    base = _results(0.0)
+    iou = base.iou.copy()
+    n = len(iou)
+    shallow = iou.view.isin(["layer1", "layer2"]) & (iou.method == "xrelevancecam")
+    iou["fpr"] = 20 + rng.normal(size=n) - 8 * shallow
+    iou["fpr_other_mask"] = 30 + rng.normal(size=n)  # another frame's mask: no lead
+
+    sanity = []
+    for seed in (0, 1, 2):
+        for unit in (0, 2, 4, 6):
+            for step in range(1, 7):
+                similarity = 1 - 0.15 * step + 0.02 * rng.normal()
+                sanity.append(
+                    dict(
+                        seed=seed,
+                        start="scratch",
+                        unit=unit,
+                        frame=unit,
+                        stages=step,
+                        spearman=similarity,
+                    )
+                )
+    trained = pd.DataFrame(sanity)
+    flat = trained.assign(spearman=0.95 + 0.01 * rng.normal(size=len(trained)))
+
+    def rows(iou, untrained):
+        res = replace(base, iou=iou, sanity=trained, sanity_untrained=untrained)
+        return {r["claim_id"]: r for r in chapter.claims(res, "smoke")}
+
+    judged = rows(iou, flat)
+    fewer = judged["table1.fewer_false_positives.shallow.scratch"]
+    assert fewer["verdict"] == "reproduced" and fewer["controls"] == "another tile's mask"
+    assert "not area-matched" in fewer["note"] and fewer["quote"].endswith("(L162)")
+    gradual = judged["fig5.gradual_deterioration.scratch"]
+    assert gradual["verdict"] == "reproduced" and gradual["controls"] == "untrained network"
+    assert gradual["book_value"] == pytest.approx(-1.0)
+    assert judged["fig5.sanity_passes.scratch"]["verdict"] != "not testable here"
+    # a lead that another frame's mask gives too (a smaller area), a fall any cascade gives
+    same = iou.assign(fpr_other_mask=iou["fpr"] + 10)
+    judged = rows(same, trained)
+    assert judged["table1.fewer_false_positives.shallow.scratch"]["verdict"] == "uninformative"
+    assert judged["fig5.gradual_deterioration.scratch"]["verdict"] == "uninformative"
+    # an XRelevanceCAM that marks more non-annotated tissue than one other CAM: contradicted
+    worse = iou.copy()
+    worse.loc[(worse.method == "gradcam") & worse.view.isin(["layer1"]), "fpr"] -= 20
+    verdict = rows(worse, flat)["table1.fewer_false_positives.shallow.scratch"]["verdict"]
+    assert verdict == "contradicted"

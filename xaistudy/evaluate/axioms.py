@@ -17,7 +17,8 @@ contrastive score for RelevanceCAM / XRelevanceCAM.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -213,4 +214,174 @@ def evaluate_axioms(
                         "n_channels": len(chans) if axiom == "sensitivity" else acts.shape[1],
                     }
                 )
+    return pd.DataFrame(rows)
+
+
+# -- implementation invariance: a functionally identical twin of a ReLU network -----------------
+#
+# Sundararajan et al. (2017) call an attribution method implementation invariant when two
+# networks that compute the same function always get the same attributions. Integrated
+# Gradients is (it reads only the function's gradients along a path); DeepLIFT's rescale rule is
+# not, and Borys et al. repeat that as DeepLIFT's weakness (Table B1). The twin below rewrites
+# every ReLU of a network so that the function stays exactly the same.
+#
+# An elementwise rewrite cannot show it: for a chain of one-variable functions a = g(z), the
+# rescale multipliers telescope to (g(z) - g(z0)) / (z - z0) (summation to delta), so e.g.
+# ReLU(ReLU(z + c) - c) with a constant c > 0 gives DeepLIFT exactly the map of ReLU(z). The
+# rewrite has to route a second variable through the ReLU, as in Sundararajan et al.'s example
+# ReLU(x1 - 1 - ReLU(x2)) = ReLU(ReLU(x1) - 1 - ReLU(x2)): for any t <= 0,
+# ReLU(s + t) = ReLU(ReLU(s) + t). :class:`CoupledReLU` uses t = -r with r a non-negative
+# function of another unit of the same layer.
+
+
+class CoupledReLU(nn.Module):
+    """``ReLU(z)``, implemented as ``ReLU(ReLU(z + r) - r)`` with ``r = ReLU(c · y) >= 0``.
+
+    ``y`` is the pre-activation of the neighbouring unit (``z`` rolled by one along dimension 1,
+    the channels of a feature map or the features of a vector), ``c = coupling > 0``. Equal to
+    ``ReLU(z)`` for every ``z`` and ``r >= 0`` (if ``z >= 0`` the inner ReLU passes ``z + r``;
+    otherwise ``max(z, -r) <= 0`` reaches the outer one), up to the rounding of ``z + r - r``.
+    Three separate ``nn.ReLU`` modules, each called once, so captum's DeepLift applies its
+    rescale rule to each. ``c`` scales ``r`` relative to the layer's own pre-activations (``y``
+    is one of them): with ``c = 1``, ``r`` has the size of a typical positive pre-activation of
+    the layer, so ``z + r`` changes sign between an input and its baseline at other units than
+    ``z`` does, which is where DeepLIFT's multipliers differ from the original's.
+    """
+
+    def __init__(self, coupling: float = 1.0):
+        super().__init__()
+        if not coupling > 0:
+            raise ValueError(f"coupling must be > 0, got {coupling}")
+        self.coupling = float(coupling)
+        self.couple = nn.ReLU()
+        self.inner = nn.ReLU()
+        self.outer = nn.ReLU()
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        r = self.couple(self.coupling * z.roll(1, dims=1))
+        return self.outer(self.inner(z + r) - r)
+
+
+#: functional ReLU calls a twin cannot rewrite (captum's DeepLift does not see them either)
+_FUNCTIONAL_RELU = {torch.relu, torch.relu_, nn.functional.relu, nn.functional.relu_}
+
+
+def implementation_twin(model: nn.Module, coupling: float = 1.0) -> nn.Module:
+    """A copy of ``model`` computing the same function with every ``nn.ReLU`` call replaced by
+    its own :class:`CoupledReLU` (a ``torch.fx.GraphModule``, in eval mode).
+
+    A ReLU module called several times (torchvision's ResNet blocks, in-place or not) gets one
+    new module per call. The original is untouched (the copy is deep). Raises ``ValueError``
+    (one line) for a model ``torch.fx`` cannot trace, one that calls ReLU as a function
+    (``F.relu``, ``torch.relu``, ``x.relu()``: no module to rewrite, and DeepLift would not
+    apply its rule there) or one without any ``nn.ReLU``.
+    """
+    import copy
+
+    import torch.fx
+
+    name = type(model).__name__
+    try:
+        traced = torch.fx.symbolic_trace(copy.deepcopy(model))
+    except Exception as err:  # noqa: BLE001 - torch.fx raises many kinds of errors
+        raise ValueError(
+            f"no implementation twin of {name}: torch.fx cannot trace it "
+            f"({str(err).splitlines()[0]})"
+        ) from None
+    modules = dict(traced.named_modules())
+    functional = [
+        str(node)
+        for node in traced.graph.nodes
+        if (node.op == "call_function" and node.target in _FUNCTIONAL_RELU)
+        or (node.op == "call_method" and node.target in ("relu", "relu_"))
+    ]
+    if functional:
+        raise ValueError(
+            f"no implementation twin of {name}: it calls ReLU as a function "
+            f"({', '.join(functional)}); only nn.ReLU modules can be rewritten"
+        )
+    sites = [
+        node
+        for node in traced.graph.nodes
+        if node.op == "call_module" and isinstance(modules.get(str(node.target)), nn.ReLU)
+    ]
+    if not sites:
+        raise ValueError(f"no implementation twin of {name}: it has no nn.ReLU to rewrite")
+    for k, node in enumerate(sites):
+        site = f"coupled_relu_{k}"
+        traced.add_submodule(site, CoupledReLU(coupling))
+        node.target = site
+    traced.graph.lint()
+    traced.recompile()
+    traced.delete_all_unused_submodules()
+    return traced.eval()
+
+
+def relative_l1(maps: np.ndarray, others: np.ndarray) -> np.ndarray:
+    """Per map: ``‖a − b‖₁ / ‖a‖₁`` of ``maps`` ``a`` and ``others`` ``b`` ``(B, ...)``.
+
+    0 for equal maps, 1 when ``b`` is zero or moved all of ``a``'s mass, up to 2 for ``b = −a``;
+    a zero map ``a`` gives 0 against a zero ``b`` and ``inf`` otherwise. Chosen over
+    ``1 − Spearman ρ`` to compare a map with its twin's: it is exactly 0 for equal maps (rounding
+    gives ~1e-5), it sees mass moved between pixels, a change of sign or of scale that leaves
+    the ranks alone, and it is not dominated by the order of the many near-zero pixels.
+    """
+    a = np.asarray(maps, dtype=np.float64).reshape(len(maps), -1)
+    b = np.asarray(others, dtype=np.float64).reshape(len(others), -1)
+    if a.shape != b.shape:
+        raise ValueError(f"maps {a.shape} and others {b.shape} differ")
+    num, den = np.abs(a - b).sum(1), np.abs(a).sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.where(num > 0, np.inf, 0.0))
+
+
+#: the methods :func:`implementation_invariance` compares: DeepLIFT (rescale rule) and the
+#: implementation-invariant Integrated Gradients, its control
+TWIN_METHODS: tuple[str, ...] = ("deeplift", "integrated_gradients")
+
+
+def implementation_invariance(
+    model: nn.Module,
+    inputs: torch.Tensor,
+    target: int | Sequence[int],
+    methods: Sequence[str] = TWIN_METHODS,
+    options: Mapping[str, Mapping[str, Any]] | None = None,
+    reference: Mapping[str, np.ndarray] | None = None,
+    coupling: float = 1.0,
+    rtol: float = 1e-4,
+) -> pd.DataFrame:
+    """Per method and input: how far its map for ``model`` moves for the model's twin
+    (:func:`implementation_twin`), as :func:`relative_l1` (the model's map first).
+
+    Columns ``method, unit, relative_l1, output_gap``; ``output_gap`` is the largest absolute
+    difference of the two models' outputs for the input. ``options``: per method, the options
+    of :func:`xaistudy.explain.explain`; ``reference``: per method, the model's maps when they
+    were already computed with those options (they are not recomputed). Raises
+    ``AssertionError`` when the twin's outputs differ from the model's by more than ``rtol`` of
+    their largest magnitude: then the twin does not compute the same function.
+    """
+    from xaistudy.explain import explain
+
+    model.eval()
+    device = next(model.parameters()).device
+    inputs = inputs.to(device)
+    twin = implementation_twin(model, coupling).to(device)
+    with torch.no_grad():
+        out, out_twin = model(inputs), twin(inputs)
+    gap = (out - out_twin).abs().flatten(1).amax(1).double().cpu().numpy()
+    scale = float(out.abs().max())
+    if gap.max(initial=0.0) > rtol * max(scale, 1e-6):
+        raise AssertionError(
+            f"the twin's outputs differ from the model's by {gap.max():.3g} (scale {scale:.3g})"
+        )
+    rows = []
+    for method in methods:
+        opts = dict((options or {}).get(method, {}))
+        given = (reference or {}).get(method)
+        a = explain(method, model, inputs, target, **opts) if given is None else given
+        b = explain(method, twin, inputs, target, **opts)
+        rows += [
+            {"method": method, "unit": i, "relative_l1": float(d), "output_gap": float(g)}
+            for i, (d, g) in enumerate(zip(relative_l1(a, b), gap, strict=True))
+        ]
     return pd.DataFrame(rows)

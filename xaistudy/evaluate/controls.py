@@ -50,6 +50,10 @@ CONTROLS: dict[str, str] = {
     "untrained network": (
         "the same method on the same inputs, every parameter of the network re-initialised"
     ),
+    "implementation-invariant method": (
+        "the same tiles and twin network explained by Integrated Gradients, which depends only "
+        "on the function: its maps may differ by rounding only"
+    ),
     "all-black tile": (
         "the same tiles blacked out entirely: the crudest perturbation there is; a realism "
         "bound that it meets as well says nothing about the method's perturbations"

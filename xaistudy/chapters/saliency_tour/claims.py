@@ -63,13 +63,6 @@ NOT_MEASURED = (
         "finding",
     ),
     (
-        "deeplift.implementation_invariance",
-        "b1.deeplift.weakness",
-        "DeepLIFT does not satisfy implementation invariance",
-        "needs two different networks computing the same function",
-        "implementation check",
-    ),
-    (
         "deconvolution.approximate_inverse",
         "b1.deconvolution.weakness",
         "DeconvNet uses only an approximate inverse",

@@ -1,11 +1,13 @@
 """The review's Table B1 statements that this run measures: cost, sign, localisation,
-realistic perturbations, noise, sanity and summation, each a claim with its measurements.
+realistic perturbations, noise, sanity, summation and implementation invariance, each a claim
+with its measurements.
 
 Kinds: the cost claims that follow from the passes each method makes (occlusion and LIME run
 one forward pass per window or sample, Grad-CAM one forward and one backward pass; the timing
 table counts them) and the summation claims of Integrated Gradients and DeepLIFT (their maps
 sum to f(x) - f(0) by construction, up to the integration error) are implementation checks:
-their verdicts test this code and these settings, not the review."""
+their verdicts test this code and these settings, not the review. Implementation invariance
+is measured on a functionally identical twin (:func:`.axioms.implementation_twin`)."""
 
 from __future__ import annotations
 
@@ -31,6 +33,10 @@ RUNTIME = (
     "the comparators"
 )
 BY_CONSTRUCTION = "the rule sums to f(x) − f(0) by construction: an implementation check"
+#: how far (relative L1) a map must move on the twin to count: rounding moves it far less
+TWIN_FLOOR = 0.01
+#: the control of the implementation-invariance claim: Integrated Gradients on the same twin
+INVARIANT = "implementation-invariant method"
 
 
 def b1_tests(result: study.Result) -> list[tuple]:
@@ -45,7 +51,7 @@ def b1_tests(result: study.Result) -> list[tuple]:
         """``fn(scores, *args)`` and, as the control, ``fn`` of the randomised network's."""
         return fn(scores, *args), ({RANDOMISED: fn(null, *args)} if null is not None else None)
 
-    comp, ood = t["completeness"], t["ood"]
+    comp, ood, twin = t["completeness"], t["ood"], t["implementation"]
     cite = PAPER.citation
     return [
         (
@@ -273,5 +279,22 @@ def b1_tests(result: study.Result) -> list[tuple]:
                 no_control=BY_CONSTRUCTION,
             ),
             rows.minus(comp, "relative_gap", "method", "deeplift", "input_x_gradient"),
+        ),
+        (
+            Claim(
+                "deeplift.not_implementation_invariant",
+                cite,
+                B1,
+                "DeepLIFT does not satisfy implementation invariance",
+                _b1("deeplift", "weakness"),
+                "‖a − b‖₁ / ‖a‖₁ of DeepLIFT's maps of the model (a) and of its functionally "
+                f"identical twin (b, every ReLU rewritten), per tile (it counts above "
+                f"{TWIN_FLOOR:g})",
+                null=TWIN_FLOOR,
+            ),
+            rows.column(twin, "relative_l1", method="deeplift"),
+            # Integrated Gradients depends only on the function: if its maps of the twin move as
+            # far, the twin computes another function and the claim says nothing
+            {INVARIANT: rows.column(twin, "relative_l1", method="integrated_gradients")},
         ),
     ]

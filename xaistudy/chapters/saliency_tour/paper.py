@@ -42,6 +42,9 @@ QUOTES: dict[str, str] = {
     "Input * Gradient, L207)",
     "deeplift.counters_saturation": '"Counters the saturation during Input*Gradient" '
     "(Table B1, Deep LiFT, L204)",
+    "deeplift.not_implementation_invariant": 'DeepLIFT "is not *implementation invariant*" '
+    '(Sect. 2.2, L138); "Does not satisfy implementation invariance" (Table B1, Deep LiFT, '
+    "L204)",
     # the settings warning
     "lime.relies_on_parameters": '"Relies on pre-defined parameters" (Table B1, LIME, L189); '
     '"minor alterations can lead to significant differences in results" (Sect. 2.1, L128)',
@@ -73,8 +76,6 @@ QUOTES: dict[str, str] = {
     "(Table B1, Vanilla Gradient, L201)",
     "guided_backprop.architectures": '"Applicable to several network architectures" '
     "(Table B1, GBP, L203)",
-    "deeplift.implementation_invariance": '"Does not satisfy implementation invariance" '
-    "(Table B1, Deep LiFT, L204)",
     "deconvolution.approximate_inverse": '"Uses only an approximate inverse of the convolution '
     'features" (Table B1, DeconvNet, L197)',
     "input_x_gradient.simple": '"Simple process" (Table B1, Input * Gradient, L207)',

@@ -134,6 +134,17 @@ def completeness_table(result: study.Result) -> pd.DataFrame:
     return summary(result.tables["completeness"], ["method"], ["relative_gap"])
 
 
+def implementation_table(result: study.Result) -> pd.DataFrame:
+    """Per method (DeepLIFT, Integrated Gradients): mean relative L1 distance between its maps
+    of the model and of the model's functionally identical twin, and the largest difference of
+    the two networks' outputs."""
+    t = result.tables["implementation"]
+    out = summary(t, ["method"], ["relative_l1"])
+    out.insert(1, "label", [label(k) for k in out["method"]])
+    out["max_output_gap"] = t.groupby("method", sort=False)["output_gap"].max().to_numpy()
+    return out
+
+
 def hans_table(result: study.Result) -> pd.DataFrame:
     """Per model and method: pointing at mark / tumour and positive mass on the mark."""
     out = summary(
@@ -205,6 +216,7 @@ def all_tables(result: study.Result) -> dict[str, pd.DataFrame]:
         "rise_versions": rise_versions(result),
         "parameter_sensitivity": sweep_table(result),
         "summation": completeness_table(result),
+        "implementation_invariance": implementation_table(result),
         "sanity_cascade": result.shown.cascade,
         "clever_hans": clever_hans_table(result),
         "clever_hans_maps": hans_table(result),

@@ -19,6 +19,7 @@ from typing import Any
 
 from xaistudy.chapters.spec import Chapter
 from xaistudy.chapters.thesis_metrics import claims as _claims_page
+from xaistudy.chapters.thesis_metrics import conclusions as _conclusions_page
 from xaistudy.chapters.thesis_metrics import figures as _figures_page
 from xaistudy.chapters.thesis_metrics import tables as _tables_page
 from xaistudy.chapters.thesis_metrics.exercises import EXERCISES
@@ -38,7 +39,9 @@ def run(params: ThesisMetricsParams) -> Any:
 
 def claims(result: Any, profile: str = "") -> list[dict[str, object]]:
     """The thesis's findings judged on ``result`` (``profile`` is recorded in each row)."""
-    return _claims_page.claim_rows(result, profile) + _claims_page.conclusion_rows(result, profile)
+    return _claims_page.claim_rows(result, profile) + _conclusions_page.conclusion_rows(
+        result, profile
+    )
 
 
 def tables(result: Any) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Chapter ``xrelevancecam``: XRelevanceCAM, relevance-weighted CAMs layer by layer (You et al.).
 
 The computation is the study :mod:`xaistudy.studies.xrelevancecam`; this package presents it:
-:mod:`.params`, :mod:`.paper`, the page modules :mod:`.page_claims`, :mod:`.page_tables` and
-:mod:`.page_figures`, and :mod:`.exercises`. The notebook is ``notebooks/xrelevancecam.md``.
+:mod:`.params`, :mod:`.paper`, the page modules :mod:`.page_claims` (with :mod:`.comparisons`
+and :mod:`.page_findings`), :mod:`.page_tables` and :mod:`.page_figures`, and :mod:`.exercises`.
+The notebook is ``notebooks/xrelevancecam.md``.
 
 The page modules are not called ``claims``/``tables``/``figures``: importing a submodule binds
 it as an attribute of this package, which would replace the interface function of that name.

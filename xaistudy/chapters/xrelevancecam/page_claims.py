@@ -1,5 +1,6 @@
-"""The ``xrelevancecam`` chapter's claims: the paper's findings (Tables 1-4, Fig. 5) per
-backbone start, judged on the study's paired rows, and the book's Eq. 1 hypothesis."""
+"""The ``xrelevancecam`` chapter's claims: the paper's findings (Tables 1-4, Fig. 5; the text's
+false positives and gradual deterioration in :mod:`.page_findings`) per backbone start, judged
+on the study's paired rows, and the book's Eq. 1 hypothesis."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from xaistudy.chapters.xrelevancecam.comparisons import (
     with_other_mask,
 )
 from xaistudy.chapters.xrelevancecam.comparisons import claim as _claim
+from xaistudy.chapters.xrelevancecam.page_findings import (
+    UNTRAINED,
+    deterioration_claim,
+    false_positive_claim,
+)
 from xaistudy.chapters.xrelevancecam.paper import PAPER
 from xaistudy.stats.claims import Claim, judge
 from xaistudy.studies import xrelevancecam as study
@@ -44,7 +50,7 @@ def _iou_claims(iou, s: str) -> list:
         for i, layer in enumerate(study.LAYERS)
     ]
     on, agg = "sk_dropout:on", "4+3+2+1"
-    tests += against_the_best(iou, s) + more_findings(iou, s)
+    tests += against_the_best(iou, s) + more_findings(iou, s) + [false_positive_claim(iou, s)]
     return tests + [
         (
             _claim(
@@ -120,12 +126,10 @@ def _iou_claims(iou, s: str) -> list:
     ]
 
 
-UNTRAINED = "untrained network"
-
-
-def _axiom_and_sanity_claims(ax, ax_untrained, sa, s: str, threshold: float) -> list:
+def _axiom_and_sanity_claims(ax, ax_untrained, sa, sa_untrained, s: str, threshold: float):
     """Table 4 per patient (each against the untrained network's same difference, its null
-    control) and Fig. 5 per frame, for one start."""
+    control) and Fig. 5 per frame (the end point; the gradual fall, against the untrained
+    network's cascade), for one start."""
     n = PAPER.number
 
     def diff(axioms, axiom, worse, better):
@@ -174,8 +178,8 @@ def _axiom_and_sanity_claims(ax, ax_untrained, sa, s: str, threshold: float) -> 
             _claim(
                 f"fig5.sanity_passes{s}",
                 "Fig. 5",
-                f"With every stage randomised the XRelevanceCAM map no longer resembles "
-                f"the trained one (stated rule: Spearman < {threshold:g})",
+                f"With every unit randomised (head, stages, stem) the XRelevanceCAM map no "
+                f"longer resembles the trained one (stated rule: Spearman < {threshold:g})",
                 n("fig5"),
                 "threshold - Spearman(trained map, fully randomised map) per frame",
                 no_control="a randomisation test is itself a comparison with a network that "
@@ -183,6 +187,7 @@ def _axiom_and_sanity_claims(ax, ax_untrained, sa, s: str, threshold: float) -> 
             ),
             study.sanity_margin(sa, threshold),
         ),
+        deterioration_claim(sa, sa_untrained, s),
     ]
 
 
@@ -199,6 +204,7 @@ def claims(result: study.Result, profile: str = "") -> list[dict[str, object]]:
             study.of_start(result.axioms, start),
             study.of_start(result.axioms_untrained, start),
             study.of_start(result.sanity, start),
+            study.of_start(result.sanity_untrained, start),
             s,
             params.sanity_spearman,
         )

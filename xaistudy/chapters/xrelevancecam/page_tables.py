@@ -42,6 +42,24 @@ def miou_table(result: study.Result, model: str, views: Sequence[str]) -> pd.Dat
     return _label(wide)
 
 
+def false_positive_table(result: study.Result) -> pd.DataFrame:
+    """Per start, method and quantity, the mean per stage over every scored frame of every seed
+    (SK backbone): the false-positive rate (% of the non-annotated pixels marked) and the
+    marked area (% of the frame), which lowers the rate by itself."""
+    names = {"fpr": "false-positive rate (%)", "marked": "marked area (%)"}
+    t = result.iou[result.iou["model"] == "sk"] if len(result.iou) else result.iou
+    if len(t) == 0 or "fpr" not in t:
+        return pd.DataFrame(columns=["start", "method", "quantity", *LAYERS])
+    t = t[t["view"].isin(LAYERS)].melt(
+        id_vars=["start", "method", "view"], value_vars=list(names), var_name="quantity"
+    )
+    wide = t.pivot_table(
+        index=["start", "method", "quantity"], columns="view", values="value", aggfunc="mean"
+    )[list(LAYERS)].reset_index()
+    wide["quantity"] = wide["quantity"].map(names)
+    return _label(wide)
+
+
 def axioms_table(result: study.Result) -> pd.DataFrame:
     """Table 4: mean over patients and seeds, per start, method, axiom and stage."""
     if len(result.axioms) == 0:
@@ -54,13 +72,20 @@ def axioms_table(result: study.Result) -> pd.DataFrame:
 
 
 def sanity_table(result: study.Result) -> pd.DataFrame:
-    """Mean similarity to the trained map per start and number of randomised units."""
+    """Mean similarity to the trained map per start and number of randomised units, and the
+    Spearman similarity of the same cascade on the untrained ResNet (Fig. 5's control)."""
     sa = result.sanity
     if len(sa) == 0:
         return pd.DataFrame(columns=["start", "stages", "randomised", "spearman", "ssim"])
     t = sa.groupby(["start", "stages", "randomised"], sort=True)[["spearman", "ssim"]]
     out = t.mean().reset_index()
     out["frames (all seeds)"] = sa.groupby(["start", "stages"]).size().to_numpy()
+    blank = result.sanity_untrained
+    if len(blank):
+        null = blank.groupby(["start", "stages"])["spearman"].mean()
+        out["spearman, untrained network"] = [
+            null.get((a, k), np.nan) for a, k in zip(out["start"], out["stages"], strict=True)
+        ]
     return out
 
 
@@ -167,6 +192,8 @@ CAPTIONS = {
     "miou_aggregation_resnet": "Table 2: mIoU (%) by aggregation, {resnet}",
     "dropout_on": "Table 3: mIoU (%) with dropout on, {backbone} + dropout",
     "dropout_off": "Table 3: mIoU (%) with dropout off, {backbone} + dropout",
+    "false_positives": "False positives per stage, {backbone}: % of the non-annotated pixels "
+    "the binarised map marks, and the % of the frame it marks",
     "axioms": "Table 4: axioms, {backbone}, mean over patients and seeds (lower is better)",
     "sanity": "Similarity to the trained map, mean per step",
     "eq1_diagnostic": "Channel activation-total spread and RelevanceCAM-XRelevanceCAM correlation",
@@ -192,6 +219,7 @@ def tables(result: study.Result, profile: str = "") -> dict[str, pd.DataFrame]:
         "miou_aggregation_resnet": miou_table(result, "resnet", aggregation),
         "dropout_on": miou_table(result, "sk_dropout:on", VIEWS),
         "dropout_off": miou_table(result, "sk_dropout:off", VIEWS),
+        "false_positives": false_positive_table(result),
         "axioms": axioms_table(result),
         "sanity": sanity_table(result),
         "eq1_diagnostic": diagnostic_table(result),

@@ -12,6 +12,7 @@ model point. :func:`run` returns a frozen :class:`Result`; the chapter
 from xaistudy.studies.saliency_tour.maps import (
     completeness,
     grid_maps,
+    implementation_invariance,
     negative_share,
     rise_np_maps,
     roughness,
@@ -68,6 +69,7 @@ __all__ = [
     "grid_maps",
     "grid_methods",
     "hans_methods",
+    "implementation_invariance",
     "in_distribution",
     "negative_share",
     "options",

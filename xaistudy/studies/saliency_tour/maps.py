@@ -1,6 +1,7 @@
 """Every grid method's maps of the scored tiles, what they cost and how they score: pointing
-game, IoU, randomisation sanity, deletion / insertion faithfulness, visual noise, sign and the
-summation properties some methods promise."""
+game, IoU, randomisation sanity, deletion / insertion faithfulness, visual noise, sign, the
+summation properties some methods promise and whether a map depends on how the network is
+implemented."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import torch
 from tqdm import tqdm
 
 from xaistudy.core.store import Store
-from xaistudy.evaluate import faithfulness, localisation, sanity
+from xaistudy.evaluate import axioms, faithfulness, localisation, sanity
 from xaistudy.explain import explain
 from xaistudy.explain import taxonomy as tx
 from xaistudy.explain.rise import rise_masks
@@ -24,6 +25,9 @@ from xaistudy.studies.saliency_tour.settings import grid_methods, options
 
 #: per method: {"maps": (B, H, W), "random_maps": (B, H, W)}
 Maps = Mapping[str, Mapping[str, np.ndarray]]
+#: ``c`` of the twin's ReLUs (:class:`xaistudy.evaluate.axioms.CoupledReLU`): the coupled term
+#: is the neighbouring channel's pre-activation itself, so 1 puts it on the layer's own scale
+TWIN_COUPLING = 1.0
 
 
 def roughness(saliency: np.ndarray) -> float:
@@ -235,3 +239,36 @@ def completeness(params: Any, m: Models, x: torch.Tensor, maps: Maps) -> pd.Data
         gap = np.abs(total - ref) / np.clip(np.abs(ref), 1e-6, None)
         rows += [{"method": method, "unit": i, "relative_gap": float(g)} for i, g in enumerate(gap)]
     return pd.DataFrame(rows)
+
+
+def implementation_invariance(
+    params: Any, m: Models, idx: np.ndarray, x: torch.Tensor, maps: Maps, store: Store
+) -> pd.DataFrame:
+    """Per scored tile: how far DeepLIFT's map moves when the network is replaced by its
+    functionally identical twin (:func:`xaistudy.evaluate.axioms.implementation_twin`), and
+    Integrated Gradients' map (implementation invariant: the control), as the relative L1
+    distance ``‖a − b‖₁ / ‖a‖₁`` (:func:`~xaistudy.evaluate.axioms.relative_l1`). Same
+    options and black baseline as the grid; the model's own maps are the grid's (cached), only
+    the twin's are computed."""
+    methods = axioms.TWIN_METHODS
+    opts = {k: options(params, k) for k in methods}
+    key = {
+        "model": weights_key(m.net),
+        "options": opts,
+        "tiles": idx.tolist(),
+        "coupling": TWIN_COUPLING,
+        "seed": m.seed,
+    }
+    return store.cached_table(
+        "saliency_tour-implementation",
+        key,
+        lambda: axioms.implementation_invariance(
+            m.net,
+            x,
+            [1] * len(x),
+            methods,
+            options=opts,
+            reference={k: maps[k]["maps"] for k in methods if k in maps},
+            coupling=TWIN_COUPLING,
+        ),
+    )

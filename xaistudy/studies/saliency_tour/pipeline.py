@@ -18,6 +18,7 @@ from xaistudy.studies.saliency_tour.maps import (
     completeness,
     control_scores,
     grid_maps,
+    implementation_invariance,
     rise_np_maps,
     tile_scores,
     time_methods,
@@ -43,6 +44,7 @@ TABLES = (
     "scores_randomised",  # the same map scores for the randomised network (the null control)
     "timing",  # per method and timed call
     "completeness",  # per summation rule and tile
+    "implementation",  # per method (DeepLIFT, IG) and tile: the map of the network's twin
     "ood",  # per perturbation and normal tile
     "sweep",  # per swept method and tile
     "accuracy",  # per Clever-Hans model and test set
@@ -117,6 +119,7 @@ def run_seed(params: Any, seed: int, store: Store | None = None, show: bool = Fa
         "scores_randomised": control_scores(params, masks, maps),
         "timing": time_methods(params, m, x, device, store),
         "completeness": completeness(params, m, x, maps),
+        "implementation": implementation_invariance(params, m, idx, x, maps, store),
         "ood": in_distribution(params, m, probs, labels),
         "sweep": sweep(params, m, x, maps, store),
         "accuracy": hans.accuracy,

@@ -103,11 +103,13 @@ def score(
 
 
 def control_scores(runs: tuple[SeedRun, ...] | list[SeedRun], params: Any) -> pd.DataFrame:
-    """The scores of every control of :data:`CONTROLS` (reading ``params.average``, both mask
-    types), with a ``control`` column: the claims' null measurements, on the same tiles and
-    from the same maps and masks as the run's own scores."""
+    """The scores of every control of :data:`CONTROLS` (readings ``params.average`` and
+    ``binary``, which the nuclei-share claims read; both mask types), with a ``control`` column:
+    the claims' null measurements, on the same tiles and from the same maps and masks as the
+    run's own scores."""
+    readings = tuple(dict.fromkeys((params.average, "binary")))
     return pd.concat(
-        [score(runs, params, (params.average,), control=c).assign(control=c) for c in CONTROLS],
+        [score(runs, params, readings, control=c).assign(control=c) for c in CONTROLS],
         ignore_index=True,
     )
 
@@ -400,6 +402,30 @@ def mask_type_difference(scores: pd.DataFrame, params: Any, metric: str) -> pd.D
     ).reindex(columns=list(MASK_TYPES))
     diff = (wide["tumour"] - wide["non-tumour"]).dropna().rename("value").reset_index()
     return diff.groupby(["seed", "unit"], as_index=False)["value"].mean()
+
+
+def nuclei_share_difference(
+    scores: pd.DataFrame, params: Any, method: str, inside: bool = True
+) -> pd.DataFrame:
+    """Per tile: the share of ``method``'s highlighted pixels that lie on nuclei (tumour or
+    non-tumour; ``inside=False``: off the nuclei) minus the mean share of the other methods
+    (conclusions 3 and 4). The share on a mask is the binary reading's precision against it
+    (the two nuclei masks are disjoint); the exact masks when the data have them, else the
+    U-Net's. A map with no pixel above the threshold (or every pixel) has no share and is left
+    out, not scored 0 (a degenerate row whose mask is not empty)."""
+    truth = "exact" if (scores["ground_truth"] == "exact").any() else "U-Net"
+    sel = scores[(scores["reading"] == "binary") & (scores["ground_truth"] == truth)]
+    sel = kept(sel[~(sel["degenerate"] & ~sel["empty"])], params)
+    on = sel.pivot_table(
+        index=["seed", "unit", "method"], columns="mask_type", values="precision", aggfunc="mean"
+    ).reindex(columns=list(MASK_TYPES))
+    share = on.sum(axis=1, min_count=len(MASK_TYPES))  # NaN when a map has no pixel
+    wide = (share if inside else 1 - share).unstack("method")
+    if method not in wide:
+        return pd.DataFrame(columns=["seed", "unit", "value"])
+    others = wide.drop(columns=method)
+    value = (wide[method] - others.mean(axis=1, skipna=False)).dropna()
+    return value.rename("value").reset_index()
 
 
 def method_difference(

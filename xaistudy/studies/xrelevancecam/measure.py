@@ -1,6 +1,7 @@
 """The xrelevancecam study's measurements of one model: CAMs of every method at every stage
-(stored), per-frame IoU of every stage and layer aggregation, Eq. 1's diagnostic, the axioms
-per patient and the cascading randomisation of the relevance map."""
+(stored), per-frame IoU and false-positive rate of every stage and layer aggregation, Eq. 1's
+diagnostic, the axioms per patient and the cascading randomisation of the relevance map, down
+to the stem."""
 
 from __future__ import annotations
 
@@ -25,6 +26,10 @@ METHODS: tuple[str, ...] = relevance.LAYER_METHODS
 VIEWS: tuple[str, ...] = (*LAYERS, "4+3", "4+3+2", "4+3+2+1")
 #: the models of one start: key -> what it is
 MODELS = {"sk": "selective-kernel", "resnet": "ResNet", "sk_dropout": "selective-kernel + dropout"}
+#: the sanity cascade's units, top first: :data:`xaistudy.models.stages.CASCADE` (the head,
+#: then ``layer4`` .. ``layer1``), then the ``stem`` (everything below ``layer1``): at the last
+#: step every weight of the network is random
+CASCADE: tuple[str, ...] = (*stages.CASCADE, "stem")
 
 
 def cached_layer_cams(
@@ -46,16 +51,36 @@ def cached_layer_cams(
     return out
 
 
+def false_positive_rate(binary: np.ndarray, masks: np.ndarray) -> np.ndarray:
+    """Per frame, the false-positive rate (%) of binarised maps ``(B, H, W)``: the pixels a map
+    marks outside the annotation over every pixel outside it (NaN where the annotation covers
+    the frame).
+
+    The paper's words ("highlighting significantly fewer false positive tissue", L162) count
+    the non-target tissue a map lights up; dividing by the non-annotated pixels (not by the
+    map's own area, which would measure its purity, 1 - precision) keeps frames with large and
+    small annotations on one scale. It falls with the marked area whatever the map shows: the
+    claims compare it with the same rate against another frame's annotation."""
+    binary, masks = np.asarray(binary, bool), np.asarray(masks, bool)
+    outside = (~masks).sum(axis=(-2, -1)).astype(np.float64)
+    marked = (binary & ~masks).sum(axis=(-2, -1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(outside > 0, 100 * marked / np.where(outside > 0, outside, 1), np.nan)
+
+
 def frame_ious(
     maps: dict, masks: np.ndarray, rule: str, threshold: float, partner: np.ndarray | None = None
 ) -> pd.DataFrame:
-    """Per-frame IoU (%) of every method at every view (stage or aggregation): long table.
+    """Per-frame IoU (%) of every method at every view (stage or aggregation): long table, with
+    the false-positive rate ``fpr`` (%, :func:`false_positive_rate`) and the share of the
+    frame the binarised map marks, ``marked`` (%).
 
     ``partner``: for each frame another frame (:func:`xaistudy.evaluate.controls.partner_index`);
-    column ``iou_other_mask`` is the IoU of the map with the partner's mask (NaN without one),
-    the claims' null control (a map that fits any annotated tissue as well as its own scores
-    the same)."""
+    columns ``iou_other_mask`` and ``fpr_other_mask`` score the map against the partner's mask
+    (NaN without one), the claims' null control (a map that fits any annotated tissue as well
+    as its own scores the same)."""
     rows = []
+    nan = np.full(len(masks), np.nan)  # one frame: no other frame to swap with
     for method, by_layer in maps.items():
         for view in VIEWS:
             m = (
@@ -64,12 +89,14 @@ def frame_ious(
                 else wsss.aggregate(by_layer, wsss.AGGREGATIONS[view])
             )
             binary = wsss.binarise(m, rule, threshold)
-            columns = {"iou": localisation.iou(binary, masks) * 100}
-            columns["iou_other_mask"] = (
-                localisation.iou(binary, masks[partner]) * 100
-                if partner is not None
-                else np.full(len(masks), np.nan)  # one frame: no other frame to swap with
-            )
+            other = masks[partner] if partner is not None else None
+            columns = {
+                "iou": localisation.iou(binary, masks) * 100,
+                "iou_other_mask": nan if other is None else localisation.iou(binary, other) * 100,
+                "fpr": false_positive_rate(binary, masks),
+                "fpr_other_mask": nan if other is None else false_positive_rate(binary, other),
+                "marked": binary.mean(axis=(-2, -1)) * 100,
+            }
             rows.append(
                 pd.DataFrame(
                     {"method": method, "view": view, "frame": np.arange(len(masks)), **columns}
@@ -106,20 +133,45 @@ def eq1_diagnostic(model: nn.Module, x: torch.Tensor, maps: dict) -> pd.DataFram
 @dataclass(frozen=True)
 class SanityMaps:
     """The first sanity frame and its XRelevanceCAM map as the cascade randomises the ResNet:
-    ``steps`` are ``trained``, ``+fc``, ``+layer4`` ... with their maps ``(H, W)``."""
+    ``steps`` are ``trained``, ``+fc``, ``+layer4`` ... ``+stem`` with their maps ``(H, W)``."""
 
     image: torch.Tensor  # (3, H, W)
     steps: tuple[str, ...]
     maps: tuple[np.ndarray, ...]
 
 
+def randomise_cascade(model: nn.Module, k: int, seed: int = 0) -> nn.Module:
+    """A copy of ``model`` with the top ``k`` units of :data:`CASCADE` re-initialised.
+
+    ``k <= 5``: :func:`xaistudy.models.stages.randomise_stages`; ``k = 6`` also re-initialises
+    the stem, every convolution and linear layer outside the stages and the head (seeded
+    apart from the stages' draws), so that no learned weight is left. Batch norms keep their
+    statistics and affine weights at every step, as in ``randomise_stages``."""
+    if not 0 <= k <= len(CASCADE):
+        raise ValueError(f"k must be from 0 to {len(CASCADE)}, got {k}")
+    clone = stages.randomise_stages(model, min(k, len(stages.CASCADE)), seed)
+    if k == len(CASCADE):
+        state = torch.random.get_rng_state()
+        try:
+            torch.manual_seed(seed + len(stages.CASCADE))
+            for name, child in clone.named_children():
+                if name in stages.CASCADE:
+                    continue
+                for module in child.modules():
+                    if isinstance(module, (nn.Conv2d, nn.Linear)):
+                        module.reset_parameters()
+        finally:
+            torch.random.set_rng_state(state)
+    return clone.eval()
+
+
 def sanity_rows(
     params: Any, model: nn.Module, x: torch.Tensor, seed: int
 ) -> tuple[pd.DataFrame, SanityMaps]:
-    """Cascading randomisation (fc, then layer4 .. layer1; :func:`xaistudy.models.stages.
-    randomise_stages`): per-frame similarity (:func:`xaistudy.evaluate.sanity.compare_batches`)
-    of the XRelevanceCAM map at ``sanity_layer`` to the trained model's; and the first frame's
-    maps."""
+    """Cascading randomisation (fc, then layer4 .. layer1, then the stem;
+    :func:`randomise_cascade`): per-frame similarity
+    (:func:`xaistudy.evaluate.sanity.compare_batches`) of the XRelevanceCAM map at
+    ``sanity_layer`` to the unrandomised model's; and the first frame's maps."""
     layer = [params.sanity_layer]
 
     def xrc(m):
@@ -129,20 +181,20 @@ def sanity_rows(
 
     base = xrc(model)
     rows, firsts = [], [base[0]]
-    for k in range(1, len(stages.CASCADE) + 1):
-        maps = xrc(stages.randomise_stages(model, k, seed))
+    for k in range(1, len(CASCADE) + 1):
+        maps = xrc(randomise_cascade(model, k, seed))
         firsts.append(maps[0])
         rows.append(
             pd.DataFrame(
                 {
-                    "randomised": "+".join(stages.CASCADE[:k]),
+                    "randomised": "+".join(CASCADE[:k]),
                     "stages": k,
                     "frame": np.arange(len(x)),
                     **sanity.compare_batches(base, maps),
                 }
             )
         )
-    steps = ("trained", *(f"+{name}" for name in stages.CASCADE))
+    steps = ("trained", *(f"+{name}" for name in CASCADE))
     return pd.concat(rows, ignore_index=True), SanityMaps(x[0], steps, tuple(firsts))
 
 

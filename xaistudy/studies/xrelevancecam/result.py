@@ -4,7 +4,7 @@ measured once into a frozen :class:`StartResult`; :func:`run` gathers them into 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -51,6 +51,8 @@ class StartResult:
     sanity: pd.DataFrame | None
     example: Example | None
     sanity_maps: SanityMaps | None
+    #: the same cascade on the same frames for the untrained ResNet (Fig. 5's null control)
+    sanity_untrained: pd.DataFrame | None = None
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,9 @@ class Result:
     """Every measurement of the run, long tables with ``seed``, ``start`` and ``unit``."""
 
     params: Any
-    iou: pd.DataFrame  # seed, start, model, method, view, frame, unit, iou (%)
+    #: seed, start, model, method, view, frame, unit, iou, fpr, marked (%) and the controls
+    #: iou_other_mask, fpr_other_mask
+    iou: pd.DataFrame
     axioms: pd.DataFrame  # seed, start, method, axiom, layer, value, unit, ...
     #: the same axioms on the same frames for the untrained network (the Table-4 claims' null
     #: control, :func:`xaistudy.evaluate.controls.untrained_copy`)
@@ -70,6 +74,9 @@ class Result:
     description: str
     example: Example | None
     sanity_maps: SanityMaps | None
+    #: the cascade of :attr:`sanity` on the untrained ResNet
+    #: (:func:`xaistudy.evaluate.controls.untrained_copy`), the Fig. 5 claims' null control
+    sanity_untrained: pd.DataFrame = field(default_factory=pd.DataFrame)
 
 
 def measure_start(params: Any, data: Data, seed: int, start: str, store: Store) -> StartResult:
@@ -78,7 +85,7 @@ def measure_start(params: Any, data: Data, seed: int, start: str, store: Store) 
     tag = {"seed": seed, "start": start}
     first = start == "scratch" and seed == params.seeds[0]
     rows, ious, diags = [], [], []
-    ax = ax_untrained = sa = example = sanity_maps = None
+    ax = ax_untrained = sa = sa_untrained = example = sanity_maps = None
     for key, tm in models.items():
         tm.model.eval()
         stages.set_dropout(tm.model, False)
@@ -122,12 +129,23 @@ def measure_start(params: Any, data: Data, seed: int, start: str, store: Store) 
             ax_untrained = axiom_rows(params, untrained, x, patients, seed).assign(**tag)
         if key == "resnet":
             frames = spread(idx, data.patients, params.sanity_images)
+            blank = controls.untrained_copy(tm.model, seed)
             sa, shown = sanity_rows(params, tm.model, data.images[frames], seed)
-            sa["unit"] = data.patients[frames][sa["frame"]]
-            sa = sa.assign(**tag)
+            sa_untrained, _ = sanity_rows(params, blank, data.images[frames], seed)
+            sa, sa_untrained = (
+                t.assign(unit=data.patients[frames][t["frame"]], **tag) for t in (sa, sa_untrained)
+            )
             sanity_maps = shown if first else None
     return StartResult(
-        tuple(rows), tuple(ious), tuple(diags), ax, ax_untrained, sa, example, sanity_maps
+        tuple(rows),
+        tuple(ious),
+        tuple(diags),
+        ax,
+        ax_untrained,
+        sa,
+        example,
+        sanity_maps,
+        sa_untrained,
     )
 
 
@@ -152,6 +170,7 @@ def run(params: Any, store: Store | None = None) -> Result:
         axioms=_frame([r.axioms for r in done if r.axioms is not None]),
         axioms_untrained=_frame([r.axioms_untrained for r in done if r.axioms is not None]),
         sanity=_frame([r.sanity for r in done if r.sanity is not None]),
+        sanity_untrained=_frame([r.sanity_untrained for r in done if r.sanity is not None]),
         diagnostic=_frame([t for r in done for t in r.diagnostic]),
         models=pd.DataFrame([row for r in done for row in r.models]),
         counts=_frame(counts),

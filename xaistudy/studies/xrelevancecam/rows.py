@@ -3,11 +3,13 @@ the bootstrap resamples seeds, then test patients with all their frames)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from xaistudy.stats.claims import best_margin, paired_difference, worst_margin  # noqa: F401
+from xaistudy.stats.ranking import kendall_tau
 
-from .measure import LAYERS
+from .measure import LAYERS, METHODS
 
 _FRAME_COLUMNS = ["seed", "unit", "frame", "value"]
 _UNIT_COLUMNS = ["seed", "unit", "value"]
@@ -81,6 +83,21 @@ def margin_rows(
     return pd.concat(parts, ignore_index=True)
 
 
+def false_positive_margin(
+    iou: pd.DataFrame, model: str, views: tuple[str, ...], value: str = "fpr"
+) -> pd.DataFrame:
+    """:func:`margin_rows` of every other CAM's false-positive rate minus XRelevanceCAM's at
+    each of ``views``, one ``code`` per (view, other CAM): > 0 everywhere, by
+    :data:`worst_margin`, when XRelevanceCAM marks the least non-annotated tissue.
+    ``value="fpr_other_mask"``: the same against another frame's mask; empty rows when the
+    table has no such column (a run from before the rate was measured)."""
+    if len(iou) == 0 or value not in iou:
+        return pd.DataFrame(columns=[*_FRAME_COLUMNS, "code"])
+    xrc = "xrelevancecam"
+    pairs = [((m, v), (xrc, v)) for v in views for m in METHODS if m != xrc]
+    return margin_rows(iou, model, pairs, value)
+
+
 def layer_mean_difference(
     iou: pd.DataFrame, model: str, a: str, b: str, value: str = "iou"
 ) -> pd.DataFrame:
@@ -110,6 +127,28 @@ def sanity_margin(sanity: pd.DataFrame, threshold: float) -> pd.DataFrame:
         return pd.DataFrame(columns=_UNIT_COLUMNS)
     full = sanity[sanity["stages"] == sanity["stages"].max()]
     return full.assign(value=threshold - full["spearman"])[_UNIT_COLUMNS]
+
+
+def deterioration_tau(similarity) -> float:
+    """Kendall's tau-b between the step (1, 2, ... units randomised) and the similarity to the
+    unrandomised map: -1 when every step lowers it, 0 when the similarity is flat (no step
+    changes it: no deterioration); NaN with fewer than two finite values."""
+    y = np.asarray(similarity, dtype=np.float64)
+    finite = y[np.isfinite(y)]
+    if finite.size >= 2 and np.ptp(finite) == 0:
+        return 0.0
+    return kendall_tau(np.arange(1, y.size + 1), y)
+
+
+def deterioration_rows(sanity: pd.DataFrame, similarity: str = "spearman") -> pd.DataFrame:
+    """Per frame: :func:`deterioration_tau` of its similarity over the randomised steps (the
+    trained step, similarity 1 by definition, left out: an abrupt fall at the first step and a
+    flat tail give about 0, only a gradual fall gives < 0)."""
+    if len(sanity) == 0:
+        return pd.DataFrame(columns=_FRAME_COLUMNS)
+    steps = sanity[sanity["stages"] >= 1].sort_values("stages")
+    taus = steps.groupby(["seed", "unit", "frame"], sort=True)[similarity].apply(deterioration_tau)
+    return taus.dropna().rename("value").reset_index()[_FRAME_COLUMNS]
 
 
 def pretraining_spread(diagnostic: pd.DataFrame) -> pd.DataFrame | None:
