@@ -205,15 +205,17 @@ def test_min_snr_weighting_matches_a_hand_computed_loss():
 def test_ddpm_learns_from_crops_and_checks_its_options():
     images = torch.rand(4, 3, 16, 16, generator=torch.Generator().manual_seed(2))
     kw = dict(channels=(8, 16), num_train_timesteps=50, epochs=1, batch_size=2, device="cpu")
+    from diffusers import UNet2DModel
+
     seen = []
-    unet_forward = ddpm.UNet2DModel.forward
+    unet_forward = UNet2DModel.forward
 
     def spy(self, x, t, *args, **kwargs):
         seen.append(tuple(x.shape[-2:]))
         return unet_forward(self, x, t, *args, **kwargs)
 
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(ddpm.UNet2DModel, "forward", spy)
+        mp.setattr(UNet2DModel, "forward", spy)
         dm = ddpm.train_ddpm(images, crop=8, snr_gamma=5.0, **kw)
     assert set(seen) == {(8, 8)} and dm.unet.config.sample_size == 16
     out = ddpm.sample(dm.unet, dm.scheduler, [0], num_inference_steps=3, device="cpu")

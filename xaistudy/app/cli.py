@@ -203,6 +203,42 @@ def _exercises(args: argparse.Namespace) -> None:
         print(f"   {item['answer']}")
 
 
+class _StartupBar:
+    """On a terminal, a bar over the steps before the notebook's own bar appears (the imports
+    of the chapter and its libraries, the parameters, the kernel: seconds), so a run shows
+    progress from its first second; called with each step's name, it moves on."""
+
+    STEPS = (
+        "loading the libraries",
+        "loading the chapter",
+        "checking the parameters",
+        "starting the kernel",
+    )
+
+    def __init__(self, chapter: str):
+        from tqdm import tqdm
+
+        self.bar = tqdm(
+            total=len(self.STEPS),
+            desc=f"{chapter}: {self.STEPS[0]}",
+            bar_format="{desc}: {n}/{total} steps [{elapsed}]",
+            leave=False,
+        )
+
+    def __call__(self, step: str) -> None:
+        self.bar.set_description_str(f"{self.bar.desc.split(':')[0]}: {step}", refresh=False)
+        self.bar.update(1)
+        if self.bar.n >= len(self.STEPS) - 1:  # the kernel starts: the notebook's bar follows
+            self.close()
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _startup_bar(args: argparse.Namespace) -> _StartupBar | None:
+    return _StartupBar(args.chapter) if sys.stderr.isatty() and not args.log_output else None
+
+
 def _interrupted(signum, frame) -> None:
     """Ctrl-C: stop, and keep quiet about what stopping does to the notebook's kernel (it gets
     the same signal; the engine's "kernel died" errors would bury the one line that matters)."""
@@ -244,7 +280,11 @@ def _main(argv: list[str] | None = None) -> int:
         for name, title in chapter_index():
             print(f"{name:<18} {title}")
         return 0
+    starting = _startup_bar(args) if args.command == "run" else None
     from xaistudy.app import book, runner
+
+    if starting is not None:
+        starting("loading the chapter")
 
     try:
         if args.command == "params":
@@ -264,7 +304,7 @@ def _main(argv: list[str] | None = None) -> int:
                     raise ParamError(f"chapter '{args.chapter}' runs with one seed; use -p seed N")
                 overrides["seeds"] = args.seeds
             out = runner.run_chapter(
-                args.chapter, args.profile, overrides, args.out, args.log_output
+                args.chapter, args.profile, overrides, args.out, args.log_output, starting
             )
             print(out)
         elif args.command == "compute":
@@ -282,6 +322,8 @@ def _main(argv: list[str] | None = None) -> int:
         elif args.command == "book":
             print(book.build_book(args.profile, run=not args.no_run, exercises=args.exercises))
     except ParamError as err:
+        if starting is not None:
+            starting.close()
         print(f"xaistudy: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except runner.ChapterFailed as err:

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -241,8 +241,10 @@ def run_chapter(
     overrides: Mapping[str, Any] | None = None,
     out: str | Path | None = None,
     log_output: bool = False,
+    step: Callable[[str], None] | None = None,
 ) -> Path:
-    """Execute chapter ``name`` and return its output folder.
+    """Execute chapter ``name`` and return its output folder (``step``, when given, is called
+    with the name of each start-up step as it begins: a progress bar's hook).
 
     Parameters are validated before anything runs. The executed notebook replaces the previous
     one only when the run succeeds; a failed run leaves ``<name>.failed.ipynb`` beside it and
@@ -253,8 +255,11 @@ def run_chapter(
     import papermill as pm
 
     out = out if out is not None else default_out(name)
+    step = step or (lambda _: None)
+    step("checking the parameters")
     chapter, params = prepare_run(name, profile, overrides, out)
     out = check_out(out)
+    step("starting the kernel")
     staging = _new_staging(out, name)
     source = staging.parent / f"{staging.name}.input.ipynb"
     running = staging / f"{name}.ipynb"

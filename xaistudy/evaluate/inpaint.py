@@ -23,17 +23,19 @@ import contextlib
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from diffusers import DDPMScheduler, RePaintScheduler, UNet2DModel
-from diffusers.utils.torch_utils import randn_tensor
 from tqdm import tqdm
 
 from xaistudy.core import distributed
 from xaistudy.evaluate.occlusion import check_images_and_mask, register_strategy
 from xaistudy.models.classifiers import resolve_device
 from xaistudy.models.ddpm import Scaling, generators
+
+if TYPE_CHECKING:  # diffusers is imported where it runs (seconds of imports)
+    from diffusers import DDPMScheduler, RePaintScheduler, UNet2DModel
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +45,8 @@ def repaint_scheduler(
     ddpm_scheduler: DDPMScheduler | None = None, num_train_timesteps: int = 1000, eta: float = 1.0
 ) -> RePaintScheduler:
     """A ``RePaintScheduler`` with the betas of ``ddpm_scheduler`` (the training schedule)."""
+    from diffusers import RePaintScheduler
+
     cfg = ddpm_scheduler.config if ddpm_scheduler is not None else None
     return RePaintScheduler(
         num_train_timesteps=cfg.num_train_timesteps if cfg else num_train_timesteps,
@@ -136,6 +140,8 @@ def _repaint_chunk(
     """RePaint of one chunk in model range, exactly the loop of diffusers' ``RePaintPipeline``
     (with a centred ``scaling``, each predicted clean image is kept in the data's range:
     :meth:`~xaistudy.models.ddpm.Scaling.bound_noise`)."""
+    from diffusers.utils.torch_utils import randn_tensor
+
     dev = original.device
     x = randn_tensor(original.shape, generator=gens, device=dev, dtype=original.dtype)
     t_last = sched.timesteps[0] + 1

@@ -13,16 +13,18 @@ import io
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler, UNet2DModel
 from tqdm import tqdm
 
 from xaistudy.core import distributed
 from xaistudy.core.runtime import seed_everything
 from xaistudy.core.store import Store, atomic_write_bytes
+
+if TYPE_CHECKING:  # diffusers is imported where a model is built (seconds of imports)
+    from diffusers import DDPMScheduler, UNet2DModel
 from xaistudy.models.classifiers import resolve_device
 
 log = logging.getLogger(__name__)
@@ -48,6 +50,8 @@ def build_unet(
     up = ["UpBlock2D"] * len(channels)
     if attention:
         down[-1], up[0] = "AttnDownBlock2D", "AttnUpBlock2D"
+    from diffusers import UNet2DModel
+
     return UNet2DModel(
         sample_size=size,
         in_channels=3,
@@ -64,6 +68,8 @@ def make_scheduler(num_train_timesteps: int = 1000) -> DDPMScheduler:
     """The linear-beta DDPM noise schedule of Ho et al. (betas 1e-4 .. 0.02 over 1000 steps);
     each step's predicted clean image is clipped to [-1, 1], which is [0, 1] under the default
     :class:`Scaling` (a centred one's tighter box is :meth:`Scaling.bound_noise`'s)."""
+    from diffusers import DDPMScheduler
+
     return DDPMScheduler(
         num_train_timesteps=num_train_timesteps,
         beta_start=1e-4 * 1000 / num_train_timesteps,
@@ -367,6 +373,7 @@ def sample(
     ``scaling``: the model's (a :class:`DDPMResult`'s ``scaling``; each step's predicted clean
     image is kept in [0, 1], :meth:`Scaling.bound_noise`); ``batch_size`` (default: all
     at once) only bounds the memory, each image's noise comes from its own generator."""
+    from diffusers import DDPMScheduler
     from diffusers.utils.torch_utils import randn_tensor
 
     dev = resolve_device(device)
