@@ -100,6 +100,7 @@ def conclusion_rows(res: Any, profile: str = "") -> list[dict]:
          "LIME highlights more pixels on the nuclei than the other methods"),
     ):  # fmt: skip
         where = "on" if inside else "off"
+        truth = "exact" if (scores["ground_truth"] == "exact").any() else "U-Net"
         rows.append(
             judge(
                 claim(
@@ -107,7 +108,7 @@ def conclusion_rows(res: Any, profile: str = "") -> list[dict]:
                     number,
                     statement,
                     f"share of {study.METHODS[method]}'s highlighted pixels {where} the nuclei "
-                    f"− the other methods' mean share, per tile (binary reading, exact masks)",
+                    f"− the other methods' mean share, per tile (binary reading, {truth} masks)",
                     None,
                 ),
                 study.nuclei_share_difference(scores, params, method, inside),
