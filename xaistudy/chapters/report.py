@@ -5,7 +5,7 @@ and seeds and records them, then shows each result with one call::
 
     run.table(df, "table6", "Table 6: interpretation quality per method")
     run.figure(fig, "violins")
-    run.claims(rows)          # claims.csv, the verdict table and a forest plot
+    run.claims(rows)          # claims.csv, the verdict tables and the claims figure
 
 Tables are saved as CSV next to the figures and rendered whole (wrapped, never cut off; a
 missing value shows as "—").
