@@ -8,13 +8,19 @@ import torch
 from skimage.color import rgb2lab
 
 from xaistudy.chapters import ibo as chapter
-from xaistudy.chapters.ibo import IboParams
-from xaistudy.chapters.ibo.claims import SHARED_DDPM, _split_half_tau, _table1_closest
+from xaistudy.chapters.ibo import IboParams, paper
+from xaistudy.chapters.ibo.claims import SHARED_DDPM
 from xaistudy.chapters.ibo.records import (
     benchmark_table,
     gate_benchmark_table,
     gate_table,
     gate_text,
+)
+from xaistudy.chapters.ibo.statistics import (
+    split_half_tau,
+    table1_adjacent_pairs,
+    table1_closest,
+    table1_order_margin,
 )
 from xaistudy.core.params import ParamError, build_params
 from xaistudy.core.store import Store
@@ -484,11 +490,9 @@ def test_table1_margin_and_split_half_statistics():
             for s, v in (("ibo", 0.0), ("mean", 0.5), ("blurring", 0.2))
         ]
     )
-    assert _table1_closest("mahalanobis", ["mean", "blurring", "ibo"], 2)(rows) == pytest.approx(
-        0.2
-    )
+    assert table1_closest("mahalanobis", ["mean", "blurring", "ibo"], 2)(rows) == pytest.approx(0.2)
     # SSIM is a similarity: IBO's lower values make it the farthest
-    assert _table1_closest("ssim", ["mean", "blurring", "ibo"], 2)(rows) == pytest.approx(-0.5)
+    assert table1_closest("ssim", ["mean", "blurring", "ibo"], 2)(rows) == pytest.approx(-0.5)
     iou = pd.DataFrame(
         [
             dict(seed=0, unit=u, m=m, value=v)
@@ -496,8 +500,72 @@ def test_table1_margin_and_split_half_statistics():
             for m, v in enumerate([0.9, 0.5, 0.1])
         ]
     )
-    assert _split_half_tau(3)(iou) == pytest.approx(1)
-    assert np.isnan(_split_half_tau(3)(iou[iou.unit == 0]))  # one half is empty
+    assert split_half_tau(3)(iou) == pytest.approx(1)
+    assert np.isnan(split_half_tau(3)(iou[iou.unit == 0]))  # one half is empty
+
+
+def _last_mask_rows(means: dict[str, float]) -> pd.DataFrame:
+    """Two seeds of two tiles per strategy whose values average to ``means``."""
+    return pd.DataFrame(
+        [
+            dict(seed=seed, unit=u, strategy=s, mask=4, value=v + d)
+            for seed in (0, 1)
+            for u, d in ((0, -0.01), (1, 0.01))
+            for s, v in means.items()
+        ]
+    )
+
+
+def test_table1_order_margin_is_the_smallest_adjacent_step_of_the_papers_order():
+    from xaistudy.stats.claims import order_agreement
+
+    strategies = list(study.STRATEGY_ORDER)
+    # Blurring behind Mean and NLI: the order is mostly the paper's (Kendall tau 11/15 > 0),
+    # but the step Blurring < Mean (and Blurring < NLI) is inverted
+    swapped = {"ibo": 0.1, "mean": 0.2, "nli": 0.25, "blurring": 0.3}
+    rows = _last_mask_rows(swapped | {"histogram": 0.4, "blackening": 0.5})
+    tau = order_agreement(paper.PAPER_TABLE1_ORDER, by="strategy")(rows.assign(score=-rows.value))
+    assert tau == pytest.approx(11 / 15)  # 2 of the 15 pairs discordant
+    # min(0.3 - 0.1, 0.2 - 0.3, 0.25 - 0.3, 0.4 - 0.2, 0.4 - 0.25, 0.5 - 0.4)
+    assert table1_order_margin("mahalanobis", strategies)(rows) == pytest.approx(-0.1)
+    # the paper's order, Mean and NLI either way round (Table 1 swaps them between masks)
+    held = {"ibo": 0.1, "blurring": 0.2, "nli": 0.3, "mean": 0.35, "histogram": 0.4}
+    rows = _last_mask_rows(held | {"blackening": 0.6})
+    assert table1_order_margin("feature_lpips", strategies)(rows) == pytest.approx(0.05)
+    # SSIM is a similarity: the same order reads from the largest value down
+    ssim = rows.assign(value=1 - rows.value)
+    assert table1_order_margin("ssim", strategies)(ssim) == pytest.approx(0.05)
+    assert table1_order_margin("mahalanobis", strategies)(ssim) == pytest.approx(-0.2)
+    # a run with some of the strategies tests the steps between those it has
+    assert table1_adjacent_pairs(["blackening", "mean", "ibo"]) == [
+        ("ibo", "mean"),
+        ("mean", "blackening"),
+    ]
+    assert table1_order_margin("mahalanobis", ["blackening", "mean", "ibo"])(
+        rows[rows.strategy.isin(["blackening", "mean", "ibo"])]
+    ) == pytest.approx(0.25)
+
+
+def test_table1_tiers_are_the_order_the_paper_holds_at_every_mask():
+    tiers = paper.PAPER_TABLE1_TIERS
+    assert [s for tier in tiers for s in tier] == list(paper.PAPER_TABLE1_ORDER)
+    masks = range(1, paper.PAPER_TABLE1_MASKS + 1)
+    for near, far in table1_adjacent_pairs(paper.PAPER_TABLE1_ORDER):
+        assert all(paper.lpips(near, i) < paper.lpips(far, i) for i in masks), (near, far)
+    for tier in (t for t in tiers if len(t) > 1):  # a tier: an order that changes with the mask
+        a, b = tier
+        assert {paper.lpips(a, i) < paper.lpips(b, i) for i in masks} == {True, False}
+
+
+def test_random_regions_keep_the_area_and_are_seeded_per_tile():
+    regions = np.zeros((3, 32, 32), dtype=bool)
+    regions[0, :10, :10], regions[1, 5:, :], regions[2, 3, 3] = True, True, True
+    moved = study.random_regions(regions, 0, [4, 7, 9])
+    assert moved.dtype == bool and moved.shape == regions.shape
+    assert (moved.sum(axis=(1, 2)) == regions.sum(axis=(1, 2))).all()
+    assert not (moved == regions).all()
+    assert (study.random_regions(regions[1:], 0, [7, 9]) == moved[1:]).all()  # per tile
+    assert not (study.random_regions(regions, 1, [4, 7, 9]) == moved).all()  # per seed
 
 
 def test_gate_table_applies_the_criterion_to_samples_and_control():
@@ -583,6 +651,13 @@ def test_the_chapter_interface_on_a_smoke_study(smoke_study):
     assert low <= mard.loc[strategy, "mard_boot_mean"] <= high
     claims = chapter.claims(st)
     assert claims and all(isinstance(c, dict) and c["verdict"] for c in claims)
+    # IBO's premise faces IBO on a random region of the same area, one per occluded tile
+    control = study.premise_control_rows(st)
+    assert len(control) == len(one.sample_ids) and control.p_after.between(0, 1).all()
+    last = one.masks[np.arange(len(one.sample_ids)), :, -1].sum(axis=(2, 3))
+    assert (control.area.to_numpy() == np.median(last, axis=1)).all()  # 7 methods: a median
+    premise = {c["claim_id"]: c for c in claims}["premise.ibo_lowers_p_tumour"]
+    assert premise["controls"] == study.PREMISE_CONTROL and premise["control_value"] != ""
     figures = chapter.figures(st, tables)
     assert set(figures) >= {"heatmaps", "masks", "occlusions", "agreement"}
     assert all(isinstance(f, plt.Figure) for f in figures.values())
@@ -604,6 +679,9 @@ def test_smoke_run_writes_the_claims(smoke_outputs):
         ["premise.ddpm_samples_normal", "premise.ddpm_samples_in_distribution"]
     ]
     assert (premises["controls"] == "flat tiles").all()  # tissue-free tiles face the premise
+    assert claims.set_index("claim_id").controls["premise.ibo_lowers_p_tumour"] == (
+        study.PREMISE_CONTROL
+    )
     assert {f"table1.{m}.ibo_closest" for m in ("ssim", "feature_lpips", "mahalanobis")} <= ids
     shared = claims.set_index("claim_id").shared_stages
     assert shared["table9.mard.ibo_vs_mean"] == SHARED_DDPM

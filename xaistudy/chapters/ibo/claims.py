@@ -4,66 +4,24 @@ tile's replicates stay together in the bootstrap). Quotes: :data:`.paper.QUOTES`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from fractions import Fraction
 
-import numpy as np
 import pandas as pd
 
 from xaistudy.chapters.ibo import paper
-from xaistudy.chapters.ibo.paper import IMPROVEMENT_BASELINE, PAPER, PAPER_TABLE1_ORDER, QUOTES
+from xaistudy.chapters.ibo.paper import IMPROVEMENT_BASELINE, PAPER, QUOTES
+from xaistudy.chapters.ibo.statistics import (
+    improvement_statistic,
+    split_half_tau,
+    table1_closest,
+    table1_order_margin,
+)
 from xaistudy.chapters.ibo.tables import METRIC_LABELS, signal_table
 from xaistudy.evaluate import occlusion
-from xaistudy.stats import ranking
-from xaistudy.stats.claims import Claim, judge, order_agreement
-from xaistudy.stats.verdicts import ArrayStatistic
+from xaistudy.stats.claims import Claim, judge
 from xaistudy.studies import ibo as study
 
 SHARED_DDPM = "one DDPM, trained once on the first seed's normal tiles, serves every seed"
-
-
-def _table1_closest(metric: str, strategies: Sequence[str], n_masks: int) -> Callable:
-    """min over the other strategies and the masks of (their mean distance - IBO's); for SSIM
-    (a similarity) IBO's minus theirs. > 0: IBO is the closest to the original everywhere."""
-    code = {s: i for i, s in enumerate(strategies)}
-    sign = -1.0 if metric == "ssim" else 1.0
-    ibo = code["ibo"]
-
-    def statistic(rows: pd.DataFrame) -> float:
-        cell = rows["strategy"].map(code).to_numpy() * n_masks + rows["mask"].to_numpy() - 1
-        means = study.code_means(cell, rows["value"].to_numpy(), len(strategies) * n_masks)
-        means = means.reshape(len(strategies), n_masks)
-        diff = sign * (np.delete(means, ibo, axis=0) - means[ibo])
-        return float(np.nanmin(diff))
-
-    return statistic
-
-
-def _improvement_statistic(strategies: Sequence[str]) -> ArrayStatistic:
-    """:func:`.paper.improvement_ratio` of the mean distance per strategy (rows: ``code``, the
-    strategy's index, and ``value``; tiles and masks pooled)."""
-    ibo, base, n = strategies.index("ibo"), strategies.index(IMPROVEMENT_BASELINE), len(strategies)
-    return ArrayStatistic(
-        ("code", "value"),
-        lambda code, v: paper.improvement_ratio(
-            study.code_means(code.astype(int), v, n), ibo, base
-        ),
-    )
-
-
-def _split_half_tau(n_methods: int) -> Callable:
-    """Kendall tau between the IoU rankings of the even- and the odd-numbered tiles."""
-
-    def statistic(rows: pd.DataFrame) -> float:
-        units = rows["unit"].to_numpy().astype(np.uint64)
-        half = ((units * np.uint64(0x9E3779B1)) >> np.uint64(11)) & np.uint64(1)  # a fixed hash
-        m, v = rows["m"].to_numpy(), rows["value"].to_numpy()
-        a, b = (study.code_means(m[half == h], v[half == h], n_methods) for h in (0, 1))
-        if np.isnan(a).any() or np.isnan(b).any():
-            return float("nan")
-        return ranking.kendall_tau(ranking.rank(a, True), ranking.rank(b, True))
-
-    return statistic
 
 
 def _claim(cid: str, source: str, statement: str, paper_value: str, quantity: str, **kw) -> Claim:
@@ -123,16 +81,15 @@ def claim_rows(st: study.Result) -> list[dict[str, object]]:
         controls={"flat tiles": flat.assign(value=flat.ood - flat.seed.map(normal_q95))},
     )
     if "ibo" in st.strategies:
-        sub = auc[auc.strategy == "ibo"]
+        sub, ctl = auc[auc.strategy == "ibo"], study.premise_control_rows(st)
         add(
             premise(
                 "premise.ibo_lowers_p_tumour",
                 "Inpainting the highlighted regions with normal tissue lowers P(tumour)",
-                "P(tumour) before minus after the last mask, IBO",
-                no_control="none computed: it would inpaint a region of the same area that the "
-                "heatmap did not pick (one more RePaint run per tile and mask)",
+                "P(tumour) before minus after the last mask, IBO (every method and replicate)",
             ),
             sub.assign(value=sub.p_before - sub.p_after),
+            controls={study.PREMISE_CONTROL: ctl.assign(value=ctl.p_before - ctl.p_after)},
         )
 
     if "ibo" in st.strategies and len(st.strategies) > 1:
@@ -147,28 +104,26 @@ def claim_rows(st: study.Result) -> list[dict[str, object]]:
                     "at Mask_4 (LPIPS)",
                     f"{METRIC_LABELS[metric]}: smallest margin of IBO over any "
                     "other strategy at any mask",
-                    statistic=_table1_closest(metric, st.strategies, st.n_masks),
+                    statistic=table1_closest(metric, st.strategies, st.n_masks),
                     quote=paper.table1_quote(),
                 ),
                 rows,
             )
-            last = rows[rows["mask"] == st.n_masks]
-            score = last.value if metric == "ssim" else -last.value
             add(
                 _claim(
                     f"table1.{metric}.order",
                     "Table 1",
-                    "Strategies ordered by distance to the original: "
-                    + " < ".join(PAPER_TABLE1_ORDER),
-                    "the order of the LPIPS column Mask_4",
-                    f"{METRIC_LABELS[metric]}: Kendall tau of the strategies' order at "
-                    f"Mask_{st.n_masks} with the paper's",
-                    statistic=order_agreement(
-                        [s for s in PAPER_TABLE1_ORDER if s in st.strategies], by="strategy"
-                    ),
+                    "Strategies ordered by distance to the original as Table 1 orders them at "
+                    f"every mask: {paper.table1_tiers_text()} (Mean and NLI swap between masks, "
+                    "so that pair is not tested)",
+                    "the order of Table 1's LPIPS at every mask (Mask_1-4)",
+                    f"{METRIC_LABELS[metric]} at Mask_{st.n_masks}: smallest adjacent-pair margin, "
+                    "the min over the consecutive steps (a, b) of that order of b's mean minus "
+                    "a's (SSIM, a similarity: a's minus b's); > 0: every step holds",
+                    statistic=table1_order_margin(metric, st.strategies),
                     quote=paper.table1_quote(order=True),
                 ),
-                last.assign(score=score),
+                rows[rows["mask"] == st.n_masks],
             )
         if IMPROVEMENT_BASELINE in st.strategies and len(st.strategies) > 2:
             # the abstract's "nearly twice", on LPIPS or (no AlexNet weights) its substitute: not
@@ -186,7 +141,7 @@ def claim_rows(st: study.Result) -> list[dict[str, object]]:
                     f"{METRIC_LABELS[metric]}, tiles and masks pooled: ({base} − IBO) / ({base} − "
                     "the closest other strategy): IBO's improvement over the best other's",
                     null=1.0,
-                    statistic=_improvement_statistic(st.strategies),
+                    statistic=improvement_statistic(st.strategies),
                     no_control="the null 1 is the best other strategy's own improvement, "
                     "measured on the same tiles and masks",
                     quote=QUOTES["table1.improvement_ratio"],
@@ -204,7 +159,7 @@ def claim_rows(st: study.Result) -> list[dict[str, object]]:
             "The IoU ranking of the methods is a ground truth (a stable order)",
             "one order from the test tiles",
             "Kendall tau between the IoU rankings of two disjoint halves of the tiles",
-            statistic=_split_half_tau(len(st.methods)),
+            statistic=split_half_tau(len(st.methods)),
             kind="premise",
         ),
         gt := ranked[ranked.src == 0],  # the IoU rows, in the order of ``iou``

@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from xaistudy.evaluate import occlusion, perceptual
+from xaistudy.evaluate import controls, occlusion, perceptual
 from xaistudy.evaluate.inpaint import count_unet_calls
 from xaistudy.explain import METHODS, explain
 from xaistudy.models.classifiers import resolve_device, target_layer
@@ -63,6 +63,22 @@ def noise_seeds(
         for s in sample_ids
     ]
     return np.repeat(np.array(base, dtype=np.int64)[:, None], n_methods, axis=1)
+
+
+def random_regions(regions: np.ndarray, seed: int, sample_ids: Sequence[int]) -> np.ndarray:
+    """Each sample's region (S, H, W) moved to random CAM-like blobs (Gaussian-smoothed noise,
+    1/16 of the side wide) of exactly its area: where no heatmap looked. Seeded per (seed,
+    sample): a tile's region does not depend on the other samples."""
+    side = regions.shape[-1]
+    return np.stack(
+        [
+            controls.coverage_matched(
+                r[None].astype(np.float32), (seed, int(s), 6), smooth=side / 16
+            )[0]
+            > 0.5
+            for r, s in zip(regions, sample_ids, strict=True)
+        ]
+    )
 
 
 def strategy_options(

@@ -39,6 +39,7 @@ from xaistudy.studies.ibo.occlude import (
     evaluate_strategy,
     heatmaps,
     noise_seeds,
+    random_regions,
     strategy_options,
 )
 
@@ -100,10 +101,12 @@ class Explained:
 @dataclass(frozen=True)
 class SeedResult(Explained, SeedModel):
     """Everything one seed computes. ``results[strategy]``: :func:`evaluate_strategy`'s arrays
-    with a replicate axis (S, R, M, ...); ``aucs[strategy]``: deletion AUC (S, R, M)."""
+    with a replicate axis (S, R, M, ...); ``aucs[strategy]``: deletion AUC (S, R, M);
+    ``premise_control``: :func:`premise_control`'s arrays (empty without IBO)."""
 
     results: Mapping[str, Mapping[str, np.ndarray]]
     aucs: Mapping[str, np.ndarray]
+    premise_control: Mapping[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -397,6 +400,51 @@ def occlude_seed(
     return results, aucs
 
 
+#: the premise's null control: IBO where the heatmap did not look
+PREMISE_CONTROL = "IBO on a random region of the same area"
+
+
+def premise_control(
+    params: Any, sm: SeedModel, ex: Explained, dm: Any, ddpm_key: Mapping, store: Store
+) -> dict[str, np.ndarray]:
+    """IBO's premise without the heatmap (cached): per occluded tile, the last mask of the
+    method whose last mask has the median area among the tile's methods, moved to random blobs
+    of the same area (:func:`random_regions`), is filled by RePaint with IBO's settings and the
+    tile's replicate-0 noise in one pass (IBO fills the mask level by level). Returns
+    ``p_before`` and ``p_after`` (P(tumour) of the tile and of the filled tile), ``method``
+    (the index of the method whose area it took) and ``area`` (pixels), each (S,)."""
+    p, ids = params, ex.sample_ids
+    last = ex.masks[:, :, -1]  # (S, M, H, W)
+    area = last.sum(axis=(2, 3))
+    method = np.argsort(area, axis=1, kind="stable")[:, (area.shape[1] - 1) // 2]
+    mean = sm.splits["train"].images.channel_mean()
+    key_opts, run_opts = strategy_options(p, mean, dm, dict(ddpm_key))["ibo"]
+
+    def compute() -> dict[str, np.ndarray]:
+        x = sm.splits["test"].images[ids]
+        region = random_regions(last[np.arange(len(ids)), method], sm.seed, ids)
+        levels = np.where(region, 1, 2).astype(np.int64)
+        seeds = noise_seeds(sm.seed, ids, 1)[:, 0]
+        filled = occlusion.occlude_levels("ibo", x, levels, seeds, 1, **run_opts)[:, 0]
+        return {
+            "p_before": predict_proba(sm.model, x, target=1),
+            "p_after": predict_proba(sm.model, filled, target=1),
+            "method": method,
+            "area": region.sum(axis=(1, 2)),
+        }
+
+    key = dict(
+        sm.keys["heatmaps"],
+        samples=ids.tolist(),
+        kmeans_k=p.kmeans_k,
+        options=key_opts,
+        control=PREMISE_CONTROL,
+        noise="common",
+        smooth="tile side / 16",
+    )
+    return store.cached_arrays("ibo-premise-control", key, compute)
+
+
 def run(params: Any, store: Store | None = None, *, profile: str = "quick") -> Result:
     """The whole experiment over ``params.seeds`` (every stage cached); ``profile`` only names
     the profile the parameters came from in the result."""
@@ -422,7 +470,17 @@ def run(params: Any, store: Store | None = None, *, profile: str = "quick") -> R
         results, aucs = timed(
             "occlusion", lambda sm=sm, ex=ex: occlude_seed(params, sm, ex, dm, key, store)
         )
-        runs.append(SeedResult(**_fields(sm), **_fields(ex), results=results, aucs=aucs))
+        control = {}
+        if "ibo" in results:
+            control = timed(
+                "premise control",
+                lambda sm=sm, ex=ex: premise_control(params, sm, ex, dm, key, store),
+            )
+        runs.append(
+            SeedResult(
+                **_fields(sm), **_fields(ex), results=results, aucs=aucs, premise_control=control
+            )
+        )
     return Result(
         params,
         profile,

@@ -66,6 +66,28 @@ def auc_rows(st: Result) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)
 
 
+def premise_control_rows(st: Result) -> pd.DataFrame:
+    """IBO's premise control per seed and occluded tile (``unit``): P(tumour) before and after
+    RePaint fills a random region of the last mask's area (:func:`.pipeline.premise_control`),
+    the method whose area it took and the area; no rows without IBO."""
+    frames = [
+        pd.DataFrame(
+            {
+                "seed": run.seed,
+                "unit": run.sample_ids,
+                "method": np.asarray(st.methods)[run.premise_control["method"]],
+                "area": run.premise_control["area"],
+                "p_before": run.premise_control["p_before"],
+                "p_after": run.premise_control["p_after"],
+            }
+        )
+        for run in st.runs
+        if len(run.premise_control)
+    ]
+    columns = ["seed", "unit", "method", "area", "p_before", "p_after"]
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+
+
 def distance_rows(st: Result) -> pd.DataFrame:
     """Table 1's distances per seed, tile, strategy, metric and mask (mean over methods and
     noise replicates)."""
