@@ -16,7 +16,7 @@ from torch import nn
 
 from xaistudy.chapters import segmentation_xai as ch
 from xaistudy.chapters.segmentation_xai import SegmentationXaiParams
-from xaistudy.chapters.segmentation_xai.claims import paper_order
+from xaistudy.chapters.segmentation_xai.claims import paper_order, peak_untestable
 from xaistudy.chapters.segmentation_xai.paper import (
     PAPER,
     paper_table1,
@@ -697,9 +697,23 @@ def test_the_chapter_interface_on_a_smoke_study(smoke_study):
     assert len(both) == len(res.controls) > 0
     np.testing.assert_allclose(both["saliency_ratio_control"], both["saliency_ratio"])
     for r in rows:
-        if r["claim_id"].startswith("ratio."):
+        if r["claim_id"].startswith("ratio.") or r["claim_id"] == "rise.ratio_falls_with_masks":
             assert r["controls"] == study.CONTROL
             assert r["verdict"] in ("uninformative", "inconclusive", "not testable here")
+    # the RISE trend's control is scored at the threshold the trend is read at, the highest
+    p = res.params
+    lo, hi = p.rise_thresholds[0], p.rise_thresholds[-1]
+    n_lo, n_hi = p.rise_masks[0], p.rise_masks[-1]
+    c = res.controls[res.controls["layer"] == study.RISE_LAYER]
+    assert set(zip(c["threshold"], c["n_masks"], strict=True)) == {
+        (t, n) for t in (lo, hi) for n in p.rise_masks
+    }
+    at_hi = c[c["threshold"] == hi].pivot_table(
+        index=["seed", "unit"], columns="n_masks", values="dice_explained"
+    )
+    trend = {r["claim_id"]: r for r in rows}["rise.dice_falls_with_masks"]
+    assert trend["controls"] == study.CONTROL
+    assert trend["control_value"] == f"{(at_hi[n_hi] - at_hi[n_lo]).mean():.4g}"
     figures = ch.figures(res)
     assert list(figures) == ["fig2_methods", "fig3_rise_masks", "rise_convergence",
                              "fig4_metric_procedure"]  # fmt: skip
@@ -730,3 +744,46 @@ def test_background_and_rise_count_rows_by_hand():
     peak = study.rise_count_rows(scores, params, 500, [100, 1000])
     assert sorted(peak["value"].round(6)) == [0.02, 0.05] and set(peak["code"]) == {0, 1}
     assert study.rise_count_rows(scores, params, 500, [2000]).empty  # a count the run lacks
+
+
+def test_rise_trend_rows_and_control_thresholds_read_the_highest_threshold():
+    params = build_params(SegmentationXaiParams, "quick")
+    assert params.rise_thresholds == [0.2, 0.4]
+    rows = pd.DataFrame({
+        "seed": 0, "unit": 3, "layer": [study.RISE_LAYER] * 4 + ["bottleneck"],
+        "threshold": [0.2, 0.2, 0.4, 0.4, 0.4], "n_masks": [100, 1000, 100, 1000, None],
+        "dice_explained": [0.9, 0.8, 0.7, 0.4, 0.1],
+    })  # fmt: skip
+    trend = study.rise_trend_rows(rows, params, "dice_explained")
+    assert trend["method"].tolist() == ["100", "1000"]
+    assert trend["value"].tolist() == [0.7, 0.4]  # the 0.4 rows, not the 0.2 ones nor the CAM
+    from xaistudy.studies.segmentation_xai.rows import control_thresholds
+
+    assert control_thresholds(params, rise=True) == [0.2, 0.4]
+    assert control_thresholds(params, rise=False) == [params.cam_thresholds[0]] == [0.05]
+    one = build_params(SegmentationXaiParams, "quick", {"rise_thresholds": [0.3]})
+    assert control_thresholds(one, rise=True) == [0.3]
+
+
+def test_the_500_mask_peak_says_what_it_needs():
+    quick = build_params(SegmentationXaiParams, "quick")
+    assert peak_untestable(quick) == ""  # 100, 250, 500 and 1000 masks at threshold 0.2
+    smoke = build_params(SegmentationXaiParams, "smoke")
+    assert peak_untestable(smoke) == (
+        "this run runs RISE at 10, 20 masks; the survey's 500-mask peak needs 500 and another "
+        "of its counts (100, 1000, 2000): -p rise_masks '[10, 20, 100, 500]'"
+    )
+    alone = build_params(SegmentationXaiParams, "quick", {"rise_masks": [500]})
+    assert peak_untestable(alone).endswith("-p rise_masks '[100, 500]'")
+    # Table 1's peak is at 0.2; at 0.4 its best count is 100 (0.853 against 0.766 at 500)
+    high = build_params(SegmentationXaiParams, "quick", {"rise_thresholds": [0.4]})
+    assert peak_untestable(high) == (
+        "the lowest RISE threshold is 0.4, and Table 1 has the peak at 0.2: -p rise_thresholds "
+        "'[0.2, 0.4]'"
+    )
+
+
+def test_quick_judges_every_rise_claim_on_twelve_tiles_per_seed():
+    p = build_params(SegmentationXaiParams, "quick")
+    assert min(p.n_images, p.n_convergence) >= 12 and len(p.seeds) >= 3
+    assert p.rise_reference >= 500  # the reference at least as many masks as the survey's peak

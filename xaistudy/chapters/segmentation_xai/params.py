@@ -70,7 +70,7 @@ class SegmentationXaiParams(DatasetSeedsParams):
         description="layers of the CAMs: bottleneck (end of the encoder, the survey's choice) "
         "and module names such as up_conv.0 (first U-Net decoder block) or backbone.layer3",
     )
-    n_images: int = Field(8, ge=1, le=5000, description="test tiles explained, per seed")
+    n_images: int = Field(12, ge=1, le=5000, description="test tiles explained, per seed")
     cam_thresholds: list[float] = Field(
         [0.05, 0.1], min_length=1, description="binarisation thresholds of the CAMs, in [0, 1)"
     )
@@ -87,10 +87,14 @@ class SegmentationXaiParams(DatasetSeedsParams):
     rise_cells: int = Field(8, ge=2, le=64, description="RISE grid cells per side")
     rise_p: float = Field(0.5, gt=0, lt=1, description="RISE probability of keeping a cell")
     rise_reference: int = Field(
-        2000, ge=1, le=100000, description="masks of the independent RISE reference map"
+        500,
+        ge=1,
+        le=100000,
+        description="masks of the independent RISE reference map (any independent reference "
+        "ranks the mask counts and estimators alike; fewer masks scale the correlations down)",
     )
     n_convergence: int = Field(
-        2, ge=1, le=5000, description="tiles per seed of the RISE convergence curve"
+        12, ge=1, le=5000, description="tiles per seed of the RISE convergence curve"
     )
     xres_pool: int = Field(2, ge=1, le=16, description="Seg-XRes-CAM gradient pooling window")
     xres_pool_mode: str = Field(

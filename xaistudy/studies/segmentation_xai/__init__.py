@@ -31,6 +31,7 @@ from xaistudy.studies.segmentation_xai.rows import (
     label,
     per_unit_rows,
     rise_count_rows,
+    rise_trend_rows,
     roi_seed,
     score_seed,
 )
@@ -65,6 +66,7 @@ __all__ = [
     "load_model",
     "per_unit_rows",
     "rise_count_rows",
+    "rise_trend_rows",
     "run",
     "run_seed",
     "warm_seconds",

@@ -90,26 +90,35 @@ CONTROL = "coverage-matched maps"
 
 def control_seed(params: Any, res: SeedResult) -> pd.DataFrame:
     """The claims' null control, rows as :func:`score_seed`'s for the maps the claims judge
-    (every CAM at every layer at its lowest threshold, RISE at every mask count at its lowest
-    threshold): each map's values moved to random smooth places (blobs a sixteenth of the tile
-    wide), so every map keeps its coverage, its area above the threshold, but not where it is
-    (:func:`xaistudy.evaluate.controls.coverage_matched`); with the map checks of
-    :func:`diagnose_seed` (``inside_share``, ``prediction_share``) of the shuffled maps."""
+    (every CAM at every layer at its lowest threshold; RISE at every mask count at its lowest
+    threshold, where Table 1's claims read it, and at its highest, where the mask-count trend
+    is read, :func:`control_thresholds`): each map's values moved to random smooth places
+    (blobs a sixteenth of the tile wide), so every map keeps its coverage, its area above any
+    threshold, but not where it is (:func:`xaistudy.evaluate.controls.coverage_matched`);
+    with the map checks of :func:`diagnose_seed` (``inside_share``, ``prediction_share``) of
+    the shuffled maps."""
     rows = []
     images = res.tiles["images"]
     smooth = images.shape[-1] / 16
     for k, ((layer, name), sal) in enumerate(res.maps.items()):
-        rise = name.startswith("rise")
         if name == "reference":
             continue
-        thr = params.rise_thresholds[0] if rise else params.cam_thresholds[0]
         shuffled = controls.coverage_matched(sal, (res.seed, k), smooth=smooth)
-        steps = metric_steps(res.model, images[: len(sal)], params.target_class, shuffled, thr,
-                             params.fill)
-        d = map_diagnostics(shuffled, steps["prediction"], params.border_px, BORDER_LIMIT)
-        rows += _metric_rows(res, layer, name, thr, steps, inside_share=d["inside_share"],
-                             prediction_share=d["prediction_share"])
+        for thr in control_thresholds(params, rise=name.startswith("rise")):
+            steps = metric_steps(res.model, images[: len(sal)], params.target_class, shuffled,
+                                 thr, params.fill)
+            d = map_diagnostics(shuffled, steps["prediction"], params.border_px, BORDER_LIMIT)
+            rows += _metric_rows(res, layer, name, thr, steps, inside_share=d["inside_share"],
+                                 prediction_share=d["prediction_share"])
     return pd.DataFrame(rows)
+
+
+def control_thresholds(params: Any, rise: bool) -> list[float]:
+    """The thresholds the null control scores a map at: a CAM's lowest; RISE's lowest (Table
+    1's claims) and highest (the mask-count trend), once when they are the same."""
+    if not rise:
+        return [params.cam_thresholds[0]]
+    return sorted({params.rise_thresholds[0], params.rise_thresholds[-1]})
 
 
 def diagnose_seed(params: Any, res: SeedResult) -> pd.DataFrame:
@@ -211,6 +220,15 @@ def rise_count_rows(table: pd.DataFrame, params: Any, peak: int, others: list[in
         for k, n in enumerate(others)
     ]
     return pd.concat(parts, ignore_index=True).dropna(subset=["value"])
+
+
+def rise_trend_rows(table: pd.DataFrame, params: Any, column: str) -> pd.DataFrame:
+    """Per tile and mask count (``method``: the count as text, ``value``: ``column``): RISE's
+    rows at its highest threshold, where the mask-count trend is read. ``table``: the scores
+    or the control's rows."""
+    t = table[(table["layer"] == RISE_LAYER) & (table["threshold"] == params.rise_thresholds[-1])]
+    t = t.assign(method=t["n_masks"].astype(int).astype(str), value=t[column])
+    return t[["seed", "unit", "method", "value"]].reset_index(drop=True)
 
 
 def per_unit_rows(
