@@ -20,20 +20,20 @@ help:
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-compile -e ".[dev]"
+	$(BIN)/python tools/install.py $(BIN)/python
 	@touch $(STAMP)
 
 book: $(STAMP)
 	$(BIN)/xaistudy book --profile $(PROFILE) $(if $(EXERCISES),--exercises,)
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -n $(WORKERS) --maxprocesses 4 --dist worksteal $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --maxprocesses 4 --dist load --maxschedchunk 1 $(PYTEST_ARGS)
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -n $(WORKERS) --maxprocesses 4 --dist worksteal -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(WORKERS) --maxprocesses 4 --dist load --maxschedchunk 1 -m "not slow" $(PYTEST_ARGS)
 
 lint: $(STAMP)
-	$(BIN)/ruff check xaistudy tests benchmarks
+	$(BIN)/ruff check xaistudy tests benchmarks tools
 
 clean:
 	rm -rf _build book/chapters data/cache .pytest_cache .ruff_cache

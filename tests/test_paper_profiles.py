@@ -62,7 +62,7 @@ TINY: dict[str, dict[str, object]] = {
     },
     "ibo": {
         "seeds": [0], "data_root": "ROOT/camelyon16", "data_options": {"level": 0},
-        "tile_size": 64, "n_train": 8, "n_val": 4, "n_test": 8, "epochs": 1, "ddpm_tiles": 4,
+        "tile_size": 64, "n_train": 8, "n_val": 4, "n_test": 4, "epochs": 1, "ddpm_tiles": 4,
         "ddpm_epochs": 1, "ddpm_batch_size": 4, "repaint_steps": 2, "jump_length": 1,
         "resamplings": 1, "n_samples": 1, "n_gt_samples": 1, "gate_samples": 2,
         "gate_steps": 2, "n_boot": 50,

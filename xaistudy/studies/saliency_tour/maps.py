@@ -69,10 +69,16 @@ def cached_maps(
 
 
 def grid_maps(
-    params: Any, m: Models, idx: np.ndarray, x: torch.Tensor, store: Store
+    params: Any,
+    m: Models,
+    idx: np.ndarray,
+    x: torch.Tensor,
+    store: Store,
+    ran: set[str] | None = None,
 ) -> dict[str, dict[str, np.ndarray]]:
     """Maps of every grid method for the tumour class, from the model and from its copy with
-    the top ``sanity_top_k`` weight layers re-initialised (cached per method)."""
+    the top ``sanity_top_k`` weight layers re-initialised (cached per method); ``ran``
+    collects the methods computed here (not read from the cache)."""
     model_key = weights_key(m.net)
     n_layers = len(sanity.weight_layers(m.net))
     if params.sanity_top_k > n_layers:
@@ -92,25 +98,34 @@ def grid_maps(
             "top_k": params.sanity_top_k,
             "seed": m.seed,
         }
-        out[method] = cached_maps(
-            store,
-            "maps",
-            key,
-            lambda method=method, opts=opts: {
-                "maps": tx.run_method(method, m.net, x, targets, target_layer(m.net), opts),
+
+        def compute(method: str = method, opts: dict = opts) -> dict[str, np.ndarray]:
+            if ran is not None:
+                ran.add(method)
+            layer = target_layer(m.net)
+            return {
+                "maps": tx.run_method(method, m.net, x, targets, layer, opts),
                 "random_maps": tx.run_method(
                     method, randomised, x, targets, target_layer(randomised), opts
                 ),
-            },
-        )
+            }
+
+        out[method] = cached_maps(store, "maps", key, compute)
     return out
 
 
 def time_methods(
-    params: Any, m: Models, x: torch.Tensor, device: torch.device, store: Store
+    params: Any,
+    m: Models,
+    x: torch.Tensor,
+    device: torch.device,
+    store: Store,
+    warm: set[str] = frozenset(),
 ) -> pd.DataFrame:
-    """Seconds per image of every method: one tile, after a warm-up call, each method alone,
-    ``timing_repeats`` timed calls; plus the forward and backward passes per image."""
+    """Seconds per image of every method: one tile, warm, each method alone, ``timing_repeats``
+    timed calls; plus the forward and backward passes per image. Warm: after a warm-up call,
+    unless the method is in ``warm`` (it has just run in this process on this model and an
+    input of this shape, so its first call has nothing left to set up)."""
     key = {
         "model": weights_key(m.net),
         "device": str(device),
@@ -125,9 +140,10 @@ def time_methods(
         layer = target_layer(m.net)
         for method in tqdm(grid_methods(params), desc=f"timing, seed {m.seed}", leave=False):
             opts = options(params, method)
-            counted = tx.measure(method, m.net, x[:1], [1], layer, opts)  # warm-up + passes
+            counted = None if method in warm else tx.measure(method, m.net, x[:1], [1], layer, opts)
             for r in range(params.timing_repeats):
                 timed = tx.measure(method, m.net, x[:1], [1], layer, opts)
+                counted = counted or timed  # the passes: the warm-up's, or the first timed call's
                 rows.append(
                     {
                         "method": method,
