@@ -539,3 +539,30 @@ def test_the_chapter_interface_gives_claims_tables_and_figures(smoke_result):
     plt.close("all")
     # importing the page modules leaves the interface functions in place
     assert callable(chapter.claims) and callable(chapter.tables) and callable(chapter.figures)
+
+
+def test_timing_skips_the_warm_up_only_for_methods_that_just_ran(tmp_path, monkeypatch):
+    """A method whose maps of this tile just ran is timed without a warm-up call, its passes
+    taken from its first timed call; any other method gets its warm-up call first."""
+    from types import SimpleNamespace
+
+    from xaistudy.studies.saliency_tour import maps as maps_mod
+
+    calls = []
+
+    def fake_measure(method, model, inputs, target, layer=None, options=None):
+        calls.append(method)
+        return tx.Measured(np.zeros((1, 8, 8)), 0.5, float(len(calls)), 0.0)
+
+    monkeypatch.setattr(maps_mod.tx, "measure", fake_measure)
+    params = build_params(
+        SaliencyTourParams, "smoke", {"methods": "gradcam,saliency", "timing_repeats": 2}
+    )
+    m = SimpleNamespace(net=SmallCNN(2, widths=(4, 8)), seed=0)
+    x = torch.zeros(1, 3, 16, 16)
+    table = maps_mod.time_methods(params, m, x, torch.device("cpu"), Store(tmp_path), {"gradcam"})
+    assert calls == ["saliency"] * 3 + ["gradcam"] * 2  # the review's order
+    per = table.groupby("method")["forward"].first()
+    assert per["saliency"] == 1.0  # the warm-up call's passes
+    assert per["gradcam"] == 4.0  # no warm-up: the first timed call's passes
+    assert (table.groupby("method").size() == 2).all()
