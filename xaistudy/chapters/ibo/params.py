@@ -190,6 +190,7 @@ class IboParams(DatasetSeedsParams):
             "ddpm_epochs": 1,
             "ddpm_batch_size": 16,
             "seeds": [0],
+            "train_timesteps": 100,  # T/repaint_steps noise draws per RePaint undo step
             "repaint_steps": 4,
             "jump_length": 2,
             "resamplings": 2,
