@@ -8,7 +8,7 @@ from scipy import stats as sps
 from torch import nn
 
 from xaistudy.explain import ATTRIBUTIONS, CAM_METHODS, METHODS, attribute, compute_cam, explain
-from xaistudy.explain.rise import rise, rise_masks
+from xaistudy.explain.rise import fill_like, rise, rise_masks
 from xaistudy.models.classifiers import build_classifier, target_layer
 from xaistudy.stats.intervals import mean_ci
 
@@ -280,3 +280,22 @@ def test_the_contributing_guide_adds_a_method_with_one_registered_function(tiny)
     finally:
         METHODS.clear()
         METHODS.update(before)
+
+
+def test_rise_fill_black_mean_and_blur():
+    """What RISE's hidden pixels show: zero, the image's mean colour, or the image blurred
+    (smoother than the image, its mean kept); an unknown fill is refused in one line."""
+    image = torch.rand(1, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    assert fill_like(image, "black") == 0.0
+    mean = fill_like(image, "mean")
+    assert mean.shape == (1, 3, 1, 1)
+    torch.testing.assert_close(mean[0, :, 0, 0], image[0].mean(dim=(1, 2)))
+    blur = fill_like(image, "blur", cells=8)
+    assert blur.shape == image.shape
+    assert blur.diff(dim=-1).abs().mean() < 0.2 * image.diff(dim=-1).abs().mean()
+    assert blur.mean().item() == pytest.approx(image.mean().item(), abs=0.02)
+    with pytest.raises(ValueError, match="unknown RISE fill 'grey'; allowed: black, mean, blur"):
+        fill_like(image, "grey")
+    # a fill that equals the image hides nothing: every mask scores the same, a flat map
+    flat = rise(lambda x: x.mean(dim=(1, 2, 3)), image, n_masks=16, baseline=image)
+    assert np.ptp(flat) < 1e-5

@@ -93,6 +93,24 @@ def test_score_maps_shapes():
     assert all(v.shape == (3,) for v in scores.values())
 
 
+def test_region_coverage_counts_each_object_by_hand():
+    mask = np.zeros((10, 10), bool)
+    mask[1:4, 1:5] = True  # 12 px, the larger region
+    mask[6:9, 6:9] = True  # 9 px
+    mask[0, 9] = True  # 1 px: below min_area (2 % of 100 px), not a region
+    saliency = np.zeros((10, 10))
+    saliency[1:4, 1:5] = 2.0  # all of the first region
+    saliency[6:9, 6] = 1.0  # 3 of the second's 9 pixels
+    saliency[0, 0] = 0.5
+    # mask_area keeps the 22 highest pixels: the 15 positive ones, no zero
+    np.testing.assert_allclose(loc.region_coverage(saliency, mask, min_area=0.02), [1.0, 1 / 3])
+    even = mask.astype(float)  # covers every region whole
+    np.testing.assert_allclose(loc.region_coverage(even, mask, min_area=0.02), [1.0, 1.0])
+    assert len(loc.region_coverage(even, mask, min_area=0.1)) == 1  # the 9-px region is small
+    diagonal = np.eye(4, dtype=bool)  # 8-connected: one region, not four
+    assert len(loc.region_coverage(np.ones((4, 4)), diagonal, min_area=0.0)) == 1
+
+
 @pytest.mark.parametrize(
     "call, message",
     [
@@ -103,6 +121,7 @@ def test_score_maps_shapes():
         (lambda: loc.binarise(np.ones((4, 4)), "top_fraction"), "needs value"),
         (lambda: loc.binarise(np.ones((4, 4)), "mask_area"), "needs the mask"),
         (lambda: loc.binarise(np.ones(4), "otsu"), "2-D map"),
+        (lambda: loc.region_coverage(np.ones((4, 4)), np.ones((4, 4)), min_area=1.0), "min_area"),
     ],
 )
 def test_bad_input_is_one_line(call, message):

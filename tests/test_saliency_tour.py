@@ -150,7 +150,8 @@ def test_smoke_run_writes_the_tables_claims_and_figures(smoke_outputs):
     assert (measured.verdict != "not testable here").all() and measured.book_value.notna().all()
     assert claims.verdict.isin(VERDICTS).all() and claims.profile.eq("smoke").all()
     timing = pd.read_csv(tmp_path / "tables" / "timing.csv")
-    assert timing.timed.str.contains("warm-up").all()
+    # one scored tile at smoke: its call is timed cold (with more, the first is the warm-up)
+    assert timing.timed.str.contains("each scored tile's map alone.*, cold;").all()
     for name in ("fig7_grid", "clever_hans_maps", "claims", "rise_versions"):
         assert (tmp_path / "figures" / f"{name}.png").exists()
 
@@ -168,6 +169,8 @@ EXPECTED_CLAIMS = [
     "rise.approximate_morphology",
     "occlusion.approximate_morphology",
     "rise.realistic_perturbations",
+    "gradcam.partial_coverage",
+    "gradcam.misses_fine_details",
     "smoothgrad.reduces_noise",
     "guided_backprop.invariant_to_model",
     "integrated_gradients.completeness",
@@ -541,28 +544,79 @@ def test_the_chapter_interface_gives_claims_tables_and_figures(smoke_result):
     assert callable(chapter.claims) and callable(chapter.tables) and callable(chapter.figures)
 
 
-def test_timing_skips_the_warm_up_only_for_methods_that_just_ran(tmp_path, monkeypatch):
-    """A method whose maps of this tile just ran is timed without a warm-up call, its passes
-    taken from its first timed call; any other method gets its warm-up call first."""
+def test_each_tile_is_timed_alone_and_the_first_call_is_the_warm_up(tmp_path, monkeypatch):
+    """grid_maps computes each tile's map in its own timed call (the maps equal a batched call);
+    the timing table has a row per tile but the first (its call warmed the method up), or the
+    single tile's row when only one is scored."""
     from types import SimpleNamespace
 
     from xaistudy.studies.saliency_tour import maps as maps_mod
 
     calls = []
+    real_measure = tx.measure
 
-    def fake_measure(method, model, inputs, target, layer=None, options=None):
-        calls.append(method)
-        return tx.Measured(np.zeros((1, 8, 8)), 0.5, float(len(calls)), 0.0)
+    def counting_measure(method, model, inputs, *args, **kwargs):
+        calls.append((method, len(inputs)))
+        return real_measure(method, model, inputs, *args, **kwargs)
 
-    monkeypatch.setattr(maps_mod.tx, "measure", fake_measure)
-    params = build_params(
-        SaliencyTourParams, "smoke", {"methods": "gradcam,saliency", "timing_repeats": 2}
-    )
-    m = SimpleNamespace(net=SmallCNN(2, widths=(4, 8)), seed=0)
-    x = torch.zeros(1, 3, 16, 16)
-    table = maps_mod.time_methods(params, m, x, torch.device("cpu"), Store(tmp_path), {"gradcam"})
-    assert calls == ["saliency"] * 3 + ["gradcam"] * 2  # the review's order
-    per = table.groupby("method")["forward"].first()
-    assert per["saliency"] == 1.0  # the warm-up call's passes
-    assert per["gradcam"] == 4.0  # no warm-up: the first timed call's passes
-    assert (table.groupby("method").size() == 2).all()
+    monkeypatch.setattr(maps_mod.tx, "measure", counting_measure)
+    params = build_params(SaliencyTourParams, "smoke", {"methods": "gradcam,saliency"})
+    net = SmallCNN(2, widths=(4, 8)).eval()
+    m = SimpleNamespace(net=net, seed=0)
+    x = torch.rand(3, 3, 16, 16)
+    maps = maps_mod.grid_maps(params, m, np.arange(3), x, Store(tmp_path))
+    assert calls == [("saliency", 1)] * 3 + [("gradcam", 1)] * 3  # the review's order
+    batched = tx.run_method("saliency", net, x, [1, 1, 1], target_layer(net))
+    np.testing.assert_allclose(maps["saliency"]["maps"], batched, rtol=1e-5, atol=1e-7)
+    assert maps["gradcam"]["forward"].tolist() == [1.0] * 3  # passes per tile: one forward
+    assert maps["gradcam"]["backward"].tolist() == [1.0] * 3  # and one backward
+    table = maps_mod.timing_rows(maps)
+    assert table.groupby("method")["unit"].apply(list).to_dict() == {
+        "gradcam": [1, 2], "saliency": [1, 2]
+    }  # fmt: skip
+    assert (table["seconds"] > 0).all()
+    one = {k: {n: a[:1] for n, a in v.items()} for k, v in maps.items()}
+    assert maps_mod.timing_rows(one)["unit"].tolist() == [0, 0]  # one tile: its call is timed
+
+
+def test_region_scores_need_two_tumour_regions():
+    """Partial coverage and fine details are scored on tiles with two or more tumour regions
+    (NaN otherwise), with the IoU's binarisation: a map on the larger region only covers it
+    whole and none of the smaller one."""
+    from xaistudy.studies.saliency_tour.maps import region_scores
+
+    params = build_params(SaliencyTourParams, "smoke", {})
+    mask = np.zeros((20, 20), bool)
+    mask[2:10, 2:10] = True  # 64 px
+    mask[14:18, 14:18] = True  # 16 px
+    on_large = np.where(mask & (np.arange(20)[:, None] < 12), 1.0, 0.0)
+    scores = region_scores(params, on_large, mask)
+    assert scores == {"coverage_spread": 1.0, "smallest_region_coverage": 0.0}
+    both = region_scores(params, mask.astype(float), mask)
+    assert both == {"coverage_spread": 0.0, "smallest_region_coverage": 1.0}
+    one = np.zeros((20, 20), bool)
+    one[2:10, 2:10] = True
+    assert all(np.isnan(v) for v in region_scores(params, on_large, one).values())
+
+
+@pytest.mark.slow
+def test_flat_rise_maps_make_rises_claims_not_testable(smoke_result):
+    """A RISE whose maps are flat (every masked copy scored alike) measures its masks, not the
+    model: its claims become not testable here, with the numbers in the reason."""
+    import dataclasses
+
+    from xaistudy.chapters.saliency_tour.claims import FLAT, judged
+
+    def verdicts(result):
+        return {r["claim_id"]: r for r in judged(result, "smoke") if r["claim_id"][:5] == "rise."}
+
+    working = verdicts(smoke_result)
+    assert working and all(r["verdict"] != "not testable here" for r in working.values())
+    scores = smoke_result.tables["scores"].copy()
+    scores.loc[scores["method"] == "rise", "variation"] = FLAT / 10
+    flat = dataclasses.replace(smoke_result, tables={**smoke_result.tables, "scores": scores})
+    judged_flat = verdicts(flat)
+    assert set(judged_flat) == set(working)
+    for row in judged_flat.values():
+        assert row["verdict"] == "not testable here"
+        assert "RISE's maps are flat (median variation 0.0010 < 0.01)" in row["note"]

@@ -182,3 +182,25 @@ def score_maps(
     return {
         key: np.array([r[key] for r in rows]) for key in ("pointing_game", "iou", "positive_share")
     }
+
+
+def region_coverage(
+    saliency: np.ndarray,
+    mask: np.ndarray,
+    rule: BinariseRule = "mask_area",
+    value: float | None = None,
+    min_area: float = 0.01,
+) -> np.ndarray:
+    """Per separate region of ``mask`` (8-connected components covering at least ``min_area``
+    of the tile, largest first): the share of its pixels among the map's salient pixels
+    (:func:`binarise` with ``rule``), i.e. how much of each object the map covers."""
+    saliency = _check_pair(saliency, mask)
+    if not 0 <= min_area < 1:
+        raise ValueError(f"min_area must be a share of the tile in [0, 1), got {min_area}")
+    mask = np.asarray(mask, dtype=bool)
+    regions, n = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    areas = np.bincount(regions.ravel(), minlength=n + 1)[1:]
+    keep = [k + 1 for k in np.argsort(-areas, kind="stable") if areas[k] >= min_area * mask.size]
+    salient = binarise(saliency, rule, value, mask=mask)
+    return np.array([salient[regions == k].mean() for k in keep], dtype=np.float64)
+

@@ -32,7 +32,7 @@ from torch import nn
 
 from xaistudy.explain.cams import as_targets
 from xaistudy.explain.registry import METHODS, check_options, register_method
-from xaistudy.explain.rise import class_probability, rise
+from xaistudy.explain.rise import class_probability, fill_like, rise
 
 
 def grid_segments(height: int, width: int, n_segments: int) -> np.ndarray:
@@ -389,6 +389,7 @@ def _rise(
     p: float = 0.5,
     batch_size: int = 64,
     seed: int = 0,
+    fill: str = "black",
 ):
     maps = [
         rise(
@@ -399,6 +400,7 @@ def _rise(
             seed=seed,
             cells=cells,
             p=p,
+            baseline=fill_like(inputs[i : i + 1], fill, cells),
         )
         for i, t in enumerate(targets)
     ]

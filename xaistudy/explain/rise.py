@@ -42,6 +42,30 @@ def rise_masks(
     return masks.clamp_(0.0, 1.0)
 
 
+#: what a pixel that a RISE mask hides shows (:func:`fill_like`)
+RISE_FILLS: dict[str, str] = {
+    "black": "zero (Petsiuk et al.): black for images in [0, 1]",
+    "mean": "the image's mean colour (per channel)",
+    "blur": "the image blurred (Gaussian, σ = half a mask cell)",
+}
+
+
+def fill_like(image: torch.Tensor, fill: str = "black", cells: int = 8) -> torch.Tensor | float:
+    """What the hidden pixels of ``image`` (1, C, H, W) show under RISE's masks (see
+    :data:`RISE_FILLS`): a number, or an image that broadcasts against it."""
+    if fill not in RISE_FILLS:
+        raise ValueError(f"unknown RISE fill {fill!r}; allowed: {', '.join(RISE_FILLS)}")
+    if fill == "black":
+        return 0.0
+    if fill == "mean":
+        return image.mean(dim=(-2, -1), keepdim=True)
+    from torchvision.transforms.functional import gaussian_blur
+
+    sigma = max(image.shape[-1] / cells / 2, 0.5)
+    size = min(2 * int(3 * sigma) + 1, 2 * ((min(image.shape[-2:]) - 1) // 2) + 1)
+    return gaussian_blur(image, [size, size], [sigma, sigma])
+
+
 @torch.no_grad()
 def rise(
     score_fn: Callable[[torch.Tensor], torch.Tensor],
@@ -51,7 +75,7 @@ def rise(
     seed: int = 0,
     cells: int = 8,
     p: float = 0.5,
-    baseline: float = 0.0,
+    baseline: float | torch.Tensor = 0.0,
     normalise: str = "coverage",
     masks: torch.Tensor | None = None,
 ) -> np.ndarray:
@@ -61,7 +85,8 @@ def rise(
     masks. The map is ``sum_i score_i * M_i`` divided, per pixel, by how much the masks kept
     that pixel, ``sum_i M_i`` (``normalise="coverage"``, the default: the mean score when the
     pixel is visible, so the random mask pattern itself does not show in the map), or by
-    ``n_masks * p`` as in Petsiuk et al. (``normalise="p"``). Masked pixels take ``baseline``.
+    ``n_masks * p`` as in Petsiuk et al. (``normalise="p"``). Masked pixels take ``baseline``:
+    a number, or an image that broadcasts against one input (:func:`fill_like`).
     ``masks``: masks drawn beforehand with :func:`rise_masks` (``n_masks`` of them, reused
     across calls); None draws them here. Under ``accelerate launch`` the masks are shared out
     between the processes and the sums added (:mod:`xaistudy.core.distributed`).

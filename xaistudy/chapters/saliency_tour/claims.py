@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pandas as pd
 
-from xaistudy.chapters.saliency_tour.claims_b1 import b1_tests
+from xaistudy.chapters.saliency_tour.claims_b1 import RANDOMISED, b1_tests
 from xaistudy.chapters.saliency_tour.paper import B1, CONCLUSION, PAPER, TEXT, quote
 from xaistudy.chapters.saliency_tour.text import label
 from xaistudy.stats.claims import Claim, judge
@@ -31,13 +31,6 @@ NOT_MEASURED = (
         "b1.gradcam.strength",
         "Grad-CAM is intuitive",
         "needs readers' judgements",
-        "finding",
-    ),
-    (
-        "gradcam.partial_coverage",
-        "b1.gradcam.weakness",
-        "Grad-CAM covers several objects of one class only partly",
-        "needs tiles with several separate tumour regions, scored per region; not implemented",
         "finding",
     ),
     (
@@ -121,6 +114,65 @@ def sweep_tests(result: study.Result) -> list[tuple]:
     return tests
 
 
+#: below this variation (SD / mean magnitude) on the median tile a map is flat: every
+#: perturbed copy of the tile scored alike, and the map shows the masks, not the model
+FLAT = 0.01
+
+
+def rise_degenerate(result: study.Result) -> str:
+    """Why RISE's claims are not testable in this run ("" when they are): its maps are flat
+    because the classifier scores every masked copy of a tile alike."""
+    scores, ood = result.tables["scores"], result.tables["ood"]
+    rise = scores.loc[scores["method"] == "rise", "variation"]
+    if rise.empty or rise.median() >= FLAT:
+        return ""
+    masked = ood.loc[ood["perturbation"] == study.PERTURBATIONS[0], "p_tumour_perturbed"]
+    return (
+        f"RISE's maps are flat (median variation {rise.median():.4f} < {FLAT}): the classifier "
+        f"scores every masked copy of a tile alike (a correctly classified normal tile under "
+        f"RISE's masks: P(tumour) {masked.mean():.2f}, fill '{result.params.rise_fill}'), so "
+        "the maps show the masks, not the model"
+    )
+
+
+def coverage_tests(result: study.Result) -> list[tuple]:
+    """Grad-CAM's partial coverage of several objects: on the tiles whose tumour lies in two or
+    more separate regions, how unevenly its map covers them, against the other grid methods;
+    the null control is the same from the randomised network's maps."""
+    t, what = result.tables, "coverage_spread"
+    claim = Claim(
+        "gradcam.partial_coverage",
+        PAPER.citation,
+        B1,
+        "Grad-CAM covers several objects of one class only partly",
+        PAPER.number("b1.gradcam.weakness"),
+        "spread of Grad-CAM's coverage of a tile's separate tumour regions (largest − smallest "
+        "share of a region's pixels among its salient pixels; regions of ≥ 1 % of the tile) − "
+        "the median spread of the other grid methods, per tile with ≥ 2 regions",
+        expect=">",
+    )
+    control = {RANDOMISED: rows.vs_others(t["scores_randomised"], "gradcam", what)}
+    detail = Claim(
+        "gradcam.misses_fine_details",
+        PAPER.citation,
+        TEXT + ".2",
+        "Grad-CAM's resolution is that of the last feature map: it can miss fine details",
+        "qualitative",
+        "share of the smallest separate tumour region among the salient pixels: Grad-CAM − "
+        "occlusion, per tile with ≥ 2 regions of ≥ 1 % of the tile",
+        expect="<",
+    )
+    small = ("smallest_region_coverage", "method", "gradcam", "occlusion")
+    return [
+        (claim, rows.vs_others(t["scores"], "gradcam", what), control),
+        (
+            detail,
+            rows.minus(t["scores"], *small),
+            {RANDOMISED: rows.minus(t["scores_randomised"], *small)},
+        ),
+    ]
+
+
 def hans_tests(result: study.Result) -> list[tuple[Claim, pd.DataFrame]]:
     """The Clever-Hans warning: the shortcut is learned, Grad-CAM shows it, and a plausible map
     does not show that the model uses the right evidence."""
@@ -185,6 +237,7 @@ def judged(result: study.Result, profile: str = "") -> list[dict[str, object]]:
     table); ``profile`` is recorded with each verdict."""
     tests: list[tuple] = [
         *b1_tests(result),
+        *coverage_tests(result),
         *sweep_tests(result),
         *hans_tests(result),
     ]
@@ -204,6 +257,12 @@ def judged(result: study.Result, profile: str = "") -> list[dict[str, object]]:
         )
         for cid, key, statement, why, kind in NOT_MEASURED
     ]
+    flat = rise_degenerate(result)
+    if flat:  # a degenerate explainer: its claims would measure the masks
+        tests = [
+            (replace(c, not_testable=flat), None) if c.id.startswith("rise.") else (c, *rest)
+            for c, *rest in tests
+        ]
     params = result.params
     data = f"{params.dataset} {params.tile_size} px, {params.model}"
     return [

@@ -62,7 +62,7 @@ def b1_tests(result: study.Result) -> list[tuple]:
                 "Occlusion has a high computational cost",
                 _b1("occlusion", "weakness"),
                 "log10(occlusion's warm seconds per image / the "
-                "median over the other grid methods), per timed call",
+                "median over the other grid methods), per timed tile",
                 kind=CHECK,
                 no_control=RUNTIME,
             ),

@@ -16,6 +16,8 @@ QUOTES: dict[str, str] = {
     # costs (Table B1 and Sect. 2.2)
     "occlusion.high_cost": '"High computational cost" (Table B1, Occlusion, L186)',
     "lime.high_cost": '"High computational expense" (Table B1, LIME, L188)',
+    "gradcam.misses_fine_details": '"Grad-CAM maps usually have a lower spatial resolution '
+    'than occlusion maps. Therefore, they can miss fine details" (Sect. 2.2, L144)',
     "gradcam.faster_than_occlusion": '"Grad-CAM maps can be computed faster than the occlusion '
     'map" (Sect. 2.2, L144)',
     "deconvolution.fast": '"Fast computation" (Table B1, DeconvNet, L197)',

@@ -9,6 +9,7 @@ from pydantic import Field
 from xaistudy.core.params import DatasetSeedsParams, Pretrained, choices_field, dataset_field
 from xaistudy.evaluate import localisation
 from xaistudy.explain import taxonomy as tx
+from xaistudy.explain.rise import RISE_FILLS
 
 
 class SaliencyTourParams(DatasetSeedsParams):
@@ -46,6 +47,15 @@ class SaliencyTourParams(DatasetSeedsParams):
     lime_samples: int = Field(200, ge=10, le=10000, description="LIME perturbed samples")
     shap_samples: int = Field(150, ge=10, le=10000, description="KernelSHAP perturbed samples")
     rise_masks: int = Field(400, ge=10, le=20000, description="RISE random masks")
+    rise_fill: str = choices_field(
+        list(RISE_FILLS),
+        "black",
+        "rise_fill",
+        "what the pixels RISE's masks hide show: black (Petsiuk et al.), mean (the tile's "
+        "mean colour) or blur (the tile blurred)",
+        many=False,
+        noun="fill",
+    )
     ig_steps: int = Field(32, ge=2, le=1000, description="Integrated Gradients steps")
     smoothgrad_samples: int = Field(16, ge=1, le=500, description="SmoothGrad noisy samples")
     binarise: str = choices_field(
@@ -94,9 +104,6 @@ class SaliencyTourParams(DatasetSeedsParams):
         description="seed of the explanations' own sampling only (LIME, KernelSHAP, RISE, "
         "SmoothGrad); data and models follow `seeds`",
     )
-    timing_repeats: int = Field(
-        3, ge=1, le=100, description="timed calls per method (one tile, warm; median reported)"
-    )
     n_sweep: int = Field(
         6, ge=1, le=500, description="tiles of the parameter-sensitivity sweep, per seed"
     )
@@ -125,7 +132,6 @@ class SaliencyTourParams(DatasetSeedsParams):
             "shortcut_cooccurrence": 1.0,
             "n_shortcut_maps": 2,
             "seeds": [0],
-            "timing_repeats": 1,
             "n_sweep": 1,
             "n_ood": 2,
             "faithfulness_steps": 4,

@@ -22,6 +22,7 @@ SCORE_COLUMNS = [
     "deletion_auc",
     "insertion_auc",
     "roughness",
+    "variation",
     "negative_share",
 ]
 
@@ -78,9 +79,10 @@ def timing_table(result: study.Result) -> pd.DataFrame:
         .reset_index()
     )
     out.insert(1, "label", [label(study.swept_method(k)) for k in out["method"]])
+    warm = "the first tile's call (a warm-up) left out" if t["unit"].min() > 0 else "cold"
     out["timed"] = (
-        f"one tile per call, after a warm-up call, each method alone; median over "
-        f"{len(t['unit'].unique())} calls × {t['seed'].nunique()} seeds; "
+        f"each scored tile's map alone, one method at a time, {warm}; median over "
+        f"{t['unit'].nunique()} tiles × {t['seed'].nunique()} seeds; "
         f"{threads} thread(s), device {device}"
     )
     return out.sort_values("median_seconds", ascending=False, ignore_index=True)

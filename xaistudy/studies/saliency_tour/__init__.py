@@ -17,7 +17,7 @@ from xaistudy.studies.saliency_tour.maps import (
     rise_np_maps,
     roughness,
     tile_scores,
-    time_methods,
+    timing_rows,
     with_rise_np,
 )
 from xaistudy.studies.saliency_tour.models import (
@@ -81,7 +81,7 @@ __all__ = [
     "sweep",
     "swept_method",
     "tile_scores",
-    "time_methods",
+    "timing_rows",
     "train_models",
     "with_rise_np",
 ]

@@ -23,7 +23,8 @@ from xaistudy.models.classify import predict_proba, weights_key
 from xaistudy.studies.saliency_tour.models import Models
 from xaistudy.studies.saliency_tour.settings import grid_methods, options
 
-#: per method: {"maps": (B, H, W), "random_maps": (B, H, W)}
+#: per method: {"maps": (B, H, W), "random_maps": (B, H, W)} (and the timing of ``maps``:
+#: ``seconds``, ``forward``, ``backward``, each (B,))
 Maps = Mapping[str, Mapping[str, np.ndarray]]
 #: ``c`` of the twin's ReLUs (:class:`xaistudy.evaluate.axioms.CoupledReLU`): the coupled term
 #: is the neighbouring channel's pre-activation itself, so 1 puts it on the layer's own scale
@@ -43,11 +44,33 @@ def roughness(saliency: np.ndarray) -> float:
     return float(tv / scale)
 
 
+def variation(saliency: np.ndarray) -> float:
+    """How much a map varies: its standard deviation over its mean magnitude (0 for a flat
+    map; a map whose every perturbed copy scored alike is nearly flat)."""
+    s = np.asarray(saliency, dtype=np.float64)
+    scale = np.abs(s).mean()
+    return float(s.std() / scale) if scale > 0 else 0.0
+
+
 def negative_share(saliency: np.ndarray) -> float:
     """Share of a map's absolute mass that is negative (evidence against the class)."""
     s = np.asarray(saliency, dtype=np.float64)
     total = np.abs(s).sum()
     return float(np.clip(-s, 0, None).sum() / total) if total > 0 else 0.0
+
+
+def region_scores(params: Any, saliency: np.ndarray, mask: np.ndarray) -> dict[str, float]:
+    """On a tile whose tumour lies in two or more separate regions (else NaN), with the IoU's
+    binarisation (:func:`~xaistudy.evaluate.localisation.region_coverage`): how unevenly the
+    map covers them (largest − smallest share covered) and how much of the smallest it covers
+    (a fine detail a coarse map misses)."""
+    cover = localisation.region_coverage(saliency, mask, params.binarise, params.top_fraction)
+    if len(cover) < 2:
+        return {"coverage_spread": np.nan, "smallest_region_coverage": np.nan}
+    return {
+        "coverage_spread": float(cover.max() - cover.min()),
+        "smallest_region_coverage": float(cover[-1]),
+    }
 
 
 def rise_np_maps(rise_maps: np.ndarray, params: Any, p: float = 0.5) -> np.ndarray:
@@ -69,16 +92,13 @@ def cached_maps(
 
 
 def grid_maps(
-    params: Any,
-    m: Models,
-    idx: np.ndarray,
-    x: torch.Tensor,
-    store: Store,
-    ran: set[str] | None = None,
+    params: Any, m: Models, idx: np.ndarray, x: torch.Tensor, store: Store
 ) -> dict[str, dict[str, np.ndarray]]:
     """Maps of every grid method for the tumour class, from the model and from its copy with
-    the top ``sanity_top_k`` weight layers re-initialised (cached per method); ``ran``
-    collects the methods computed here (not read from the cache)."""
+    the top ``sanity_top_k`` weight layers re-initialised (cached per method).
+
+    Each tile's map is computed alone and timed: ``seconds``, ``forward`` and ``backward`` per
+    tile, on this device and thread count (the chapter's timing, :func:`timing_rows`)."""
     model_key = weights_key(m.net)
     n_layers = len(sanity.weight_layers(m.net))
     if params.sanity_top_k > n_layers:
@@ -86,7 +106,6 @@ def grid_maps(
             f"sanity_top_k={params.sanity_top_k} but {params.model} has {n_layers} weight layers"
         )
     randomised = sanity.randomise_top_layers(m.net, params.sanity_top_k, m.seed).to(x.device)
-    targets = [1] * len(idx)
     out = {}
     for method in tqdm(grid_methods(params), desc=f"maps, seed {m.seed}", leave=False):
         opts = options(params, method)
@@ -97,72 +116,52 @@ def grid_maps(
             "tiles": idx.tolist(),
             "top_k": params.sanity_top_k,
             "seed": m.seed,
+            "device": str(x.device),
+            "threads": torch.get_num_threads(),
         }
 
         def compute(method: str = method, opts: dict = opts) -> dict[str, np.ndarray]:
-            if ran is not None:
-                ran.add(method)
-            layer = target_layer(m.net)
+            layer, random_layer = target_layer(m.net), target_layer(randomised)
+            tiles = [x[i : i + 1] for i in range(len(x))]
+            timed = [tx.measure(method, m.net, t, [1], layer, opts) for t in tiles]
+            random = [tx.run_method(method, randomised, t, [1], random_layer, opts) for t in tiles]
             return {
-                "maps": tx.run_method(method, m.net, x, targets, layer, opts),
-                "random_maps": tx.run_method(
-                    method, randomised, x, targets, target_layer(randomised), opts
-                ),
+                "maps": np.concatenate([t.maps for t in timed]),
+                "seconds": np.array([t.seconds for t in timed]),
+                "forward": np.array([t.forward for t in timed]),
+                "backward": np.array([t.backward for t in timed]),
+                "random_maps": np.concatenate(random),
             }
 
         out[method] = cached_maps(store, "maps", key, compute)
     return out
 
 
-def time_methods(
-    params: Any,
-    m: Models,
-    x: torch.Tensor,
-    device: torch.device,
-    store: Store,
-    warm: set[str] = frozenset(),
-) -> pd.DataFrame:
-    """Seconds per image of every method: one tile, warm, each method alone, ``timing_repeats``
-    timed calls; plus the forward and backward passes per image. Warm: after a warm-up call,
-    unless the method is in ``warm`` (it has just run in this process on this model and an
-    input of this shape, so its first call has nothing left to set up)."""
-    key = {
-        "model": weights_key(m.net),
-        "device": str(device),
-        "threads": torch.get_num_threads(),
-        "repeats": params.timing_repeats,
-        "tile_size": x.shape[-1],
-        "options": {k: options(params, k) for k in grid_methods(params)},
-    }
-
-    def compute() -> pd.DataFrame:
-        rows = []
-        layer = target_layer(m.net)
-        for method in tqdm(grid_methods(params), desc=f"timing, seed {m.seed}", leave=False):
-            opts = options(params, method)
-            counted = None if method in warm else tx.measure(method, m.net, x[:1], [1], layer, opts)
-            for r in range(params.timing_repeats):
-                timed = tx.measure(method, m.net, x[:1], [1], layer, opts)
-                counted = counted or timed  # the passes: the warm-up's, or the first timed call's
-                rows.append(
-                    {
-                        "method": method,
-                        "unit": r,
-                        "seconds": timed.seconds,
-                        "forward": counted.forward,
-                        "backward": counted.backward,
-                    }
-                )
-        return pd.DataFrame(rows)
-
-    return store.cached_table("saliency_tour-timing", key, compute)
+def timing_rows(maps: Maps) -> pd.DataFrame:
+    """Seconds and passes per image of every method, a row per scored tile (``unit``): each
+    tile's map was computed alone, one method at a time (:func:`grid_maps`). The first tile's
+    call warms the method up and is left out when more tiles were scored."""
+    rows = []
+    for method, res in maps.items():
+        n = len(res["seconds"])
+        for unit in range(1 if n > 1 else 0, n):
+            rows.append(
+                {
+                    "method": method,
+                    "unit": unit,
+                    "seconds": float(res["seconds"][unit]),
+                    "forward": float(res["forward"][unit]),
+                    "backward": float(res["backward"][unit]),
+                }
+            )
+    return pd.DataFrame(rows, columns=["method", "unit", "seconds", "forward", "backward"])
 
 
 def with_rise_np(maps: Maps, params: Any) -> dict[str, Mapping[str, np.ndarray]]:
     """``maps`` plus ``rise_np``, RISE with Petsiuk's N·p division, when RISE ran."""
     out = dict(maps)
     if "rise" in maps:
-        out["rise_np"] = {k: rise_np_maps(v, params) for k, v in maps["rise"].items()}
+        out["rise_np"] = {k: rise_np_maps(maps["rise"][k], params) for k in ("maps", "random_maps")}
     return out
 
 
@@ -197,8 +196,10 @@ def tile_scores(params: Any, m: Models, x: torch.Tensor, masks: np.ndarray, maps
                     "deletion_auc": faithfulness.curve_auc(deletion),
                     "insertion_auc": faithfulness.curve_auc(insertion),
                     "roughness": roughness(saliency),
+                    "variation": variation(saliency),
                     "negative_share": negative_share(saliency),
                     "tumour_share": float(masks[i].mean()),
+                    **region_scores(params, saliency, masks[i]),
                 }
             )
     return pd.DataFrame(rows)
@@ -228,6 +229,7 @@ def control_scores(params: Any, masks: np.ndarray, maps: Maps) -> pd.DataFrame:
                     "iou": loc["iou"][i],
                     "roughness": roughness(saliency),
                     "negative_share": negative_share(saliency),
+                    **region_scores(params, saliency, masks[i]),
                 }
             )
     return pd.DataFrame(rows)

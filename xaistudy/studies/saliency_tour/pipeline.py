@@ -21,7 +21,7 @@ from xaistudy.studies.saliency_tour.maps import (
     implementation_invariance,
     rise_np_maps,
     tile_scores,
-    time_methods,
+    timing_rows,
 )
 from xaistudy.studies.saliency_tour.models import (
     classifier_row,
@@ -42,7 +42,7 @@ TABLES = (
     "classifier",  # one row per seed
     "scores",  # per method and scored tile
     "scores_randomised",  # the same map scores for the randomised network (the null control)
-    "timing",  # per method and timed call
+    "timing",  # per method and timed tile
     "completeness",  # per summation rule and tile
     "implementation",  # per method (DeepLIFT, IG) and tile: the map of the network's twin
     "ood",  # per perturbation and normal tile
@@ -111,16 +111,13 @@ def run_seed(params: Any, seed: int, store: Store | None = None, show: bool = Fa
         )
     x = stack(m.test, idx).to(device)
     masks = stack(m.test, idx, "mask")[:, 0].numpy() > 0.5
-    ran: set[str] = set()
-    maps = grid_maps(params, m, idx, x, store, ran)
-    # the maps of one tile ran each method on this model and this input shape: warm already
-    warm = ran if len(idx) == 1 else set()
+    maps = grid_maps(params, m, idx, x, store)
     hans = clever_hans(params, m, device, store)
     tables = {
         "classifier": pd.DataFrame([classifier_row(params, m, probs, labels)]),
         "scores": tile_scores(params, m, x, masks, maps),
         "scores_randomised": control_scores(params, masks, maps),
-        "timing": time_methods(params, m, x, device, store, warm),
+        "timing": timing_rows(maps),
         "completeness": completeness(params, m, x, maps),
         "implementation": implementation_invariance(params, m, idx, x, maps, store),
         "ood": in_distribution(params, m, probs, labels),

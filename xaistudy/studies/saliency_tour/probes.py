@@ -15,7 +15,7 @@ import torch
 from xaistudy.core.store import Store
 from xaistudy.evaluate import localisation, sanity
 from xaistudy.explain import taxonomy as tx
-from xaistudy.explain.rise import rise_masks
+from xaistudy.explain.rise import fill_like, rise_masks
 from xaistudy.models.classifiers import target_layer
 from xaistudy.models.classify import predict_proba, weights_key
 from xaistudy.studies.saliency_tour.maps import Maps, cached_maps
@@ -69,7 +69,10 @@ def perturbed(params: Any, image: torch.Tensor, rng: np.random.Generator, k: int
 
     black = np.zeros((1, h, w), np.float32)
     keeps = [masks, occl, segments_off(quick), segments_off(slic), black]
-    return {name: img[None] * k[:, None] for name, k in zip(PERTURBATIONS, keeps, strict=True)}
+    out = {name: img[None] * k[:, None] for name, k in zip(PERTURBATIONS, keeps, strict=True)}
+    fill = fill_like(image[None].cpu(), params.rise_fill)  # what RISE's hidden pixels show
+    out[PERTURBATIONS[0]] = out[PERTURBATIONS[0]] + np.asarray(fill) * (1 - masks[:, None])
+    return out
 
 
 def in_distribution(params: Any, m: Models, probs: np.ndarray, labels: np.ndarray):

@@ -26,8 +26,8 @@ def minus(table: pd.DataFrame, name: str, by: str, a: str, b: str) -> pd.DataFra
 
 
 def log_ratio(timing: pd.DataFrame, method: str, other: str | None) -> pd.DataFrame:
-    """Per seed and timed call: log10(seconds of ``method`` / seconds of ``other``), or / the
-    median over the other grid methods of that call (``other`` None)."""
+    """Per seed and timed tile: log10(seconds of ``method`` / seconds of ``other``), or / the
+    median over the other grid methods on that tile (``other`` None)."""
     wide = timing.pivot_table(index=["seed", "unit"], columns="method", values="seconds")
     if method not in wide or (other is not None and other not in wide):
         return pd.DataFrame(columns=list(EMPTY))
@@ -37,10 +37,11 @@ def log_ratio(timing: pd.DataFrame, method: str, other: str | None) -> pd.DataFr
 
 def vs_others(scores: pd.DataFrame, method: str, name: str) -> pd.DataFrame:
     """Per seed and tile: ``name`` of ``method`` minus its median over the other grid methods
-    (``rise_np``, another normalisation of RISE, is not one of them)."""
+    (``rise_np``, another normalisation of RISE, is not one of them); tiles where ``name`` is
+    undefined (NaN) drop out."""
     grid = scores[scores["method"] != "rise_np"]
     wide = grid.pivot_table(index=["seed", "unit"], columns="method", values=name)
     if method not in wide:
         return pd.DataFrame(columns=list(EMPTY))
     others = wide.drop(columns=[method]).median(axis=1)
-    return (wide[method] - others).rename("value").reset_index()
+    return (wide[method] - others).rename("value").dropna().reset_index()

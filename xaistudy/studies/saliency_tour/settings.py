@@ -23,7 +23,7 @@ SWEEP: dict[str, tuple[str, str]] = {
 STOCHASTIC = ("lime", "kernel_shap", "rise", "smoothgrad")
 #: the perturbations of the in-distribution check
 PERTURBATIONS = (
-    "RISE masks (black)",
+    "RISE masks (RISE's fill, `rise_fill`)",
     "occlusion window (black)",
     "LIME superpixels off (black)",
     "KernelSHAP superpixels off (black)",
@@ -55,6 +55,8 @@ def options(params: Any, method: str, **change: Any) -> dict[str, Any]:
         smoothgrad_samples=params.smoothgrad_samples,
         seed=params.explain_seed,
     )
+    if method == "rise":
+        opts["fill"] = params.rise_fill
     return {**opts, **change}
 
 
