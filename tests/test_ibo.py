@@ -479,6 +479,12 @@ def test_agreement_statistics_match_hand_computed_ranks():
         study.agreement_statistic(1, 3), study.agreement_statistic(2, 3)
     )
     assert diff(rows) == pytest.approx(2 / 3)
+    # a strategy that cannot tell the methods apart (every AUC equal) sits at the mid-rank 2 of
+    # 3: MARD 2/3 against the ground truth's (1, 2, 3), as a random ranking's mean (8/9) is
+    # worse; under the "min" tie rule it would rank every method first (MARD 1)
+    flat = rows.assign(value=np.where(rows["src"] == 1, 0.5, rows["value"]))
+    assert study.agreement_statistic(1, 3)(flat) == pytest.approx(2 / 3)
+    assert study.agreement_statistic(1, 3, "rank_accuracy")(flat) == pytest.approx(1 / 3)
 
 
 def test_table1_margin_and_split_half_statistics():

@@ -192,11 +192,15 @@ def ranking_rows(
 
 
 def source_ranks(rows: pd.DataFrame, src: int, n_methods: int) -> np.ndarray:
-    """The methods' ranks (1 = best) by their mean value of source ``src`` over ``rows``."""
+    """The methods' ranks (1 = best) by their mean value of source ``src`` over ``rows``; tied
+    methods share the mean of their ranks (mid-ranks), so a strategy that cannot tell the
+    methods apart sits in the middle of every ranking, not at its top."""
     sel = rows["src"].to_numpy() == src
     means = code_means(rows["m"].to_numpy()[sel], rows["value"].to_numpy()[sel], n_methods)
     return ranking.rank(
-        np.nan_to_num(means, nan=np.inf if src else -np.inf), higher_is_better=src == 0
+        np.nan_to_num(means, nan=np.inf if src else -np.inf),
+        higher_is_better=src == 0,
+        method="average",
     )
 
 

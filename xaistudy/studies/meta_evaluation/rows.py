@@ -82,13 +82,13 @@ def agreement(
     truth: np.ndarray, score: np.ndarray, higher_is_better: bool, what: str = "tau"
 ) -> float:
     """Kendall's tau (``tau``) or MARD (``mard``) between the methods' ranking by ``score``
-    (means per method) and by ``truth`` (higher is better). A metric that gives every method
-    the same score ranks nothing: tau 0."""
+    (means per method) and by ``truth`` (higher is better), ties at their mid-ranks. A metric
+    that gives every method the same score ranks nothing: tau 0."""
     if len(truth) < 2:
         return float("nan")
     if what == "mard":
-        r_truth = ranking.rank(truth, higher_is_better=True)
-        return ranking.mard(r_truth, ranking.rank(score, higher_is_better))
+        r_truth = ranking.rank(truth, higher_is_better=True, method="average")
+        return ranking.mard(r_truth, ranking.rank(score, higher_is_better, method="average"))
     if np.ptp(score) == 0:
         return 0.0
     return ranking.kendall_tau(truth, score if higher_is_better else -np.asarray(score))
