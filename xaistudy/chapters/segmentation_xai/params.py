@@ -127,7 +127,7 @@ class SegmentationXaiParams(DatasetSeedsParams):
     )
     roi_size: int = Field(24, ge=4, le=512, description="side of the region-of-interest window")
     n_roi_images: int = Field(
-        8, ge=1, le=5000, description="tiles of the region-of-interest study, per seed"
+        12, ge=1, le=5000, description="tiles of the region-of-interest study, per seed"
     )
     n_show: int = Field(3, ge=1, le=8, description="tiles shown in the figures")
 
