@@ -664,6 +664,16 @@ def test_the_chapter_interface_on_a_smoke_study(smoke_study):
     assert (control.area.to_numpy() == np.median(last, axis=1)).all()  # 7 methods: a median
     premise = {c["claim_id"]: c for c in claims}["premise.ibo_lowers_p_tumour"]
     assert premise["controls"] == study.PREMISE_CONTROL and premise["control_value"] != ""
+    # the heatmap's region against the random one, paired by tile and method: its estimate is
+    # the mean over tiles of (drop on the heatmap's region − drop on the random region)
+    matters = {c["claim_id"]: c for c in claims}["premise.heatmap_region_matters"]
+    auc = study.auc_rows(st)
+    drop = auc[auc.strategy == "ibo"].assign(d=lambda t: t.p_before - t.p_after)
+    mean_drop = drop.groupby(["unit", "method"])["d"].mean()
+    random_drop = control.set_index(["unit", "method"]).eval("p_before - p_after")
+    expected = (mean_drop.loc[random_drop.index] - random_drop).mean()
+    assert matters["kind"] == "premise" and matters["n_units"] == len(control)
+    assert matters["book_value"] == pytest.approx(expected, abs=1e-6)
     figures = chapter.figures(st, tables)
     assert set(figures) >= {"heatmaps", "masks", "occlusions", "agreement"}
     assert all(isinstance(f, plt.Figure) for f in figures.values())

@@ -51,7 +51,7 @@ def claim_rows(st: study.Result) -> list[dict[str, object]]:
         out.append(judge(claim, rows, **{"shared_stages": SHARED_DDPM, **common, **kw}))
 
     def premise(cid: str, statement: str, quantity: str, **kw) -> Claim:
-        source = "Sec. 3 / Fig. 6" if cid.endswith("p_tumour") else "Sec. 3 (DDPM of normal tissue)"
+        source = "Sec. 3 (DDPM of normal tissue)" if ".ddpm_" in cid else "Sec. 3 / Fig. 6"
         return _claim(cid, source, statement, "premise (no number)", quantity, kind="premise", **kw)
 
     held_out = gate[gate.source == "held-out normal tile"].groupby("seed")
@@ -90,6 +90,20 @@ def claim_rows(st: study.Result) -> list[dict[str, object]]:
             ),
             sub.assign(value=sub.p_before - sub.p_after),
             controls={study.PREMISE_CONTROL: ctl.assign(value=ctl.p_before - ctl.p_after)},
+        )
+        # the same tile, method and area: the heatmap's region against a random one
+        drop = sub.assign(value=sub.p_before - sub.p_after).groupby(["seed", "unit", "method"])
+        paired = ctl.join(drop["value"].mean(), on=["seed", "unit", "method"])
+        add(
+            premise(
+                "premise.heatmap_region_matters",
+                "Inpainting the highlighted region lowers P(tumour) more than inpainting a "
+                "random region of the same area",
+                "P(tumour) drop after IBO on the last mask minus the drop after IBO on a "
+                "random region of its area (same tile and method, mean over replicates)",
+                no_control="the random region of the same area is the comparator",
+            ),
+            paired.assign(value=paired.value - (paired.p_before - paired.p_after)),
         )
 
     if "ibo" in st.strategies and len(st.strategies) > 1:

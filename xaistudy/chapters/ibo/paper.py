@@ -87,6 +87,8 @@ QUOTES = {
     'non-tumorous tissues" (Sect. 4.1, L154)',
     "premise.ibo_lowers_p_tumour": '"replacing tumoric areas with features typical of normal '
     'tissues" (Sect. 3, L86)',
+    "premise.heatmap_region_matters": '"replacing tumoric areas with features typical of '
+    'normal tissues" (Sect. 3, L86): the areas the heatmap marks, not any area',
     "table2.gt_ranking_stable": '"create a ground-truth ranking" from the mean IoU (Sect. 4.3, '
     "L202); its stability is not tested there",
     "table1.improvement_ratio": '"nearly twice the improvement in LPIPS scores" (abstract, L9)',
