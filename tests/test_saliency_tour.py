@@ -605,7 +605,7 @@ def test_flat_rise_maps_make_rises_claims_not_testable(smoke_result):
     model: its claims become not testable here, with the numbers in the reason."""
     import dataclasses
 
-    from xaistudy.chapters.saliency_tour.claims import FLAT, judged
+    from xaistudy.chapters.saliency_tour.claims import FLAT, judged, rise_status
 
     def verdicts(result):
         return {r["claim_id"]: r for r in judged(result, "smoke") if r["claim_id"][:5] == "rise."}
@@ -620,3 +620,5 @@ def test_flat_rise_maps_make_rises_claims_not_testable(smoke_result):
     for row in judged_flat.values():
         assert row["verdict"] == "not testable here"
         assert "RISE's maps are flat (median variation 0.0010 < 0.01)" in row["note"]
+    assert rise_status(smoke_result).startswith("RISE's maps are not flat (median variation")
+    assert rise_status(flat).startswith("RISE's maps are flat (median variation 0.0010")

@@ -119,6 +119,17 @@ def sweep_tests(result: study.Result) -> list[tuple]:
 FLAT = 0.01
 
 
+def rise_status(result: study.Result) -> str:
+    """One line on whether this run's RISE works: its claims' not-testable reason
+    (:func:`rise_degenerate`), or its maps' median variation when they are not flat."""
+    flat = rise_degenerate(result)
+    if flat or "rise" not in set(result.tables["scores"]["method"]):
+        return flat or "RISE did not run."
+    scores = result.tables["scores"]
+    median = scores.loc[scores["method"] == "rise", "variation"].median()
+    return f"RISE's maps are not flat (median variation {median:.3f} ≥ {FLAT}): claims judged"
+
+
 def rise_degenerate(result: study.Result) -> str:
     """Why RISE's claims are not testable in this run ("" when they are): its maps are flat
     because the classifier scores every masked copy of a tile alike."""
