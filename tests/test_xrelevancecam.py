@@ -616,9 +616,29 @@ def test_the_cascade_reaches_the_stem():
     with pytest.raises(ValueError, match="k must be from 0 to 6"):
         study.randomise_cascade(model, 7)
     params = build_params(XRelevanceCamParams, "smoke")
-    rows, shown = study.sanity_rows(params, model, torch.rand(2, 3, 32, 32), seed=0)
+    x = torch.rand(2, 3, 32, 32)
+    rows, shown = study.sanity_rows(params, model, x, seed=0)
     assert sorted(set(rows["stages"])) == [1, 2, 3, 4, 5, 6]
     assert rows["randomised"].iloc[-1].endswith("+layer1+stem") and shown.steps[-1] == "+stem"
+
+
+def test_stored_sanity_and_axiom_rows_load_what_was_computed(tmp_path):
+    from xaistudy.core.store import Store
+    from xaistudy.studies.xrelevancecam import measure
+
+    model, store = tiny_resnet(), Store(tmp_path)
+    params = build_params(XRelevanceCamParams, "smoke")
+    x, patients = torch.rand(3, 3, 32, 32), np.array([4, 4, 7])
+    rows, shown = study.sanity_rows(params, model, x, seed=0)
+    axioms = study.axiom_rows(params, model, x, patients, seed=0)
+    for _ in range(2):  # computed and stored, then loaded: the same tables, types included
+        got, got_shown = measure.stored_sanity_rows(params, store, {"m": 1}, model, x, seed=0)
+        pd.testing.assert_frame_equal(got, rows)
+        assert got_shown.steps == shown.steps
+        assert all(np.array_equal(a, b) for a, b in zip(got_shown.maps, shown.maps, strict=True))
+        got = measure.stored_axiom_rows(params, store, {"m": 1}, model, x, patients, seed=0)
+        pd.testing.assert_frame_equal(got, axioms)
+    assert len(list(tmp_path.rglob("*.npz"))) == 2
 
 
 def test_the_new_claims_follow_the_numbers_and_their_controls():

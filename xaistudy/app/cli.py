@@ -22,7 +22,8 @@ EXIT_INTERRUPTED = 130
 PROFILES_HELP = (
     "profiles: smoke (seconds to a minute, for tests), quick (the default: minutes on a "
     "laptop CPU), paper (the papers' settings and data), gpu (the papers' model sizes, image "
-    "sizes and schedules on the synthetic data; sized for a GPU)"
+    "sizes and schedules on the synthetic data; sized for a GPU; ibo in bfloat16 with a RePaint "
+    "schedule validated against the paper's)"
 )
 
 

@@ -10,9 +10,11 @@ imported by LIME) takes its pool size from the environment, so the same number a
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import random
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -80,5 +82,34 @@ def seed_everything(seed: int) -> None:
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
     torch.cuda.manual_seed_all(seed)
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
+    torch.backends.cudnn.deterministic = not _FAST_KERNELS
+    torch.backends.cudnn.benchmark = _FAST_KERNELS
+
+
+#: set inside :func:`deterministic_kernels` ``(False)``: :func:`seed_everything` then leaves
+#: cuDNN free to pick its fastest algorithms
+_FAST_KERNELS = False
+
+
+@contextlib.contextmanager
+def deterministic_kernels(on: bool = True) -> Iterator[None]:
+    """Deterministic kernels on (the book's default: the same numbers on every run) or off
+    (cuDNN may then pick its fastest algorithm per shape, and some GPU reductions vary in the
+    last bits between runs); the previous settings are restored on exit."""
+    global _FAST_KERNELS
+    before = (
+        _FAST_KERNELS,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+    )
+    _FAST_KERNELS = not on
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = on, not on
+    try:
+        yield
+    finally:
+        _FAST_KERNELS = before[0]
+        torch.use_deterministic_algorithms(before[1], warn_only=before[2])
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[3:]

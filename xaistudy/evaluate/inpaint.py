@@ -31,6 +31,7 @@ from tqdm import tqdm
 
 from xaistudy.core import distributed
 from xaistudy.evaluate.occlusion import check_images_and_mask, register_strategy
+from xaistudy.models import precision as numerics
 from xaistudy.models.classifiers import resolve_device
 from xaistudy.models.ddpm import Scaling, generators
 
@@ -136,10 +137,12 @@ def _repaint_chunk(
     keep: torch.Tensor,
     gens: list[torch.Generator],
     scaling: Scaling,
+    precision: str = "fp32",
 ) -> torch.Tensor:
     """RePaint of one chunk in model range, exactly the loop of diffusers' ``RePaintPipeline``
     (with a centred ``scaling``, each predicted clean image is kept in the data's range:
-    :meth:`~xaistudy.models.ddpm.Scaling.bound_noise`)."""
+    :meth:`~xaistudy.models.ddpm.Scaling.bound_noise`); the UNet runs in ``precision``, the
+    scheduler's steps in float32."""
     from diffusers.utils.torch_utils import randn_tensor
 
     dev = original.device
@@ -147,7 +150,9 @@ def _repaint_chunk(
     t_last = sched.timesteps[0] + 1
     for t in sched.timesteps:
         if t < t_last:
-            eps = scaling.bound_noise(unet(x, t).sample, x, sched.alphas_cumprod[int(t)])
+            with numerics.autocast(dev, precision):
+                eps = unet(numerics.layout(x), t).sample.float()
+            eps = scaling.bound_noise(eps, x, sched.alphas_cumprod[int(t)])
             x = sched.step(eps, t, x, original, keep, gens).prev_sample
         else:
             x = sched.undo_step(x, t_last, gens)
@@ -170,6 +175,8 @@ def repaint(
     device: str | torch.device = "auto",
     desc: str | None = None,
     scaling: Scaling | None = None,
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> torch.Tensor:
     """Inpaint ``images`` (B, 3, H, W) in [0, 1] where ``keep`` (B, 1, H, W) is 0.
 
@@ -178,11 +185,15 @@ def repaint(
     [-1, 1], as diffusers' pipeline does.
 
     Each image has its own mask and its own generator seeded with ``seeds[i]``; ``batch_size``
-    (default: all at once) only trades memory for speed, never the result. Pixels where
-    ``keep == 1`` are returned unchanged (the final composite is exact). Under ``accelerate
-    launch`` the images are shared out between the processes (:mod:`xaistudy.core.distributed`).
+    (default or 0: all at once, on a GPU as many as fit in 70 % of its free memory,
+    :func:`~xaistudy.models.precision.fitting_batch`) only trades memory for speed, never the
+    result. ``precision`` and ``compile``: how the UNet runs (:mod:`xaistudy.models.precision`;
+    the scheduler's steps stay float32). Pixels where ``keep == 1`` are returned unchanged
+    (the final composite is exact). Under ``accelerate launch`` the images are shared out
+    between the processes (:mod:`xaistudy.core.distributed`).
     """
     _check_inputs(images, keep, seeds)
+    numerics.check_precision(precision)
     scaling = scaling or Scaling()
     dev = resolve_device(device)
     sched = repaint_scheduler(ddpm_scheduler, eta=eta)
@@ -190,19 +201,24 @@ def repaint(
         num_inference_steps, jump_length, jump_n_sample, sched.config.num_train_timesteps
     )
     sched.set_timesteps(num_inference_steps, jump_length, jump_n_sample, device=dev)
-    unet = unet.to(dev).eval()
+    unet = numerics.prepare(unet, dev, compile=compile)
     keep = (keep > 0.5).float()
     seeds = list(seeds)
 
     def inpaint(rows: range) -> torch.Tensor:
         bs = batch_size or max(len(rows), 1)
+        if not batch_size and dev.type == "cuda" and len(rows):
+            probe = scaling.to_model(images[rows.start : rows.start + 1].float().to(dev))
+            step = sched.timesteps[0]
+            bs = numerics.fitting_batch(unet, probe, lambda m, x: m(x, step), precision=precision,
+                                        cap=len(rows))  # fmt: skip
         out = []
         starts = range(rows.start, rows.stop, bs)
         for i in tqdm(starts, desc=desc or "RePaint", leave=False, disable=len(starts) < 2):
             j = min(i + bs, rows.stop)
             x0 = scaling.to_model(images[i:j].float().to(dev))
             gens = generators(seeds[i:j], "cpu")
-            x = _repaint_chunk(unet, sched, x0, keep[i:j].to(dev), gens, scaling)
+            x = _repaint_chunk(unet, sched, x0, keep[i:j].to(dev), gens, scaling, precision)
             out.append(scaling.from_model(x))
         return torch.cat(out).cpu() if out else images[rows.start : rows.stop].float().cpu()
 
@@ -226,6 +242,8 @@ def ibo(
     batch_size: int | None = None,
     device: str = "auto",
     scaling: Scaling | None = None,
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> torch.Tensor:
     """IBO: RePaint the occluded pixels (``mask`` 1) with the normal-tissue DDPM ``unet``,
     every image with its own seed, in batches (:func:`repaint`'s options)."""
@@ -245,4 +263,6 @@ def ibo(
         batch_size=batch_size,
         device=device,
         scaling=scaling,
+        precision=precision,
+        compile=compile,
     )

@@ -39,6 +39,7 @@ def train_classifier(
     kind: str = "classifier",
     val_batch_size: int = 64,
     recalibrate_bn: bool = True,
+    precision: str = "fp32",
 ) -> tuple[TrainResult, str]:
     """Train (or load from ``store``) a two-class ``arch``; returns the result and how it started.
 
@@ -47,6 +48,7 @@ def train_classifier(
     trained from scratch and the second return value says so); or a weights file path, which
     must load. ``kind`` names the cached stage; with ``recalibrate_bn`` the batch-norm running
     statistics are recomputed over ``train`` after training (:func:`recalibrate_batchnorm`).
+    ``precision``: the training's forward passes (:func:`~xaistudy.models.train.fit`).
     """
     seed_everything(seed)
     start = "trained from scratch"
@@ -77,6 +79,7 @@ def train_classifier(
         "batch_size": batch_size,
         "seed": seed,
         **weights,
+        **({"precision": precision} if precision != "fp32" else {}),
     }
     result = fit(
         net,
@@ -91,6 +94,7 @@ def train_classifier(
         kind=kind,
         params=key,
         desc=desc,
+        precision=precision,
     )
     if recalibrate_bn:
         recalibrate_batchnorm(result.model, train, batch_size, device)

@@ -25,6 +25,7 @@ from xaistudy.core.store import Store, atomic_write_bytes
 
 if TYPE_CHECKING:  # diffusers is imported where a model is built (seconds of imports)
     from diffusers import DDPMScheduler, UNet2DModel
+from xaistudy.models import precision as numerics
 from xaistudy.models.classifiers import resolve_device
 
 log = logging.getLogger(__name__)
@@ -179,11 +180,17 @@ def batch_gradient(
     noise: torch.Tensor,
     t: torch.Tensor,
     snr_gamma: float = 0.0,
+    *,
+    precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
 ) -> float:
     """Accumulate into ``unet``'s ``.grad`` the gradient of the batch's epsilon-prediction MSE
     (clean images ``x0`` in model range, their ``noise`` and timesteps ``t``); return the loss.
     ``snr_gamma`` > 0 weights each image's error by ``min(SNR(t), gamma) / SNR(t)`` (Min-SNR,
     Hang et al. 2023), which stops the nearly clean timesteps from dominating the gradient.
+    ``precision``: the UNet's forward pass under autocast (:mod:`xaistudy.models.precision`;
+    the loss is computed in float32); ``scaler``: a gradient scaler (fp16), which scales the
+    loss before the backward pass.
 
     Under ``accelerate launch`` every process holds the whole batch (drawn from the same
     generator), takes its share of the rows, and the gradients are summed over the processes,
@@ -195,15 +202,17 @@ def batch_gradient(
     loss = torch.zeros((), device=dev)
     if len(rows):  # a share may be empty (a last batch smaller than the processes)
         a = alphas_cumprod[t].view(-1, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * noise
+        xt = numerics.layout(a.sqrt() * x0 + (1 - a).sqrt() * noise)
+        with numerics.autocast(dev, precision):
+            predicted = unet(xt, t).sample.float()
         if snr_gamma:
             snr = (a / (1 - a)).flatten()
-            error = F.mse_loss(unet(xt, t).sample, noise, reduction="none").mean(dim=(1, 2, 3))
+            error = F.mse_loss(predicted, noise, reduction="none").mean(dim=(1, 2, 3))
             loss = (error * snr.clamp(max=snr_gamma) / snr).mean()
         else:
-            loss = F.mse_loss(unet(xt, t).sample, noise)
+            loss = F.mse_loss(predicted, noise)
         loss = loss * (len(rows) / batch)
-        loss.backward()
+        (scaler.scale(loss) if scaler is not None else loss).backward()
     distributed.sum_gradients(unet)
     return float(distributed.sum_across(loss.detach()))
 
@@ -225,6 +234,7 @@ def train_ddpm(
     snr_gamma: float = 0.0,
     seed: int = 0,
     device: str | torch.device = "auto",
+    precision: str = "fp32",
     store: Store | None = None,
     kind: str = "ddpm",
     params: Mapping[str, Any] | None = None,
@@ -240,9 +250,11 @@ def train_ddpm(
     ``crop``×``crop`` window of each image (the convolutional UNet still samples and inpaints
     whole images; on stationary tissue texture a step costs less for much the same lesson;
     ``benchmarks/ddpm_gate.py`` measures the gate with and without). ``snr_gamma``: see
-    :func:`batch_gradient`. With ``store`` (then ``params`` must identify the data and every
-    setting), a finished model is loaded instead of trained, and an interrupted run resumes
-    from the last finished epoch.
+    :func:`batch_gradient`. ``precision``: the forward passes under autocast (fp16 with a
+    gradient scaler; :mod:`xaistudy.models.precision`); the weights stay float32.
+    With ``store`` (then ``params`` must identify the data and every setting), a finished
+    model is loaded instead of trained, and an interrupted run resumes from the last finished
+    epoch.
     """
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"images must be (N, 3, H, W), got {tuple(images.shape)}")
@@ -255,6 +267,7 @@ def train_ddpm(
         raise ValueError(f"crop must be at most {size} and divisible by {depth}, got {crop}")
     if snr_gamma < 0:
         raise ValueError(f"snr_gamma must be >= 0, got {snr_gamma}")
+    numerics.check_precision(precision)
     seed_everything(seed)  # the initial weights depend on the seed only
     unet = build_unet(size, channels, layers_per_block, attention)
     scheduler = make_scheduler(num_train_timesteps)
@@ -270,7 +283,10 @@ def train_ddpm(
     if not 0 <= ema_decay < 1:
         raise ValueError(f"ema_decay must be in [0, 1), got {ema_decay}")
     unet.to(dev)
+    if numerics.channels_last_applies(dev):
+        unet.to(memory_format=torch.channels_last)
     opt = torch.optim.AdamW(unet.parameters(), lr=lr)
+    scaler = numerics.grad_scaler(dev, precision)
     ema = [p.detach().clone() for p in unet.parameters()] if ema_decay else None
     gen = torch.Generator().manual_seed(seed)
     losses: list[float] = []
@@ -280,6 +296,8 @@ def train_ddpm(
         if ckpt is not None:
             unet.load_state_dict(ckpt["model"])
             opt.load_state_dict(ckpt["optimizer"])
+            if "scaler" in ckpt:
+                scaler.load_state_dict(ckpt["scaler"])
             gen.set_state(ckpt["generator"])
             if ema is not None:
                 ema = [t.to(dev) for t in ckpt["ema"]]
@@ -306,8 +324,11 @@ def train_ddpm(
             noise = torch.randn(x0.shape, generator=gen)
             t = torch.randint(0, num_train_timesteps, (len(x0),), generator=gen)
             opt.zero_grad(set_to_none=True)
-            loss = batch_gradient(unet, alphas, x0, noise, t, snr_gamma)
-            opt.step()
+            loss = batch_gradient(
+                unet, alphas, x0, noise, t, snr_gamma, precision=precision, scaler=scaler
+            )
+            scaler.step(opt)  # opt.step() unless fp16 (then skipped on overflow)
+            scaler.update()
             if ema is not None:
                 with torch.no_grad():
                     for e, p in zip(ema, unet.parameters(), strict=True):
@@ -326,6 +347,8 @@ def train_ddpm(
             }
             if ema is not None:
                 state["ema"] = [t.detach().cpu() for t in ema]
+            if scaler.is_enabled():
+                state["scaler"] = scaler.state_dict()
             _save_checkpoint(store, kind, params, state)
     bar.close()
     if ema is not None:
@@ -367,18 +390,23 @@ def sample(
     device: str | torch.device = "auto",
     scaling: Scaling = Scaling(),
     batch_size: int | None = None,
+    precision: str = "fp32",
+    compile: bool = False,
 ) -> torch.Tensor:
     """Ancestral DDPM samples (len(seeds), 3, H, W) in [0, 1], one seeded generator per image
     (under ``accelerate launch`` the images are shared out between the processes);
     ``scaling``: the model's (a :class:`DDPMResult`'s ``scaling``; each step's predicted clean
-    image is kept in [0, 1], :meth:`Scaling.bound_noise`); ``batch_size`` (default: all
-    at once) only bounds the memory, each image's noise comes from its own generator."""
+    image is kept in [0, 1], :meth:`Scaling.bound_noise`); ``batch_size`` (default or 0: all
+    at once, on a GPU as many as fit in its free memory) only bounds the memory, each image's
+    noise comes from its own generator.
+    ``precision`` and ``compile``: how the UNet runs (:mod:`xaistudy.models.precision`); the
+    scheduler's steps stay float32."""
     from diffusers import DDPMScheduler
     from diffusers.utils.torch_utils import randn_tensor
 
     dev = resolve_device(device)
-    unet = unet.to(dev).eval()
     size = unet.config.sample_size
+    unet = numerics.prepare(unet, dev, compile=compile)
     seeds = list(seeds)
 
     def chunk(start: int, stop: int) -> torch.Tensor:
@@ -387,7 +415,9 @@ def sample(
         sched = DDPMScheduler.from_config(scheduler.config)
         sched.set_timesteps(num_inference_steps, device=dev)
         for t in tqdm(sched.timesteps, desc="DDPM samples", leave=False):
-            noise = scaling.bound_noise(unet(x, t).sample, x, sched.alphas_cumprod[int(t)])
+            with numerics.autocast(dev, precision):
+                noise = unet(numerics.layout(x), t).sample.float()
+            noise = scaling.bound_noise(noise, x, sched.alphas_cumprod[int(t)])
             x = sched.step(noise, t, x, generator=gens).prev_sample
         return scaling.from_model(x).cpu()
 
@@ -395,6 +425,10 @@ def sample(
         if not len(rows):
             return torch.zeros(0, 3, size, size)
         bs = batch_size or len(rows)
+        if not batch_size and dev.type == "cuda":  # as many as fit in the free memory
+            probe = torch.zeros(1, 3, size, size, device=dev)
+            bs = numerics.fitting_batch(unet, probe, lambda m, x: m(x, 0), precision=precision,
+                                        cap=len(rows))  # fmt: skip
         return torch.cat(
             [chunk(i, min(i + bs, rows.stop)) for i in range(rows.start, rows.stop, bs)]
         )

@@ -34,6 +34,8 @@ from tqdm import tqdm
 
 from xaistudy.core.runtime import seed_everything
 from xaistudy.core.store import Store, atomic_write_bytes
+from xaistudy.models import precision as numerics
+from xaistudy.models import random_states
 from xaistudy.models.classifiers import resolve_device
 
 log = logging.getLogger(__name__)
@@ -129,18 +131,26 @@ def train_one_epoch(
     optimizer: torch.optim.Optimizer,
     device: torch.device,
     objective: Objective = CLASSIFICATION,
+    *,
+    precision: str = "fp32",
+    scaler: torch.amp.GradScaler | None = None,
 ) -> tuple[float, float]:
-    """One training pass; returns (mean loss, mean score)."""
+    """One training pass; returns (mean loss, mean score). ``precision``: the forward pass
+    under autocast (the loss in float32); ``scaler``: a gradient scaler (fp16)."""
     model.train()
+    scaler = scaler or numerics.grad_scaler(device, precision)
     total_loss, total_score, count = 0.0, 0.0, 0
     for batch in loader:
         x, y = objective.batch(batch)
         x, y = x.to(device), y.to(device)
         optimizer.zero_grad(set_to_none=True)
-        output = model(x)
+        with numerics.autocast(device, precision):
+            output = model(x)
+        output = output.float()
         loss = objective.loss(output, y)
-        loss.backward()
-        optimizer.step()
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)  # optimizer.step() unless fp16 (then skipped on overflow)
+        scaler.update()
         total_loss += loss.item() * len(y)
         total_score += objective.score(output.detach(), y) * len(y)
         count += len(y)
@@ -153,65 +163,23 @@ def evaluate(
     loader: DataLoader,
     device: torch.device,
     objective: Objective = CLASSIFICATION,
+    *,
+    precision: str = "fp32",
 ) -> tuple[float, float]:
-    """Mean loss and mean score of ``model`` on ``loader`` (eval mode)."""
+    """Mean loss and mean score of ``model`` on ``loader`` (eval mode; forward passes in
+    ``precision``, the loss in float32)."""
     model.eval()
     total_loss, total_score, count = 0.0, 0.0, 0
     for batch in loader:
         x, y = objective.batch(batch)
         x, y = x.to(device), y.to(device)
-        output = model(x)
+        with numerics.autocast(device, precision):
+            output = model(x)
+        output = output.float()
         total_loss += objective.loss(output, y).item() * len(y)
         total_score += objective.score(output, y) * len(y)
         count += len(y)
     return total_loss / max(count, 1), total_score / max(count, 1)
-
-
-# -- random-number states (for exact resumption) --------------------------------------------
-def _loader_generators(loader: DataLoader) -> list[torch.Generator]:
-    """The generators that drive ``loader``'s shuffling (its own and its sampler's)."""
-    batch_sampler = getattr(loader, "batch_sampler", None)
-    found = [
-        getattr(loader, "generator", None),
-        getattr(getattr(loader, "sampler", None), "generator", None),
-        getattr(getattr(batch_sampler, "sampler", None), "generator", None),
-    ]
-    unique: dict[int, torch.Generator] = {}
-    for gen in found:
-        if isinstance(gen, torch.Generator):
-            unique.setdefault(id(gen), gen)
-    return list(unique.values())
-
-
-def _rng_state(loader: DataLoader) -> dict[str, Any]:
-    """Every random state training consumes, in a ``weights_only``-loadable form."""
-    np_state = np.random.get_state()
-    py_version, py_state, py_gauss = random.getstate()
-    return {
-        "torch": torch.get_rng_state(),
-        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-        "numpy": [torch.from_numpy(np_state[1].astype(np.int64)), *map(float, np_state[2:])],
-        "python": [py_version, torch.tensor(py_state, dtype=torch.int64), py_gauss],
-        "loader": [gen.get_state() for gen in _loader_generators(loader)],
-    }
-
-
-def _set_rng_state(state: Mapping[str, Any], loader: DataLoader) -> None:
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-    keys, pos, has_gauss, cached = state["numpy"]
-    np.random.set_state(
-        ("MT19937", keys.numpy().astype(np.uint32), int(pos), int(has_gauss), cached)
-    )
-    version, py_state, gauss = state["python"]
-    random.setstate((version, tuple(py_state.tolist()), gauss))
-    generators = _loader_generators(loader)
-    if len(generators) != len(state["loader"]):
-        log.warning("loader generators changed since the checkpoint; shuffling may differ")
-        return
-    for gen, gen_state in zip(generators, state["loader"], strict=True):
-        gen.set_state(gen_state)
 
 
 # -- training state and checkpoints ---------------------------------------------------------
@@ -289,6 +257,7 @@ def _save_checkpoint(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     loader: DataLoader,
+    scaler: torch.amp.GradScaler,
 ) -> None:
     state = {
         "settings": settings,
@@ -300,8 +269,10 @@ def _save_checkpoint(
         "bad_epochs": progress.bad_epochs,
         "model": _cpu_state(model),
         "optimizer": optimizer.state_dict(),
-        "rng": _rng_state(loader),
+        "rng": random_states.capture(loader),
     }
+    if scaler.is_enabled():
+        state["scaler"] = scaler.state_dict()
     buf = io.BytesIO()
     torch.save(state, buf)
     atomic_write_bytes(store.path(kind, params, CHECKPOINT_SUFFIX), buf.getvalue())
@@ -315,6 +286,7 @@ def _resume(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     loader: DataLoader,
+    scaler: torch.amp.GradScaler,
 ) -> _Progress:
     """Restore a checkpoint of this run if there is one, else a fresh start."""
     path = store.path(kind, params, CHECKPOINT_SUFFIX)
@@ -328,7 +300,9 @@ def _resume(
         return _Progress()
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
-    _set_rng_state(ckpt["rng"], loader)
+    random_states.restore(ckpt["rng"], loader)
+    if "scaler" in ckpt:
+        scaler.load_state_dict(ckpt["scaler"])
     log.info("resuming %s from epoch %d (%s)", kind, ckpt["epoch"], path.name)
     return _Progress(
         epoch=ckpt["epoch"],
@@ -380,6 +354,7 @@ def fit(
     desc: str | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     objective: Objective = CLASSIFICATION,
+    precision: str = "fp32",
 ) -> TrainResult:
     """Train ``model`` (cross-entropy by default); keep the weights of the best validation loss.
 
@@ -389,7 +364,9 @@ def fit(
     otherwise a checkpoint written after every epoch lets an interrupted run resume exactly.
     ``on_epoch_end(epoch, metrics)`` is called after each epoch's checkpoint. ``objective``
     sets the loss, the reported score and how a batch splits into input and target (default:
-    classification with accuracy); put what it is into ``params`` when caching.
+    classification with accuracy); put what it is into ``params`` when caching. ``precision``:
+    the forward passes under autocast (:mod:`xaistudy.models.precision`; fp16 with a gradient
+    scaler); the weights stay float32.
     Shuffle with a seeded generator (see :func:`make_loader`) for reproducible runs.
     """
     if store is not None and params is None:
@@ -405,6 +382,8 @@ def fit(
         "patience": patience,
         "seed": seed,
     }
+    if numerics.check_precision(precision) != "fp32":
+        settings["precision"] = precision
     if store is not None:
         cached = store.load_state(kind, params)
         if cached is not None:
@@ -414,9 +393,10 @@ def fit(
     seed_everything(seed)
     model.to(dev)
     opt = make_optimizer(model, optimizer, lr, weight_decay)
+    scaler = numerics.grad_scaler(dev, precision)
     progress = _Progress()
     if store is not None:
-        progress = _resume(store, kind, params, settings, model, opt, train_loader)
+        progress = _resume(store, kind, params, settings, model, opt, train_loader, scaler)
 
     def done() -> bool:
         return patience is not None and progress.bad_epochs >= patience
@@ -425,8 +405,10 @@ def fit(
     for epoch in range(progress.epoch + 1, epochs + 1):
         if done():
             break
-        train_loss, train_acc = train_one_epoch(model, train_loader, opt, dev, objective)
-        val_loss, val_acc = evaluate(model, val_loader, dev, objective)
+        train_loss, train_acc = train_one_epoch(
+            model, train_loader, opt, dev, objective, precision=precision, scaler=scaler
+        )
+        val_loss, val_acc = evaluate(model, val_loader, dev, objective, precision=precision)
         row = {
             "epoch": epoch,
             "train_loss": train_loss,
@@ -436,7 +418,9 @@ def fit(
         }
         progress.record(row, model)
         if store is not None:
-            _save_checkpoint(store, kind, params, settings, progress, model, opt, train_loader)
+            _save_checkpoint(
+                store, kind, params, settings, progress, model, opt, train_loader, scaler
+            )
         bar.update(1)
         bar.set_postfix(
             loss=f"{train_loss:.3f}",
@@ -490,4 +474,3 @@ def predict(
     if not probs:
         return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
     return torch.cat(probs).numpy(), torch.cat(labels).numpy()
-

@@ -109,6 +109,8 @@ def benchmark_table() -> pd.DataFrame:
     rows = []
     for path in sorted((repo_root() / "benchmarks" / "results").glob("repaint_*.json")):
         r = json.loads(path.read_text())
+        if "batched" not in r:  # another RePaint benchmark (e.g. the schedule check)
+            continue
         rows.append(
             {
                 "file": path.name,
@@ -169,6 +171,58 @@ def gate_benchmark_table() -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(rows)
+
+
+def schedule_table() -> pd.DataFrame:
+    """The stored results of ``benchmarks/repaint_schedules.py``: per file and schedule, its
+    cost, every criterion of :data:`~xaistudy.studies.ibo.schedules.TOLERANCE` and whether it
+    passed (``chosen``: the cheapest that passed, which the ``gpu`` profile uses)."""
+    import json
+
+    from xaistudy.core.store import repo_root
+    from xaistudy.studies.ibo.schedules import TOLERANCE
+
+    rows = []
+    for path in sorted((repo_root() / "benchmarks" / "results").glob("repaint_schedules_*.json")):
+        r = json.loads(path.read_text())
+        for row in r["table"]:
+            rows.append(
+                {
+                    "file": path.name,
+                    "schedule": row["schedule"],
+                    "unet_calls_per_image": row["unet_calls_per_image"],
+                    "seconds": row["seconds"],
+                    **{k: row[k] for k in TOLERANCE},
+                    "passes": row["passes"],
+                    "chosen": row["schedule"] == r["chosen"],
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def schedule_text(params: Any, table: pd.DataFrame) -> str:
+    """Which RePaint schedule the ``gpu`` profile uses and why, and whether this run's
+    schedule passed the check (from :func:`schedule_table`)."""
+    from xaistudy.chapters.ibo.params import GPU_SCHEDULE
+    from xaistudy.studies.ibo.schedules import TOLERANCE, label, within
+
+    if table.empty:
+        return "No schedule check is stored (benchmarks/repaint_schedules.py writes one)."
+    chosen = table[table.chosen]
+    text = (
+        f"The `gpu` profile's RePaint schedule is {label(GPU_SCHEDULE)} (T/j/r): the cheapest "
+        f"of the grid within every tolerance in {', '.join(sorted(set(table.file)))} "
+        f"(chosen there: {', '.join(chosen.schedule)}; the paper's 250/10/10 is the reference)."
+    )
+    own = f"{params.repaint_steps}/{params.jump_length}/{params.resamplings}"
+    mine = table[table.schedule == own]
+    if mine.empty:
+        return text + f" This run's schedule, {own}, is not in the check."
+    row = mine.iloc[0]
+    if row.passes:
+        return text + f" This run's schedule, {own}, passed it."
+    failed = [k for k in TOLERANCE if not within(k, row[k])]
+    return text + f" This run's schedule, {own}, did not pass it ({', '.join(failed)} outside)."
 
 
 def paper_vs_book(

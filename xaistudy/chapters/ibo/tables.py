@@ -268,6 +268,7 @@ def all_tables(st: study.Result) -> dict[str, pd.DataFrame]:
         "ddpm_gate_benchmark": records.gate_benchmark_table(),
         "repaint_cost": cost_table(st),
         "repaint_benchmark": records.benchmark_table(),
+        "repaint_schedules": records.schedule_table(),
         "lpips": perceptual_table(st, dist, gate),
         "iou_ranking": iou_table(st, iou),
         "auc": auc_table(st, auc),

@@ -81,6 +81,17 @@ def random_regions(regions: np.ndarray, seed: int, sample_ids: Sequence[int]) ->
     )
 
 
+def numerics_key(params: Any) -> dict[str, Any]:
+    """How the UNet ran, for a sampling stage's key: nothing at the defaults (fp32, not
+    compiled), so the float32 results keep their keys."""
+    key: dict[str, Any] = {}
+    if params.precision != "fp32":
+        key["precision"] = params.precision
+    if params.compile:
+        key["compile"] = True
+    return key
+
+
 def strategy_options(
     params: Any, mean: Sequence[float], dm: Any, ddpm_key: dict
 ) -> dict[str, tuple[dict, dict]]:
@@ -98,6 +109,7 @@ def strategy_options(
         "eta": p.eta,
         "repaint_batch": p.repaint_batch,
         "device": str(resolve_device(p.device)),
+        **numerics_key(p),
     }
     ibo_run = dict(
         unet=getattr(dm, "unet", None),
@@ -109,6 +121,8 @@ def strategy_options(
         eta=p.eta,
         batch_size=p.repaint_batch,
         device=p.device,
+        precision=p.precision,
+        compile=p.compile,
     )
     options = {
         "blackening": ({}, {}),
@@ -229,6 +243,22 @@ def _evaluate_samples(
         occluded = occlude_all(strategy, images, levels, seeds, n_masks, **options)
         calls = 0
     seconds = time.perf_counter() - start
+    out = measure_occluded(model, images, occluded, ood, alexnet_weights, n_examples)
+    return {**out, "seconds": np.array(seconds), "unet_calls": np.array(calls)}
+
+
+def measure_occluded(
+    model: nn.Module,
+    images: torch.Tensor,
+    occluded: torch.Tensor,
+    ood: perceptual.Mahalanobis,
+    alexnet_weights: str = "",
+    n_examples: int = 0,
+) -> dict[str, np.ndarray]:
+    """What the tables read from occluded images (S, M, n_masks, 3, H, W) of ``images``
+    (S, 3, H, W): ``prob`` (S, M, n_masks + 1), P(tumour) of the original then after every
+    mask; ``ssim``, ``feature_lpips``, ``mahalanobis`` and, with AlexNet weights,
+    ``lpips_alex`` (S, M, n_masks); ``examples``: the first ``n_examples`` samples as uint8."""
     s, m, k = occluded.shape[:3]
     flat = occluded.reshape(-1, *images.shape[1:]).float()
     x = images[:, None, None].expand(s, m, k, *images.shape[1:]).reshape(-1, *images.shape[1:])
@@ -243,8 +273,6 @@ def _evaluate_samples(
         .round()
         .to(torch.uint8)
         .numpy(),
-        "seconds": np.array(seconds),
-        "unet_calls": np.array(calls),
     }
     if perceptual.alexnet_weights_path(alexnet_weights) is not None:
         lpips = perceptual.lpips_alex(x, flat, weights=alexnet_weights)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from xaistudy.core.runtime import deterministic_kernels
 from xaistudy.core.store import Store
 from xaistudy.evaluate import controls, faithfulness, localisation, occlusion, perceptual
 from xaistudy.models import ddpm
@@ -39,6 +40,7 @@ from xaistudy.studies.ibo.occlude import (
     evaluate_strategy,
     heatmaps,
     noise_seeds,
+    numerics_key,
     random_regions,
     strategy_options,
 )
@@ -195,6 +197,8 @@ def ddpm_stage_key(params: Any, seed: int, data_id: Mapping[str, Any]) -> dict[s
         "train_timesteps": p.train_timesteps,
         **data_id,
     }
+    if p.precision != "fp32":
+        key["precision"] = p.precision
     if p.ddpm_ema:
         key["ema"] = p.ddpm_ema
     if p.ddpm_centre:
@@ -244,6 +248,7 @@ def prepare_seed(params: Any, seed: int, store: Store) -> SeedModel:
         kind="ibo-classifier",
         val_batch_size=p.batch_size,
         recalibrate_bn=False,
+        precision=p.precision,
     )
     model = trained.model.to(resolve_device(p.device)).eval()
     ood = perceptual.Mahalanobis().fit(
@@ -277,6 +282,7 @@ def train_ddpm(
         centre=p.ddpm_centre,
         crop=p.ddpm_crop,
         snr_gamma=p.ddpm_snr_gamma,
+        precision=p.precision,
     )
     return dm, key
 
@@ -296,7 +302,7 @@ def gate_samples(params: Any, dm: ddpm.DDPMResult, key: Mapping, store: Store) -
     n, steps = params.gate_samples, min(params.gate_steps, params.train_timesteps)
     arrays = store.cached_arrays(
         "ibo-ddpm-samples",
-        dict(key, n=n, steps=steps),
+        dict(key, n=n, steps=steps, **numerics_key(params)),
         lambda: {
             "x": ddpm.sample(
                 dm.unet,
@@ -306,6 +312,8 @@ def gate_samples(params: Any, dm: ddpm.DDPMResult, key: Mapping, store: Store) -
                 device=params.device,
                 scaling=dm.scaling,
                 batch_size=params.repaint_batch,
+                precision=params.precision,
+                compile=params.compile,
             ).numpy()
         },
     )
@@ -449,6 +457,11 @@ def run(params: Any, store: Store | None = None, *, profile: str = "quick") -> R
     """The whole experiment over ``params.seeds`` (every stage cached); ``profile`` only names
     the profile the parameters came from in the result."""
     store = store or Store()
+    with deterministic_kernels(params.deterministic):
+        return _run(params, store, profile)
+
+
+def _run(params: Any, store: Store, profile: str) -> Result:
     timings: dict[str, float] = {}
 
     def timed(name: str, fn: Callable[[], Any]) -> Any:
@@ -481,14 +494,5 @@ def run(params: Any, store: Store | None = None, *, profile: str = "quick") -> R
                 **_fields(sm), **_fields(ex), results=results, aucs=aucs, premise_control=control
             )
         )
-    return Result(
-        params,
-        profile,
-        tuple(methods_of(params)),
-        tuple(strategies_of(params)),
-        dm,
-        key,
-        tuple(runs),
-        gate,
-        timings,
-    )
+    methods, strategies = tuple(methods_of(params)), tuple(strategies_of(params))
+    return Result(params, profile, methods, strategies, dm, key, tuple(runs), gate, timings)

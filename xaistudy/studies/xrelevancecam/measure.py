@@ -222,14 +222,7 @@ def model_maps(params, store, data, tm, key: str, idx: np.ndarray, seed: int, pa
     stages.set_dropout(tm.model, passes > 1)
     maps = cached_layer_cams(
         store,
-        {
-            "model": key,
-            "train": tm.result.history.to_dict("list"),
-            "init": tm.init,
-            "idx": idx.tolist(),
-            "test": [params.test_patients, params.test_frames],
-            **data.key,
-        },
+        {**model_key(params, data, tm, key), "idx": idx.tolist()},
         tm.model,
         data.images[idx],
         [1] * len(idx),
@@ -242,3 +235,64 @@ def model_maps(params, store, data, tm, key: str, idx: np.ndarray, seed: int, pa
     )
     stages.set_dropout(tm.model, False)
     return maps
+
+
+# -- stored tables: a rerun of the chapter (an exercise, a second test) loads them -------------
+def _frame_arrays(table: pd.DataFrame, **extra: np.ndarray) -> dict[str, np.ndarray]:
+    out = {"columns": np.array(table.columns, dtype=str), **extra}
+    for column in table.columns:
+        values = table[column].to_numpy()
+        if values.dtype == object:
+            if not all(isinstance(v, str) for v in values):
+                raise TypeError(f"column {column!r} mixes text and other values")
+            values = values.astype(str)
+        out[f"column:{column}"] = values
+    return out
+
+
+def _arrays_frame(arrays: Mapping[str, np.ndarray]) -> pd.DataFrame:
+    return pd.DataFrame({c: arrays[f"column:{c}"] for c in arrays["columns"]})
+
+
+def model_key(params: Any, data: Any, tm: Any, key: str) -> dict[str, Any]:
+    """What identifies one trained model of ``data`` (``key``: ``sk``, ``resnet`` ...): its
+    training history, its start and the data, for the keys of what is computed from it."""
+    return {
+        "model": key,
+        "train": tm.result.history.to_dict("list"),
+        "init": tm.init,
+        "test": [params.test_patients, params.test_frames],
+        **data.key,
+    }
+
+
+def stored_axiom_rows(
+    params: Any, store: Store, key: Mapping, model: nn.Module, x, patients, seed: int
+) -> pd.DataFrame:
+    """:func:`axiom_rows`, stored under ``key`` (:func:`model_key`, plus what tells a control
+    model apart) and the frames' patients."""
+    stage = {**key, "patients": [str(p) for p in patients], "seed": seed, "layers": LAYERS,
+             "methods": METHODS, "axiom_channels": params.axiom_channels}  # fmt: skip
+    arrays = store.cached_arrays(
+        "xrelevancecam-axioms",
+        stage,
+        lambda: _frame_arrays(axiom_rows(params, model, x, patients, seed)),
+    )
+    return _arrays_frame(arrays)
+
+
+def stored_sanity_rows(
+    params: Any, store: Store, key: Mapping, model: nn.Module, x: torch.Tensor, seed: int
+) -> tuple[pd.DataFrame, SanityMaps]:
+    """:func:`sanity_rows`, stored under ``key`` (:func:`model_key`, plus what tells a control
+    model apart and which frames ``x`` are)."""
+    stage = {**key, "seed": seed, "sanity_layer": params.sanity_layer,
+             "clrp_rule": params.clrp_rule, "batch_size": params.batch_size}  # fmt: skip
+
+    def compute() -> dict[str, np.ndarray]:
+        rows, shown = sanity_rows(params, model, x, seed)
+        return _frame_arrays(rows, shown=np.stack(shown.maps))
+
+    arrays = store.cached_arrays("xrelevancecam-sanity", stage, compute)
+    steps = ("trained", *(f"+{name}" for name in CASCADE))
+    return _arrays_frame(arrays), SanityMaps(x[0], steps, tuple(arrays["shown"]))

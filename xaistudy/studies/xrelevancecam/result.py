@@ -20,11 +20,12 @@ from xaistudy.models.classify import predict_proba
 from .data import Data, eval_frames, load_data, spread, starts, train_models
 from .measure import (
     SanityMaps,
-    axiom_rows,
     eq1_diagnostic,
     frame_ious,
+    model_key,
     model_maps,
-    sanity_rows,
+    stored_axiom_rows,
+    stored_sanity_rows,
 )
 
 
@@ -124,14 +125,22 @@ def measure_start(params: Any, data: Data, seed: int, start: str, store: Store) 
         if key == "sk":
             frames = spread(idx, data.patients, params.axiom_images)
             x, patients = data.images[frames], data.patients[frames]
-            ax = axiom_rows(params, tm.model, x, patients, seed).assign(**tag)
+            mk = {**model_key(params, data, tm, key), "frames": frames.tolist()}
+            ax = stored_axiom_rows(params, store, mk, tm.model, x, patients, seed)
             untrained = controls.untrained_copy(tm.model, seed)
-            ax_untrained = axiom_rows(params, untrained, x, patients, seed).assign(**tag)
+            ax_untrained = stored_axiom_rows(
+                params, store, {**mk, "control": "untrained"}, untrained, x, patients, seed
+            )
+            ax, ax_untrained = ax.assign(**tag), ax_untrained.assign(**tag)
         if key == "resnet":
             frames = spread(idx, data.patients, params.sanity_images)
+            mk = {**model_key(params, data, tm, key), "frames": frames.tolist()}
             blank = controls.untrained_copy(tm.model, seed)
-            sa, shown = sanity_rows(params, tm.model, data.images[frames], seed)
-            sa_untrained, _ = sanity_rows(params, blank, data.images[frames], seed)
+            x = data.images[frames]
+            sa, shown = stored_sanity_rows(params, store, mk, tm.model, x, seed)
+            sa_untrained, _ = stored_sanity_rows(
+                params, store, {**mk, "control": "untrained"}, blank, x, seed
+            )
             sa, sa_untrained = (
                 t.assign(unit=data.patients[frames][t["frame"]], **tag) for t in (sa, sa_untrained)
             )
