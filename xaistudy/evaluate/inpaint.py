@@ -123,6 +123,10 @@ def count_unet_calls(unet: torch.nn.Module) -> Iterator[CallCounter]:
 
 
 # -- batched RePaint -------------------------------------------------------------------------
+#: schedules of at least this many steps (reverse steps and jumps) show a progress bar per step
+LONG_SCHEDULE = 100
+
+
 def _check_inputs(images: torch.Tensor, keep: torch.Tensor, seeds: Sequence[int]) -> None:
     check_images_and_mask(images, keep, "keep mask", "1 = keep, 0 = inpaint")
     if len(seeds) != images.shape[0]:
@@ -148,7 +152,8 @@ def _repaint_chunk(
     dev = original.device
     x = randn_tensor(original.shape, generator=gens, device=dev, dtype=original.dtype)
     t_last = sched.timesteps[0] + 1
-    for t in sched.timesteps:
+    long = len(sched.timesteps) >= LONG_SCHEDULE
+    for t in tqdm(sched.timesteps, desc="RePaint steps", leave=False, disable=not long):
         if t < t_last:
             with numerics.autocast(dev, precision):
                 eps = unet(numerics.layout(x), t).sample.float()

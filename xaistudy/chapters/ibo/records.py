@@ -204,16 +204,23 @@ def schedule_text(params: Any, table: pd.DataFrame) -> str:
     """Which RePaint schedule the ``gpu`` profile uses and why, and whether this run's
     schedule passed the check (from :func:`schedule_table`)."""
     from xaistudy.chapters.ibo.params import GPU_SCHEDULE
-    from xaistudy.studies.ibo.schedules import TOLERANCE, label, within
+    from xaistudy.studies.ibo.schedules import FULL, TOLERANCE, label, within
 
     if table.empty:
         return "No schedule check is stored (benchmarks/repaint_schedules.py writes one)."
     chosen = table[table.chosen]
-    text = (
-        f"The `gpu` profile's RePaint schedule is {label(GPU_SCHEDULE)} (T/j/r): the cheapest "
-        f"of the grid within every tolerance in {', '.join(sorted(set(table.file)))} "
-        f"(chosen there: {', '.join(chosen.schedule)}; the paper's 250/10/10 is the reference)."
-    )
+    files = ", ".join(sorted(set(table.file)))
+    if set(chosen.schedule) == {label(FULL)}:
+        text = (
+            f"No cheaper schedule stayed within every tolerance in {files}, so the `gpu` "
+            f"profile keeps the paper's {label(GPU_SCHEDULE)} (T/j/r)."
+        )
+    else:
+        text = (
+            f"The `gpu` profile's RePaint schedule is {label(GPU_SCHEDULE)} (T/j/r): the "
+            f"cheapest of the grid within every tolerance in {files} (chosen there: "
+            f"{', '.join(chosen.schedule)}; the paper's {label(FULL)} is the reference)."
+        )
     own = f"{params.repaint_steps}/{params.jump_length}/{params.resamplings}"
     mine = table[table.schedule == own]
     if mine.empty:
