@@ -33,7 +33,7 @@ from xaistudy.core.params import build_params  # noqa: E402
 from xaistudy.core.runtime import fix_threads  # noqa: E402
 from xaistudy.core.store import Store, atomic_write_bytes  # noqa: E402
 from xaistudy.models.classifiers import resolve_device  # noqa: E402
-from xaistudy.studies.ibo import schedules  # noqa: E402
+from xaistudy.studies.ibo import schedule_noise, schedules  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> dict:
     fix_threads(args.threads)
     params = build_params(IboParams, args.profile, {"threads": args.threads})
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
-    table, chosen = schedules.check_schedules(
+    runs, explained = schedules.run_grid(
         params,
         schedules=grid,
         full=full,
@@ -68,6 +68,24 @@ def main(argv: list[str] | None = None) -> dict:
         n_tiles=args.tiles,
         replicates=args.replicates,
         store=Store(args.cache) if args.cache else Store(),
+    )
+    out = report(params, runs, explained, full, methods, args)
+    text = json.dumps(out, indent=2)
+    print(text)
+    if args.out:
+        atomic_write_bytes(args.out, (text + "\n").encode())
+    return out
+
+
+def report(params, runs, explained, full, methods, args) -> dict:
+    """The JSON object: the table, the chosen schedule, the replicate floors, the setting."""
+    table = schedules.compare(runs, explained, full)
+    chosen = schedules.cheapest_passing(table)
+    floors = schedule_noise.replicate_floors(runs, explained)
+    no_power = sorted(
+        set.intersection(*(set(f.split(", ")) - {""} for f in floors["floor_outside"]))
+        if len(floors)
+        else set()
     )
     commit = subprocess.run(
         ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
@@ -85,6 +103,12 @@ def main(argv: list[str] | None = None) -> dict:
         "tolerance_fixed": "in xaistudy/studies/ibo/schedules.py before any schedule was measured",
         "chosen": chosen,
         "chosen_rule": "the passing schedule with the fewest UNet calls per image",
+        "replicate_floors": json.loads(floors.to_json(orient="records")),
+        "criteria_the_noise_fails": no_power,
+        "replicate_floors_meaning": "each criterion between a schedule's own two noise "
+        "replicates; a criterion listed in criteria_the_noise_fails has its floor outside the "
+        "bound for every schedule with replicates: the noise alone fails it, so the check had "
+        "no power to pass any schedule on it",
         "setting": {
             "seed": params.seeds[0],
             "tiles": args.tiles,
@@ -102,10 +126,6 @@ def main(argv: list[str] | None = None) -> dict:
         "commit": commit,
         "date": datetime.date.today().isoformat(),
     }
-    text = json.dumps(out, indent=2)
-    print(text)
-    if args.out:
-        atomic_write_bytes(args.out, (text + "\n").encode())
     return out
 
 

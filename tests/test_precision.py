@@ -211,6 +211,15 @@ def test_schedule_table_applies_the_tolerances_to_hand_made_runs():
     assert table.loc["10/5/2", "ssim_diff"] == pytest.approx(0.1)  # over the 0.02 bound
     assert not table.loc["10/5/2", "passes"]
     assert schedules.cheapest_passing(table.reset_index()) == "100/5/5"
+    from xaistudy.studies.ibo.schedule_noise import replicate_floors
+
+    floors = replicate_floors(runs, ex).set_index("schedule")  # replicate 0 against 1
+    assert list(floors.index) == ["100/5/5", "50/5/5", "10/5/2"]  # the full one has one
+    assert floors.loc["100/5/5", "floor_auc_abs_diff"] == pytest.approx(0.01)
+    assert floors.loc["100/5/5", "floor_outside"] == ""
+    assert floors.loc["50/5/5", "floor_auc_abs_diff"] == 0  # identical replicates
+    wide = {s: [_run(full + 0.08, **close), _run(full, **close)] for s in [(100, 5, 5)]}
+    assert replicate_floors(wide, ex).floor_outside.iloc[0] == "auc_abs_diff"  # 0.08 > 0.05
 
 
 def test_schedule_check_runs_on_the_smoke_study(tmp_path):

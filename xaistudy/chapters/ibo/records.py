@@ -185,7 +185,9 @@ def schedule_table() -> pd.DataFrame:
     rows = []
     for path in sorted((repo_root() / "benchmarks" / "results").glob("repaint_schedules_*.json")):
         r = json.loads(path.read_text())
+        floors = {f["schedule"]: f for f in r.get("replicate_floors", [])}
         for row in r["table"]:
+            floor = floors.get(row["schedule"], {})
             rows.append(
                 {
                     "file": path.name,
@@ -193,11 +195,17 @@ def schedule_table() -> pd.DataFrame:
                     "unet_calls_per_image": row["unet_calls_per_image"],
                     "seconds": row["seconds"],
                     **{k: row[k] for k in TOLERANCE},
+                    **{f"{k} (noise floor)": floor.get(f"floor_{k}") for k in TOLERANCE
+                       if f"floor_{k}" in floor},  # fmt: skip
                     "passes": row["passes"],
                     "chosen": row["schedule"] == r["chosen"],
+                    "noise_fails": ", ".join(r.get("criteria_the_noise_fails", [])),
                 }
             )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    pairs = [c for k in TOLERANCE for c in (k, f"{k} (noise floor)") if c in table]
+    rest = [c for c in table if c not in pairs and c not in ("passes", "chosen", "noise_fails")]
+    return table[[*rest, *pairs, "passes", "chosen", "noise_fails"]] if rows else table
 
 
 def schedule_text(params: Any, table: pd.DataFrame) -> str:
@@ -220,6 +228,13 @@ def schedule_text(params: Any, table: pd.DataFrame) -> str:
             f"The `gpu` profile's RePaint schedule is {label(GPU_SCHEDULE)} (T/j/r): the "
             f"cheapest of the grid within every tolerance in {files} (chosen there: "
             f"{', '.join(chosen.schedule)}; the paper's {label(FULL)} is the reference)."
+        )
+    noise = sorted({c for v in table.noise_fails for c in v.split(", ") if c})
+    if noise:
+        text += (
+            f" On {', '.join(noise)}, two noise replicates of the same schedule already differ "
+            "by more than the bound (the noise-floor columns), so the check could not pass any "
+            "schedule there: it cannot tell whether a cheaper schedule is good enough on it."
         )
     own = f"{params.repaint_steps}/{params.jump_length}/{params.resamplings}"
     mine = table[table.schedule == own]

@@ -208,7 +208,7 @@ def cheapest_passing(table: pd.DataFrame) -> str:
     return str(ok.sort_values("unet_calls_per_image").iloc[0]["schedule"])
 
 
-def check_schedules(
+def run_grid(
     params: Any,
     *,
     schedules: Sequence[Schedule] = GRID,
@@ -217,11 +217,12 @@ def check_schedules(
     n_tiles: int = 3,
     replicates: int = 2,
     store: Store | None = None,
-) -> tuple[pd.DataFrame, str]:
-    """Run the grid on ``params``' first seed (its classifier, DDPM and heatmaps are the
-    chapter's cached stages) with ``methods`` on ``n_tiles`` tumour tiles; return
-    (:func:`compare`'s table, the cheapest passing schedule). The full schedule runs one noise
-    replicate, the others ``replicates``."""
+) -> tuple[dict[Schedule, list[dict[str, np.ndarray]]], Any]:
+    """Every schedule's inpaintings (:func:`inpaint_schedule`) on ``params``' first seed (its
+    classifier, DDPM and heatmaps are the chapter's cached stages) with ``methods`` on
+    ``n_tiles`` tumour tiles: (runs per schedule, the full one first, one dict per noise
+    replicate; the seed's heatmaps and IoUs). The full schedule runs one replicate, the
+    others ``replicates``."""
     for schedule in (full, *schedules):
         try:
             check_schedule(*schedule, params.train_timesteps)
@@ -241,6 +242,12 @@ def check_schedules(
         runs[schedule] = [
             inpaint_schedule(p, sm, ex, dm, key, schedule, r, store) for r in range(reps)
         ]
-    table = compare(runs, ex, full)
-    return table, cheapest_passing(table)
+    return runs, ex
 
+
+def check_schedules(params: Any, **options: Any) -> tuple[pd.DataFrame, str]:
+    """:func:`run_grid` (same options), then (:func:`compare`'s table, the cheapest passing
+    schedule)."""
+    runs, ex = run_grid(params, **options)
+    table = compare(runs, ex, options.get("full", FULL))
+    return table, cheapest_passing(table)
