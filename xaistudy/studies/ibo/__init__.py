@@ -8,7 +8,9 @@ replicates over the noise -> P(tumour) and distances after every mask -> tidy ro
 (distances), Table 2 (IoU ranking), Tables 3-8 (deletion AUC) and Table 9 (MARD).
 
 Modules: :mod:`.data` (splits), :mod:`.occlude` (heatmaps, strategies, measurements),
-:mod:`.pipeline` (the stages, :func:`run`, :class:`Result`), :mod:`.rows` (rows, statistics).
+:mod:`.pipeline` (the stages, :func:`run`, :class:`Result`), :mod:`.rows` (rows, statistics);
+imported on their own: :mod:`.schedules` (cheaper RePaint schedules judged against the paper's)
+and :mod:`.schedule_noise` (that check's noise floors).
 ``params`` is any object with the ``ibo`` chapter's parameter fields.
 """
 
