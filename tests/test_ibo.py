@@ -26,7 +26,7 @@ from xaistudy.core.params import ParamError, build_params
 from xaistudy.core.store import Store
 from xaistudy.data import stain, synthetic
 from xaistudy.evaluate import occlusion, perceptual
-from xaistudy.models import ddpm
+from xaistudy.models import checkpoints, ddpm
 from xaistudy.models.classifiers import SmallCNN
 from xaistudy.studies import ibo as study
 
@@ -88,6 +88,7 @@ def test_ddpm_resumes_from_its_checkpoint(tmp_path, monkeypatch):
     )
     straight = ddpm.train_ddpm(images, **kw)
     store, key = Store(tmp_path), {"resume": 1}
+    monkeypatch.setattr(checkpoints, "INTERVAL_S", 0.0)  # a checkpoint after every epoch
     save = ddpm._save_checkpoint
 
     def interrupted(store_, kind, params, state):
@@ -399,6 +400,7 @@ def test_ddpm_ema_resumes_and_differs_from_the_raw_weights(tmp_path, monkeypatch
     diffs = [(a - b).abs().max() for a, b in pairs]
     assert max(diffs) > 0
     store, key = Store(tmp_path), {"ema": 1}
+    monkeypatch.setattr(checkpoints, "INTERVAL_S", 0.0)  # a checkpoint after every epoch
     save = ddpm._save_checkpoint
 
     def interrupted(store_, kind, params, state):

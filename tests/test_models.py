@@ -11,7 +11,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from xaistudy.core.runtime import seed_everything
 from xaistudy.core.store import Store
-from xaistudy.models import classifiers, train
+from xaistudy.models import checkpoints, classifiers, train
 from xaistudy.models.classifiers import (
     CLASSIFIERS,
     WeightsNotFoundError,
@@ -275,6 +275,7 @@ def test_fit_validates_arguments(tmp_path: Path) -> None:
 def test_crash_resume_matches_uninterrupted_run(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(checkpoints, "INTERVAL_S", 0.0)  # a checkpoint after every epoch
     params = {"model": "small_cnn", "data": "squares"}
     kwargs = dict(epochs=4, lr=1e-2, optimizer="adam", patience=None, kind="clf", params=params)
     reference = fit(small_model(), *loaders(), store=Store(tmp_path / "a"), **kwargs)
@@ -310,3 +311,29 @@ def test_crash_resume_matches_uninterrupted_run(
     assert cached.from_cache and same_weights(cached.model, reference.model)
     assert cached.history.equals(reference.history)
     assert cached.best_epoch == reference.best_epoch
+
+
+def test_checkpoints_follow_the_clock_and_never_change_the_weights(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A checkpoint after every epoch with interval 0, none in a short run with a long
+    interval; the trained weights are the same either way."""
+    saved: list[int] = []
+    real_save = train._save_checkpoint
+
+    def counting(store, kind, params, settings, progress, *rest):
+        saved.append(progress.epoch)
+        return real_save(store, kind, params, settings, progress, *rest)
+
+    monkeypatch.setattr(train, "_save_checkpoint", counting)
+    kwargs = dict(epochs=3, lr=1e-2, patience=None, kind="clf", params={"clock": 1})
+    monkeypatch.setattr(checkpoints, "INTERVAL_S", 0.0)
+    every = fit(small_model(), *loaders(), store=Store(tmp_path / "a"), **kwargs)
+    assert saved == [1, 2, 3]
+    saved.clear()
+    monkeypatch.setattr(checkpoints, "INTERVAL_S", 3600.0)
+    none = fit(small_model(), *loaders(), store=Store(tmp_path / "b"), **kwargs)
+    assert saved == []
+    assert same_weights(every.model, none.model)
+    with pytest.raises(ValueError, match="interval_s must be >= 0"):
+        checkpoints.CheckpointClock(-1)

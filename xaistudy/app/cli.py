@@ -122,6 +122,13 @@ def _parser() -> argparse.ArgumentParser:
         action="store_true",
         help="first run every exercise at the smoke size (about 9 min) for the answer keys",
     )
+    book.add_argument(
+        "--lanes",
+        type=int,
+        default=None,
+        help="chapters run at once, each in its own process with its own threads (default: "
+        "one per core, at most 2; the numbers do not depend on it)",
+    )
     return p
 
 
@@ -321,7 +328,12 @@ def _main(argv: list[str] | None = None) -> int:
         elif args.command == "claims":
             _print_claims(args.chapters_dir, args.csv)
         elif args.command == "book":
-            print(book.build_book(args.profile, run=not args.no_run, exercises=args.exercises))
+            if args.lanes is not None and args.lanes < 1:
+                raise ParamError(f"--lanes must be >= 1, got {args.lanes}")
+            built = book.build_book(
+                args.profile, run=not args.no_run, exercises=args.exercises, lanes=args.lanes
+            )
+            print(built)
     except ParamError as err:
         if starting is not None:
             starting.close()

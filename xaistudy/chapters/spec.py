@@ -20,6 +20,8 @@ if TYPE_CHECKING:  # pandas is imported where a table is read (`xaistudy list` n
 
 #: book parts, in order
 PARTS = ("Chapters", "Synthesis")
+#: ``Chapter.after`` naming every other chapter
+ALL = ("*",)
 
 #: what an exercise may point at: a table (tables/NAME.csv), a claim (claims.csv) or a figure
 TARGET_KINDS = ("table", "claim", "figure")
@@ -229,6 +231,9 @@ class Chapter:
     #: the chapter's computation, ``compute(params)``, every stage cached: what ``xaistudy
     #: compute`` runs outside the notebook (e.g. under ``accelerate launch``, work shared out)
     compute_ref: Callable[[Any], Any] | str | None = None
+    #: the chapters whose cached stages this one reuses or whose outputs it reads (:data:`ALL`:
+    #: every other chapter): ``xaistudy book`` starts it only when they have finished
+    after: tuple[str, ...] = ()
 
     @property
     def params(self) -> type[BaseParams]:

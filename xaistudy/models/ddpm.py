@@ -4,7 +4,8 @@ The model of the IBO chapter learns what *normal* tissue looks like: it is train
 tiles only and later fills occluded regions with normal tissue (RePaint, see
 :mod:`xaistudy.evaluate.inpaint`). Images enter the model in [-1, 1]; the functions here take
 and return [0, 1] tensors. Training is cached in the artifact store and resumes from a
-checkpoint written after every epoch.
+checkpoint written after an epoch, at most every
+:data:`~xaistudy.models.checkpoints.INTERVAL_S` seconds.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from xaistudy.core.store import Store, atomic_write_bytes
 if TYPE_CHECKING:  # diffusers is imported where a model is built (seconds of imports)
     from diffusers import DDPMScheduler, UNet2DModel
 from xaistudy.models import precision as numerics
+from xaistudy.models.checkpoints import CheckpointClock
 from xaistudy.models.classifiers import resolve_device
 
 log = logging.getLogger(__name__)
@@ -308,6 +310,7 @@ def train_ddpm(
     n = len(data)
     alphas = scheduler.alphas_cumprod.to(dev)
     bar = tqdm(total=epochs, initial=start, desc="DDPM (normal tiles)", unit="epoch")
+    clock = CheckpointClock()
     for epoch in range(start, epochs):
         unet.train()
         order = torch.randperm(n, generator=gen)
@@ -337,7 +340,8 @@ def train_ddpm(
         losses.append(total / n)
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
-        if store is not None and distributed.is_main():  # one writer under accelerate launch
+        # one writer under accelerate launch
+        if store is not None and distributed.is_main() and clock.due():
             state = {
                 "model": {k: v.detach().cpu() for k, v in unet.state_dict().items()},
                 "optimizer": opt.state_dict(),

@@ -2,8 +2,9 @@
 
 :func:`fit` trains with cross-entropy and early stopping on the validation loss. Given a
 :class:`~xaistudy.core.store.Store` it returns a finished result without training, checkpoints
-every epoch (weights, optimizer, history and every random-number state) and resumes an
-interrupted run so that it ends with exactly the weights of an uninterrupted one.
+as it trains (weights, optimizer, history and every random-number state; at most every
+:data:`~xaistudy.models.checkpoints.INTERVAL_S` seconds) and resumes an interrupted run
+so that it ends with exactly the weights of an uninterrupted one.
 
 Determinism needs a seeded shuffle: build training loaders with :func:`make_loader`, or pass
 ``generator=torch.Generator().manual_seed(seed)`` to ``DataLoader`` yourself.
@@ -36,6 +37,7 @@ from xaistudy.core.runtime import seed_everything
 from xaistudy.core.store import Store, atomic_write_bytes
 from xaistudy.models import precision as numerics
 from xaistudy.models import random_states
+from xaistudy.models.checkpoints import CheckpointClock
 from xaistudy.models.classifiers import resolve_device
 
 log = logging.getLogger(__name__)
@@ -361,7 +363,9 @@ def fit(
     Stops early after ``patience`` epochs without a lower validation loss (None: never).
     With ``store`` (then ``params`` is required and must identify the model, data and
     training settings): a stored result of ``(kind, params)`` is returned without training;
-    otherwise a checkpoint written after every epoch lets an interrupted run resume exactly.
+    otherwise a checkpoint (written after an epoch, at most every
+    :data:`~xaistudy.models.checkpoints.INTERVAL_S` seconds) lets an interrupted run resume
+    exactly.
     ``on_epoch_end(epoch, metrics)`` is called after each epoch's checkpoint. ``objective``
     sets the loss, the reported score and how a batch splits into input and target (default:
     classification with accuracy); put what it is into ``params`` when caching. ``precision``:
@@ -402,6 +406,7 @@ def fit(
         return patience is not None and progress.bad_epochs >= patience
 
     bar = tqdm(total=epochs, initial=progress.epoch, desc=desc or kind, unit="epoch")
+    clock = CheckpointClock()
     for epoch in range(progress.epoch + 1, epochs + 1):
         if done():
             break
@@ -417,7 +422,7 @@ def fit(
             "val_acc": val_acc,
         }
         progress.record(row, model)
-        if store is not None:
+        if store is not None and clock.due():
             _save_checkpoint(
                 store, kind, params, settings, progress, model, opt, train_loader, scaler
             )

@@ -34,6 +34,7 @@ CHAPTER = Chapter(
     order=5,
     part="Synthesis",
     compute_ref="xaistudy.chapters.meta_evaluation:run",
+    after=("ibo",),  # the ibo chapter's DDPM is this chapter's (one cached stage)
 )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from xaistudy.chapters.spec import Chapter
+from xaistudy.chapters.spec import ALL, Chapter
 from xaistudy.chapters.synthesis import figures as _figures_page  # noqa: F401
 
 # the page modules, imported first: the interface functions defined below then keep
@@ -32,6 +32,7 @@ CHAPTER = Chapter(
     params_ref=SynthesisParams,
     order=10,
     part="Synthesis",
+    after=ALL,  # it reads every other chapter's claims
 )
 
 
