@@ -74,3 +74,24 @@ def test_the_books_chapters_name_real_prerequisites():
     assert deps["meta_evaluation"] == {"ibo"}  # it reuses the ibo chapter's DDPM
     assert deps["synthesis"] == set(found) - {"synthesis"}  # it reads every chapter's claims
     assert 1 <= book.default_lanes() <= book.MAX_LANES
+
+
+def test_a_chapter_run_beside_others_says_so_in_its_record(monkeypatch, tmp_path):
+    import torch
+
+    from xaistudy.chapters import get_chapter
+    from xaistudy.chapters.report import start
+    from xaistudy.core.params import build_params
+
+    params = build_params(get_chapter("data").params, "smoke")
+    threads = torch.get_num_threads()
+    try:
+        monkeypatch.delenv(book.LANES_VARIABLE, raising=False)
+        assert "chapters at once" not in start(params, tmp_path, "smoke").record
+        monkeypatch.setenv(book.LANES_VARIABLE, "1")
+        assert "chapters at once" not in start(params, tmp_path, "smoke").record
+        monkeypatch.setenv(book.LANES_VARIABLE, "2")
+        note = start(params, tmp_path, "smoke").record["chapters at once"]
+        assert note.startswith("up to 2 (make book)") and "timings" in note
+    finally:
+        torch.set_num_threads(threads)

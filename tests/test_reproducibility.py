@@ -80,6 +80,28 @@ def test_fix_threads_sets_torch_and_reports_what_it_set():
         torch.use_deterministic_algorithms(False)
 
 
+def test_deterministic_kernels_are_set_without_loading_the_compiler():
+    """fix_threads turns torch's deterministic algorithms on (warn-only) in a fresh process
+    without importing torch._inductor (torch's own setter loads it: ~2 s per process); once
+    the compiler is loaded, the flag reaches its config too."""
+    code = (
+        "import sys, torch\n"
+        "from xaistudy.core.runtime import fix_threads, set_deterministic_algorithms\n"
+        "fix_threads(1)\n"
+        "print(torch.are_deterministic_algorithms_enabled(),\n"
+        "      torch.is_deterministic_algorithms_warn_only_enabled(),\n"
+        "      'torch._inductor' in sys.modules)\n"
+        "import torch._inductor.config as c\n"
+        "set_deterministic_algorithms(False); print(c.deterministic)\n"
+        "set_deterministic_algorithms(True); print(c.deterministic)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "True", "False", "False", "True"]
+
+
 def test_libraries_loaded_after_fix_threads_use_the_same_threads():
     """scipy's and scikit-learn's BLAS/OpenMP pools (loaded by LIME, after the chapter fixed
     its threads) must not keep the size the caller's environment asked for."""

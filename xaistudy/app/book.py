@@ -24,8 +24,10 @@ from xaistudy.chapters.spec import ALL
 from xaistudy.core.params import DEFAULT_PROFILE
 from xaistudy.core.store import default_out, repo_root
 
-#: at most this many chapters at once by default (the 2-core machine's measured best)
+#: at most this many chapters at once by default
 MAX_LANES = 2
+#: how many chapters run at once, for the chapter's run record (its timings share the cores)
+LANES_VARIABLE = "XAISTUDY_LANES"
 
 
 def default_lanes() -> int:
@@ -131,7 +133,7 @@ def run_in_process(name: str, profile: str, show: Callable[[str], None], lanes: 
     show(f"== chapter {name} (profile {profile})")
     start = time.monotonic()
     command = [sys.executable, "-m", "xaistudy", "run", name, "--profile", profile]
-    env = dict(os.environ)
+    env = {**os.environ, LANES_VARIABLE: str(lanes)}
     if lanes > 1:  # a thread waiting for work sleeps instead of spinning on a shared core
         env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     if lanes == 1:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import logging
+import os
 import platform
 import re
 import sys
@@ -269,8 +270,6 @@ def show_progress() -> None:
     on the terminal (``$XAISTUDY_TERMINAL``) stderr is copied there, so the bars move live;
     off a terminal (``$XAISTUDY_LOG``, a file the runner relays to its own stderr) a quiet
     :class:`StageLog`. The notebook keeps its stderr as before."""
-    import os
-
     terminal, log_file = os.environ.get("XAISTUDY_TERMINAL"), os.environ.get("XAISTUDY_LOG")
     if not (terminal or log_file) or isinstance(sys.stderr, _Tee):
         return
@@ -305,6 +304,12 @@ def start(params: BaseParams, out_dir: str | Path = ".", profile: str = "quick")
 
     used = str(resolve_device(params.device))  # the device the run uses, not "auto"
     record["device"] = used if params.device == used else f"{used} (asked: {params.device})"
+    lanes = os.environ.get("XAISTUDY_LANES", "")
+    if lanes.isdigit() and int(lanes) > 1:  # `make book` ran this chapter beside others
+        record["chapters at once"] = (
+            f"up to {lanes} (make book): its wall-clock timings may include another "
+            "chapter's load; `xaistudy run` alone times it unshared"
+        )
     record["python"] = platform.python_version()
     record.update(library_versions())
     return Run(params=params, out_dir=Path(out_dir), profile=profile, record=record)

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import random
+import sys
 from collections.abc import Iterator
 
 import numpy as np
@@ -36,6 +37,24 @@ def thread_environment(threads: int) -> dict[str, str]:
     return {name: str(threads) for name in THREAD_VARIABLES}
 
 
+def set_deterministic_algorithms(on: bool, warn_only: bool = True) -> None:
+    """``torch.use_deterministic_algorithms(on, warn_only=...)`` without loading the compiler.
+
+    torch's function imports ``torch._inductor`` (1.7-2.3 s of every process's start on the
+    2-core machine) only to copy the flag into the compiler's config; here the flag is set in
+    torch itself, and in the compiler's config when the compiler is already loaded
+    (:func:`xaistudy.models.precision.prepare` copies it when it compiles).
+    """
+    setter = getattr(torch._C, "_set_deterministic_algorithms", None)
+    if setter is None:  # a torch without it: the public function
+        torch.use_deterministic_algorithms(on, warn_only=warn_only)
+        return
+    setter(on, warn_only=warn_only)
+    compiler = sys.modules.get("torch._inductor.config")
+    if compiler is not None:
+        compiler.deterministic = on
+
+
 def fix_threads(threads: int) -> dict[str, object]:
     """Use ``threads`` CPU threads in torch and the BLAS/OpenMP pools; deterministic kernels.
 
@@ -50,7 +69,7 @@ def fix_threads(threads: int) -> dict[str, object]:
     except RuntimeError:  # only settable before the first parallel work; keep what is set
         pass
     threadpool_limits(limits=threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    set_deterministic_algorithms(True, warn_only=True)
     if torch.get_num_threads() != threads:
         raise RuntimeError(f"torch uses {torch.get_num_threads()} threads, not {threads}")
     return {"threads": torch.get_num_threads(), "interop_threads": torch.get_num_interop_threads()}
@@ -105,11 +124,11 @@ def deterministic_kernels(on: bool = True) -> Iterator[None]:
         torch.backends.cudnn.benchmark,
     )
     _FAST_KERNELS = not on
-    torch.use_deterministic_algorithms(on, warn_only=True)
+    set_deterministic_algorithms(on, warn_only=True)
     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = on, not on
     try:
         yield
     finally:
         _FAST_KERNELS = before[0]
-        torch.use_deterministic_algorithms(before[1], warn_only=before[2])
+        set_deterministic_algorithms(before[1], warn_only=before[2])
         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[3:]

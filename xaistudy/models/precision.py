@@ -68,6 +68,9 @@ def prepare(module: nn.Module, device: str | torch.device, *, compile: bool = Fa
     if channels_last_applies(device):
         module = module.to(memory_format=torch.channels_last)
     if compile:
+        import torch._inductor.config as compiler
+
+        compiler.deterministic = torch.are_deterministic_algorithms_enabled()
         return torch.compile(module)
     return module
 
