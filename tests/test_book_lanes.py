@@ -95,3 +95,10 @@ def test_a_chapter_run_beside_others_says_so_in_its_record(monkeypatch, tmp_path
         assert note.startswith("up to 2 (make book)") and "timings" in note
     finally:
         torch.set_num_threads(threads)
+
+
+def test_the_command_refuses_zero_lanes_before_running_anything(capsys):
+    from xaistudy.app import cli
+
+    assert cli.main(["book", "--lanes", "0"]) == 2
+    assert "--lanes must be >= 1, got 0" in capsys.readouterr().err
