@@ -10,7 +10,7 @@ import pytest
 
 from xaistudy.app import book
 from xaistudy.app.runner import chapters
-from xaistudy.chapters.spec import ALL
+from xaistudy.chapters.spec import ALL, LANES_VARIABLE
 
 AFTER = {"a": (), "b": (), "c": (), "slow": (), "needs_slow": ("slow",), "last": ALL}
 
@@ -86,11 +86,11 @@ def test_a_chapter_run_beside_others_says_so_in_its_record(monkeypatch, tmp_path
     params = build_params(get_chapter("data").params, "smoke")
     threads = torch.get_num_threads()
     try:
-        monkeypatch.delenv(book.LANES_VARIABLE, raising=False)
+        monkeypatch.delenv(LANES_VARIABLE, raising=False)
         assert "chapters at once" not in start(params, tmp_path, "smoke").record
-        monkeypatch.setenv(book.LANES_VARIABLE, "1")
+        monkeypatch.setenv(LANES_VARIABLE, "1")
         assert "chapters at once" not in start(params, tmp_path, "smoke").record
-        monkeypatch.setenv(book.LANES_VARIABLE, "2")
+        monkeypatch.setenv(LANES_VARIABLE, "2")
         note = start(params, tmp_path, "smoke").record["chapters at once"]
         assert note.startswith("up to 2 (make book)") and "timings" in note
     finally:

@@ -2,10 +2,11 @@
 
 The chapters run as separate ``xaistudy run`` processes, ``lanes`` at a time (two on a machine
 with two cores or more). Each runs with the threads its parameters name, in its own process,
-so its numbers are those of a run alone; running two at once only fills the cores that one
-chapter leaves idle (its single-threaded stretches: data generation, LIME, figures, the
-kernel's start). A chapter starts when the chapters it reuses or reads (``Chapter.after``)
-have finished; among the ready ones, a chapter others wait for goes first, then book order.
+so its numbers are those of a run alone. Two chapters at once slow each other (measured on
+the 2-core machine: each took 1.2-1.8x its time alone) but finish the quick book 16 % sooner
+than one at a time (``benchmarks/results/book_quick_cpu_2core.json``). A chapter starts when
+the chapters it reuses or reads (``Chapter.after``) have finished; among the ready ones, a
+chapter others wait for goes first, then book order.
 """
 
 from __future__ import annotations
@@ -20,14 +21,12 @@ from pathlib import Path
 
 from xaistudy.app import exercises as ex
 from xaistudy.app.runner import ChapterFailed, build_html, chapters, prepare_run
-from xaistudy.chapters.spec import ALL
+from xaistudy.chapters.spec import ALL, LANES_VARIABLE
 from xaistudy.core.params import DEFAULT_PROFILE
 from xaistudy.core.store import default_out, repo_root
 
 #: at most this many chapters at once by default
 MAX_LANES = 2
-#: how many chapters run at once, for the chapter's run record (its timings share the cores)
-LANES_VARIABLE = "XAISTUDY_LANES"
 
 
 def default_lanes() -> int:

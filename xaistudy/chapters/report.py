@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from xaistudy.chapters.spec import LANES_VARIABLE
 from xaistudy.core.params import BaseParams
 from xaistudy.core.runtime import fix_threads
 from xaistudy.stats import claims as claims_mod
@@ -304,7 +305,7 @@ def start(params: BaseParams, out_dir: str | Path = ".", profile: str = "quick")
 
     used = str(resolve_device(params.device))  # the device the run uses, not "auto"
     record["device"] = used if params.device == used else f"{used} (asked: {params.device})"
-    lanes = os.environ.get("XAISTUDY_LANES", "")
+    lanes = os.environ.get(LANES_VARIABLE, "")
     if lanes.isdigit() and int(lanes) > 1:  # `make book` ran this chapter beside others
         record["chapters at once"] = (
             f"up to {lanes} (make book): its wall-clock timings may include another "

@@ -22,6 +22,9 @@ if TYPE_CHECKING:  # pandas is imported where a table is read (`xaistudy list` n
 PARTS = ("Chapters", "Synthesis")
 #: ``Chapter.after`` naming every other chapter
 ALL = ("*",)
+#: set by ``xaistudy book`` for each chapter it runs: how many chapters run at once (the run
+#: record says so, since the chapter's wall-clock timings then share the cores)
+LANES_VARIABLE = "XAISTUDY_LANES"
 
 #: what an exercise may point at: a table (tables/NAME.csv), a claim (claims.csv) or a figure
 TARGET_KINDS = ("table", "claim", "figure")
